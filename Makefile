@@ -1,0 +1,64 @@
+# Veil: `make run` serves the demo on :8000, `make test` runs lint and the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The PostgreSQL + Redis pass of `make test` (pytest-django creates and drops test_<db> itself).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+.PHONY: run install install-dev migrate seed serve test test-sqlite test-services lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+serve: install
+	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+run: seed serve
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+test-sqlite: install-dev
+	@echo "== pytest on SQLite, in-memory channel layer, eager Celery"
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+test-services: install-dev
+	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
+		echo "== pytest on PostgreSQL + Redis (channels_redis, Celery broker)"; \
+		DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS); \
+	elif [ "$$VEIL_REQUIRE_SERVICES" = "1" ]; then \
+		echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL) and VEIL_REQUIRE_SERVICES=1"; exit 1; \
+	else \
+		echo "== PostgreSQL not reachable at $(TEST_DATABASE_URL): skipping the PostgreSQL + Redis pass"; \
+	fi
+
+test: lint test-sqlite test-services
+
+bench: install-dev
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,234 @@
+"""Veil's one settings module. Everything configurable comes from typed environment variables (see config/env.py).
+
+Embedded by default: no DATABASE_URL -> SQLite under VEIL_DATA_DIR; no REDIS_URL -> in-memory channel layer and
+Celery tasks run eagerly in-process. Setting both switches to the real stack (PostgreSQL, channels_redis, a Celery
+worker on Redis).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import database_from_url, env_bool, env_int, env_list, env_str, sqlite_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("VEIL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("VEIL_DEBUG", default=False)
+
+
+def _secret_key() -> str:
+    key = env_str("VEIL_SECRET_KEY")
+    if key:
+        return key
+    # Embedded mode: keep a generated key beside the SQLite database so sessions survive restarts without anyone
+    # having to invent a secret. A real deployment sets VEIL_SECRET_KEY (check --deploy insists on it).
+    key_file = DATA_DIR / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+SECRET_KEY = _secret_key()
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("VEIL_SECRET_KEY must be at least 32 characters long")
+
+ALLOWED_HOSTS = env_list("VEIL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("VEIL_CSRF_TRUSTED_ORIGINS", [])
+
+# Behind TLS (VEIL_SECURE=1) every cookie is secure and plain HTTP is redirected.
+SECURE = env_bool("VEIL_SECURE", default=False)
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE and env_bool("VEIL_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env_int("VEIL_HSTS_SECONDS", 31_536_000 if SECURE else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE and env_bool("VEIL_HSTS_PRELOAD", default=False)
+if env_bool("VEIL_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("VEIL_SESSION_HOURS", 12, minimum=1, maximum=24 * 14) * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # the console's small JS reads it to send X-CSRFToken on fetch()
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "moderation",
+    "review_queue",
+    "wellbeing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "config.roles.roles_context",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL")
+DATABASES = {
+    "default": database_from_url("DATABASE_URL", DATABASE_URL)
+    if DATABASE_URL
+    else sqlite_database(str(DATA_DIR / "veil.sqlite3"))
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+REDIS_MAX_CONNECTIONS = env_int("VEIL_REDIS_MAX_CONNECTIONS", 1000, minimum=10)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            # Pub/sub: consoles only need fan-out of small events, and it has the lowest latency per broadcast.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                "prefix": env_str("VEIL_CHANNEL_PREFIX", "veil"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VEIL_TASK_VISIBILITY_SECONDS", 3600, minimum=60)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env_str("VEIL_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start when it is missing
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the app folders unless a deployment ran collectstatic (the compose image does).
+WHITENOISE_USE_FINDERS = env_bool("VEIL_STATIC_FROM_FINDERS", default=True)
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Originals and derivatives live under DATA_DIR/media, which no URL maps to: media is served only by views that
+# check the role and the lease.
+MEDIA_ROOT = Path(env_str("VEIL_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(MEDIA_ROOT)}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
+# Upload safety limits (bytes, pixels, frames).
+VEIL_MAX_UPLOAD_BYTES = env_int("VEIL_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1024)
+VEIL_MAX_PIXELS = env_int("VEIL_MAX_PIXELS", 50_000_000, minimum=10_000)
+VEIL_MAX_FRAMES = env_int("VEIL_MAX_FRAMES", 500, minimum=1)
+VEIL_DISPLAY_MAX_SIDE = env_int("VEIL_DISPLAY_MAX_SIDE", 1600, minimum=256, maximum=4096)
+FILE_UPLOAD_HANDLERS = ["moderation.uploads.SizeLimitedUploadHandler"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # non-file form fields only
+
+# Review behaviour.
+VEIL_LEASE_SECONDS = env_int("VEIL_LEASE_SECONDS", 600, minimum=30, maximum=3600)
+# The organisation's longest reveal; a moderator may choose shorter, never longer.
+VEIL_REVEAL_SECONDS = env_int("VEIL_REVEAL_SECONDS", 10, minimum=1, maximum=30)
+# The organisation's weakest blur (0-6); a moderator may choose stronger, never weaker.
+VEIL_MIN_BLUR_LEVEL = env_int("VEIL_MIN_BLUR_LEVEL", 2, minimum=0, maximum=6)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Veil API",
+    "DESCRIPTION": "Ingest content for review, claim items, record decisions. Errors are "
+    '{"error": "<code>", "detail": "<sentence>"}.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("VEIL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

@@ -1,0 +1,40 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from moderation import api as item_api
+from moderation import views as media_views
+from review_queue import api as queue_api
+from review_queue import views as console_views
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+api_v1 = [
+    path("items/", item_api.ItemCollection.as_view(), name="api-items"),
+    path("items/<int:item_id>/", item_api.ItemDetail.as_view(), name="api-item"),
+    path("items/<int:item_id>/decision/", item_api.ItemDecision.as_view(), name="api-item-decision"),
+    path("items/<int:item_id>/reveal/", item_api.ItemReveal.as_view(), name="api-item-reveal"),
+    path("items/<int:item_id>/release/", item_api.ItemRelease.as_view(), name="api-item-release"),
+    path("reveals/<int:reveal_id>/end/", item_api.RevealEnd.as_view(), name="api-reveal-end"),
+    path("queues/", queue_api.QueueList.as_view(), name="api-queues"),
+    path("queues/<slug:slug>/claim/", queue_api.QueueClaim.as_view(), name="api-queue-claim"),
+]
+
+urlpatterns = [
+    path("", console_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("console/", include("review_queue.urls")),
+    path("media/items/<int:item_id>/preview", media_views.preview, name="media-preview"),
+    path("media/items/<int:item_id>/clear", media_views.clear, name="media-clear"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+]

@@ -1,0 +1,150 @@
+"""REST endpoints for items: ingest (requester tokens), status, reveal, decision, release."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ApiError
+from config.roles import HasRole, Role, has_role, signed_in
+from moderation import media, selectors, services
+from moderation.serializers import (
+    DecisionInputSerializer,
+    DecisionSerializer,
+    ErrorSerializer,
+    ItemIngestSerializer,
+    ItemSerializer,
+)
+from review_queue.models import Policy, Queue
+from review_queue.services import item_release
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 403, 404, 409, 413)}
+
+
+def _raise(exc: services.ReviewError) -> None:
+    raise ApiError(exc.code, exc.detail, exc.status)
+
+
+class ItemCollection(APIView):
+    permission_classes = [HasRole.for_roles(Role.REQUESTER)]
+
+    @extend_schema(request=ItemIngestSerializer, responses={201: ItemSerializer, **ERRORS}, operation_id="items_create")
+    def post(self, request: Request) -> Response:
+        user = signed_in(request)
+        serializer = ItemIngestSerializer(data=request.data)  # parsing runs the size-limited upload handler
+        if getattr(request._request, "veil_oversized_upload", None):
+            raise ApiError("too_large", f"The file is larger than the {_mib()} MiB limit.", 413)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        queue = Queue.objects.filter(slug=data["queue"], is_active=True).first()
+        allowed = queue is not None and (
+            user.is_superuser or queue.submitters.filter(pk=user.pk).exists()
+        )
+        if queue is None or not allowed:
+            raise ApiError("unknown_queue", f"There is no open queue {data['queue']!r} that this account may submit "
+                           "to.", 400)
+        try:
+            item = services.item_ingest(
+                queue=queue,
+                upload=data["file"],
+                submitted_by=user,
+                external_id=data["external_id"],
+                category=data["category"],
+                severity=int(data["severity"]),
+            )
+        except media.UnsafeImage as exc:
+            status_code = 413 if exc.code in {"too_large"} else 400
+            raise ApiError(exc.code, exc.detail, status_code) from None
+        item.refresh_from_db()
+        return Response(ItemSerializer(item).data, status=status.HTTP_201_CREATED)
+
+
+def _mib() -> str:
+    from django.conf import settings
+
+    return f"{settings.VEIL_MAX_UPLOAD_BYTES / (1024 * 1024):g}"
+
+
+class ItemDetail(APIView):
+    @extend_schema(responses={200: ItemSerializer, **ERRORS}, operation_id="items_retrieve")
+    def get(self, request: Request, item_id: int) -> Response:
+        user = signed_in(request)
+        item = get_object_or_404(selectors.items_visible_to(user=user), pk=item_id)
+        return Response(ItemSerializer(item).data)
+
+
+class ItemDecision(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=DecisionInputSerializer, responses={201: DecisionSerializer, **ERRORS},
+                   operation_id="items_decide")
+    def post(self, request: Request, item_id: int) -> Response:
+        user = signed_in(request)
+        item = selectors.item_held_by(user=user, item_id=item_id)
+        if item is None:
+            raise ApiError("not_lease_holder", "You do not hold this item. Claim the next item from its queue.", 409)
+        serializer = DecisionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        policy = None
+        if data["policy"]:
+            policy = Policy.objects.filter(queue_id=item.queue_id, code=data["policy"]).first()
+            if policy is None:
+                raise ApiError("invalid_policy", f"The queue has no policy {data['policy']!r}.", 400)
+        try:
+            decision = services.decision_record(
+                item=item, reviewer=user, action=data["action"], policy=policy, reason=data["reason"]
+            )
+        except services.ReviewError as exc:
+            _raise(exc)
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class ItemReveal(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={201: OpenApiResponse(description="url, seconds, reveal id"), **ERRORS},
+                   operation_id="items_reveal")
+    def post(self, request: Request, item_id: int) -> Response:
+        user = signed_in(request)
+        item = selectors.item_held_by(user=user, item_id=item_id)
+        if item is None:
+            raise ApiError("not_lease_holder", "You do not hold this item.", 409)
+        try:
+            grant = services.reveal_start(item=item, reviewer=user)
+        except services.ReviewError as exc:
+            _raise(exc)
+        from django.urls import reverse
+
+        url = f"{reverse('media-clear', args=[item.pk])}?t={grant.token}"
+        return Response({"reveal": grant.reveal.pk, "url": url, "seconds": grant.seconds}, status=201)
+
+
+class RevealEnd(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={204: None, **ERRORS}, operation_id="reveals_end")
+    def post(self, request: Request, reveal_id: int) -> Response:
+        user = signed_in(request)
+        services.reveal_end(reveal_id=reveal_id, reviewer=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemRelease(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={204: None, **ERRORS}, operation_id="items_release")
+    def post(self, request: Request, item_id: int) -> Response:
+        user = signed_in(request)
+        item = selectors.item_held_by(user=user, item_id=item_id)
+        if item is None or not has_role(user, Role.MODERATOR, Role.TEAM_LEAD):
+            raise ApiError("not_lease_holder", "You do not hold this item.", 409)
+        try:
+            item_release(item=item, reviewer=user)
+        except services.ReviewError as exc:
+            _raise(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)

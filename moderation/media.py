@@ -1,0 +1,344 @@
+"""Inspection and safe rendering of untrusted uploaded images.
+
+A pure library (no Django): the ingest service calls :func:`inspect_image` in the request before anything is stored,
+and the Celery worker calls :func:`make_derivatives` later. Both turn every failure, whatever Pillow raised, into
+:class:`UnsafeImage`, so a hostile file can refuse itself but never crash a request or kill a worker.
+
+Refusal codes are stable and meant for machines; details are sentences that may be shown to the uploader.
+Two codes overlap by design: ``too_many_pixels`` is the caller's policy (``max_pixels``), while
+``decompression_bomb`` is Pillow's own safety net (``Image.MAX_IMAGE_PIXELS``, never changed here). Pillow's net runs
+inside ``Image.open`` before we see the size, so a header beyond it (about 89.5 megapixels by default, e.g. a PNG
+claiming 20000x20000) is reported as ``decompression_bomb`` even when it is also over ``max_pixels``.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Final
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+_MIME: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+
+_SNIFF_BYTES: Final = 512
+# The preview is rebuilt from a thumbnail this small, so it can never carry more than this many pixels of detail.
+_PREVIEW_SOURCE_SIDE: Final = 16
+_NEUTRAL_GREY: Final = (128, 128, 128)
+_DISPLAY_QUALITY: Final = 85
+_PREVIEW_QUALITY: Final = 75
+_U64_MASK: Final = (1 << 64) - 1
+_I64_MIN: Final = -(1 << 63)
+
+
+class UnsafeImage(Exception):
+    """A refused upload. `code` is a short machine code, `detail` a human sentence naming the problem."""
+
+    code: str
+    detail: str
+
+    def __init__(self, code: str, detail: str) -> None:
+        # Both go to Exception.args so the exception pickles (Celery, multiprocessing) and unpickles intact.
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # one of ALLOWED_FORMATS, decided by magic bytes
+    mime: str
+    width: int  # as stored, before EXIF orientation
+    height: int
+    frames: int  # 1 for still images
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    preview: bytes  # JPEG, mode L, blurred beyond recovery
+    display: bytes  # JPEG, RGB, longest side <= display_max_side
+    display_mime: str
+    width: int  # of the display rendition, after EXIF orientation
+    height: int
+    phash: int  # signed 64-bit
+    dhash: int  # signed 64-bit
+
+
+def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, max_frames: int) -> ImageInfo:
+    """Decide whether an upload may be stored. Raises UnsafeImage; leaves `fp` at offset 0 either way."""
+    if size <= 0:
+        raise UnsafeImage("empty_file", "The file is empty (0 bytes).")
+    if size > max_bytes:
+        raise UnsafeImage("too_large", f"The file is {_human_bytes(size)}; the limit is {_human_bytes(max_bytes)}.")
+    try:
+        fmt = _sniff(fp)
+        with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
+            width, height = img.size
+            _check_pixels(width, height, max_pixels)
+            # A JPEG's extra MPO pictures (stereo pairs, thumbnails) are never shown, so they are not frames here.
+            # GIF, WebP and APNG frame counts come from frame headers; no frame's pixels are decoded for it.
+            frames = 1 if fmt == "JPEG" else int(getattr(img, "n_frames", 1))
+            if frames > max_frames:
+                raise UnsafeImage("too_many_frames", f"The image has {frames} frames; the limit is {max_frames}.")
+            if fmt == "JPEG":
+                # libjpeg still entropy-decodes every block (so truncation and broken data are caught) but skips
+                # most of the IDCT and allocates 1/64 of the raster.
+                img.draft("L", (max(1, width // 8), max(1, height // 8)))
+            img.load()  # first frame only
+        if fmt == "PNG":
+            # The decoder stops at the last IDAT; verify() walks the remaining chunks and their CRCs to IEND,
+            # which catches a file cut off after its pixel data.
+            with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
+                img.verify()
+        return ImageInfo(format=fmt, mime=_MIME[fmt], width=width, height=height, frames=frames)
+    finally:
+        fp.seek(0)
+
+
+def make_derivatives(
+    fp: IO[bytes], *, display_max_side: int = 1600, preview_max_side: int = 480, max_pixels: int
+) -> Derivatives:
+    """Render the blurred preview, the clear display rendition and perceptual hashes from the first frame.
+
+    Re-checks what inspect_image checked (the stored file may not be the one inspected) and raises UnsafeImage
+    for the same failure classes. Leaves `fp` at offset 0.
+    """
+    if display_max_side < 1 or preview_max_side < 1:
+        raise ValueError("display_max_side and preview_max_side must be positive")
+    try:
+        fmt = _sniff(fp)
+        with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
+            _check_pixels(*img.size, max_pixels)
+            if fmt == "JPEG":
+                # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; draft never goes below the requested size,
+                # so asking for the final fitted size keeps full quality for the later Lanczos step.
+                img.draft("RGB", _fit(img.size, display_max_side))
+            img.load()  # first frame only: the console never animates
+            # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
+            # picture the way a person would.
+            ImageOps.exif_transpose(img, in_place=True)
+            rgb = _to_rgb(img)
+            rgb.thumbnail((display_max_side, display_max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            display = _bare(rgb)
+            preview = _blurred_preview(display, preview_max_side)
+            phash = _hash_to_int(imagehash.phash(display, hash_size=8))
+            dhash = _hash_to_int(imagehash.dhash(display, hash_size=8))
+            return Derivatives(
+                preview=_encode_jpeg(preview, _PREVIEW_QUALITY),
+                display=_encode_jpeg(display, _DISPLAY_QUALITY),
+                display_mime="image/jpeg",
+                width=display.width,
+                height=display.height,
+                phash=to_signed64(phash),
+                dhash=to_signed64(dhash),
+            )
+    finally:
+        fp.seek(0)
+
+
+def to_signed64(value: int) -> int:
+    """Map a 64-bit value (unsigned or already signed) to the signed range PostgreSQL's bigint holds."""
+    value = to_unsigned64(value)
+    return value - (1 << 64) if value >> 63 else value
+
+
+def to_unsigned64(value: int) -> int:
+    """Map a 64-bit value (signed or already unsigned) to 0 .. 2**64-1."""
+    if not _I64_MIN <= value <= _U64_MASK:
+        raise ValueError(f"{value} does not fit in 64 bits")
+    return value & _U64_MASK
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes, each stored signed or unsigned."""
+    return (to_unsigned64(a) ^ to_unsigned64(b)).bit_count()
+
+
+# --- sniffing and error translation ---------------------------------------------------------------------------
+
+
+def _sniff(fp: IO[bytes]) -> str:
+    fp.seek(0)
+    head = fp.read(_SNIFF_BYTES)
+    fp.seek(0)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if _looks_like_svg(head):
+        raise UnsafeImage(
+            "svg_refused", "SVG and other XML documents are refused: they can carry scripts and external references."
+        )
+    raise UnsafeImage(
+        "unsupported_format",
+        f"The file is not an image in an accepted format ({', '.join(ALLOWED_FORMATS)}); "
+        "the type is decided by the file's content, not its name.",
+    )
+
+
+def _looks_like_svg(head: bytes) -> bool:
+    text = None
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            text = head[len(bom) :].decode(codec, "ignore")
+            break
+    if text is None:
+        text = head.decode("latin-1")
+    text = text.lstrip().lower()
+    if text.startswith("<!--"):
+        return "<svg" in text
+    return text.startswith(("<?xml", "<svg", "<!doctype svg"))
+
+
+@contextmanager
+def _pillow_errors(fp: IO[bytes], fmt: str) -> Iterator[None]:
+    """Translate anything Pillow raises into UnsafeImage, with its bomb warning promoted to an error.
+
+    catch_warnings restores the filters on exit, so nothing leaks to the rest of the process (it is not
+    thread-isolated before Python 3.14, but the max_pixels check does not depend on it).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except UnsafeImage:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise UnsafeImage("decompression_bomb", f"Refused as a likely decompression bomb: {exc}") from exc
+        except Exception as exc:  # a hostile file can make any decoder raise almost anything
+            if isinstance(exc, EOFError) or "truncat" in str(exc).lower() or _missing_end(fp, fmt):
+                raise UnsafeImage("truncated", f"The {fmt} file is truncated: its data ends early.") from exc
+            reason = "it is not a valid file" if isinstance(exc, UnidentifiedImageError) else _clip(str(exc))
+            raise UnsafeImage("corrupt", f"The {fmt} data is corrupt and could not be decoded ({reason}).") from exc
+
+
+def _missing_end(fp: IO[bytes], fmt: str) -> bool:
+    """After a decoder error: does the file lack the structure its format ends with (i.e. was it cut short)?"""
+    try:
+        length = fp.seek(0, io.SEEK_END)
+        if fmt == "WEBP":
+            fp.seek(4)
+            return int.from_bytes(fp.read(4), "little") + 8 > length
+        fp.seek(max(0, length - 64))
+        tail = fp.read()
+    except (OSError, ValueError):
+        return False
+    if fmt == "PNG":
+        return b"IEND" not in tail
+    if fmt == "GIF":
+        return not tail.endswith(b";")
+    return b"\xff\xd9" not in tail
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise UnsafeImage(
+            "too_many_pixels",
+            f"The image is {width}x{height} ({width * height:,} pixels); the limit is {max_pixels:,} pixels.",
+        )
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB ({n:,} bytes)" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+
+def _fit(size: tuple[int, int], max_side: int, *, upscale: bool = False) -> tuple[int, int]:
+    width, height = size
+    scale = max_side / max(width, height)
+    if scale >= 1 and not upscale:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode a JPEG/PNG/GIF/WebP can decode to -> 8-bit sRGB, transparency flattened onto neutral grey."""
+    icc = img.info.get("icc_profile")
+    if img.mode.startswith("I"):
+        img = _to_eight_bit(img)
+    elif img.mode == "1":
+        img = img.convert("L")
+    if img.mode in ("P", "PA") or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        img = img.convert("RGBA")  # palette or colour-key transparency becomes a real alpha channel
+    if img.mode in ("LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        flat = Image.new("RGB", img.size, _NEUTRAL_GREY)
+        flat.paste(img, mask=img.getchannel("A"))
+        img = flat
+    if isinstance(icc, bytes) and icc:
+        converted = _icc_to_srgb(img, icc)
+        if converted is not None:
+            return converted
+    return img if img.mode == "RGB" else img.convert("RGB")  # no copy: a 50-megapixel raster is 200 MB
+
+
+def _to_eight_bit(img: Image.Image) -> Image.Image:
+    # Pillow's own convert("L") clips 16-bit samples at 255, turning a normal 16-bit PNG almost entirely white;
+    # keep the high byte instead. Mode "I" is 32-bit signed, but from these formats it only carries 16-bit samples.
+    samples = np.asarray(img)
+    if samples.dtype.kind == "i":
+        samples = np.clip(samples, 0, 65535)
+    return Image.fromarray((samples >> 8).astype(np.uint8))
+
+
+def _icc_to_srgb(img: Image.Image, icc: bytes) -> Image.Image | None:
+    """Apply the embedded profile before it is stripped (CMYK, Display P3, Adobe RGB...); None if unusable."""
+    try:
+        converted = ImageCms.profileToProfile(
+            img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb_profile(), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None  # a broken or mismatched profile is not worth refusing the image over: fall back to naive
+    return converted
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _bare(img: Image.Image) -> Image.Image:
+    # A fresh image from raw pixels: no info dict, no cached EXIF, so no comment, XMP, EXIF or ICC profile can
+    # ride along into the saved derivatives (Pillow's JPEG writer re-emits info["comment"] on its own).
+    return Image.frombytes(img.mode, img.size, img.tobytes())
+
+
+def _blurred_preview(display: Image.Image, max_side: int) -> Image.Image:
+    grey = display.convert("L")
+    tiny = grey.resize(_fit(grey.size, _PREVIEW_SOURCE_SIDE), Image.Resampling.BOX)
+    size = _fit(grey.size, max_side, upscale=True)
+    # Bicubic upscaling leaves faint creases every source pixel; a blur about half a source pixel wide smooths
+    # them away so the preview shows colour fields only, with nothing edge-like to focus on.
+    radius = max(1.0, max(size) / max(tiny.size) / 2)
+    return _bare(tiny.resize(size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def _hash_to_int(value: imagehash.ImageHash) -> int:
+    return int(str(value), 16)

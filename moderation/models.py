@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Severity(models.IntegerChoices):
+    NONE = 0, "None"
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    SEVERE = 3, "Severe"
+
+
+class Category(models.TextChoices):
+    UNSPECIFIED = "unspecified", "Unspecified"
+    VIOLENCE = "violence", "Violence and gore"
+    SEXUAL = "sexual", "Sexual content"
+    SELF_HARM = "self_harm", "Self-harm"
+    HATE = "hate", "Hate and harassment"
+    SPAM = "spam", "Spam and scams"
+    OTHER = "other", "Other"
+
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+
+
+def media_path(kind: str, key: uuid.UUID, mime: str) -> str:
+    """Generated names only: nothing a requester sends ever becomes part of a path. Derivative names are fixed per
+    item, so a redelivered pipeline task overwrites its own files instead of leaving orphans."""
+    token = key.hex
+    return f"{kind}/{token[:2]}/{token[2:4]}/{token}.{_EXTENSIONS.get(mime, 'bin')}"
+
+
+def original_upload_to(instance: ContentItem, filename: str) -> str:
+    return media_path("originals", instance.media_key, instance.mime)
+
+
+def preview_upload_to(instance: ContentItem, filename: str) -> str:
+    return media_path("previews", instance.media_key, "image/jpeg")
+
+
+def display_upload_to(instance: ContentItem, filename: str) -> str:
+    return media_path("display", instance.media_key, "image/jpeg")
+
+
+class ContentItem(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        FAILED = "failed", "Failed"
+        READY = "ready", "Waiting for review"
+        IN_REVIEW = "in_review", "In review"
+        ESCALATED = "escalated", "Escalated to a lead"
+        DECIDED = "decided", "Decided"
+
+    queue = models.ForeignKey("review_queue.Queue", on_delete=models.PROTECT, related_name="items")
+    external_id = models.CharField(max_length=200, blank=True)
+    category = models.CharField(max_length=32, choices=Category.choices, default=Category.UNSPECIFIED)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.NONE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING, db_index=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="submitted_items"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    # The original as received, and what the pipeline derived from it.
+    media_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sha256 = models.CharField(max_length=64)
+    byte_size = models.PositiveBigIntegerField()
+    mime = models.CharField(max_length=32)
+    original = models.FileField(upload_to=original_upload_to, max_length=200)
+    source_width = models.PositiveIntegerField()
+    source_height = models.PositiveIntegerField()
+    frame_count = models.PositiveIntegerField(default=1)
+    preview = models.FileField(upload_to=preview_upload_to, max_length=200, blank=True)
+    display = models.FileField(upload_to=display_upload_to, max_length=200, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    phash = models.BigIntegerField(null=True, blank=True, help_text="64-bit pHash, stored signed.")
+    dhash = models.BigIntegerField(null=True, blank=True, help_text="64-bit dHash, stored signed.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    failure = models.TextField(blank=True)
+
+    # The lease, when someone holds the item (the Claim row is the history of it).
+    lease_holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="leased_items"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    # Whoever asked for a second opinion may not give it.
+    second_opinion_excluded = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["queue", "status", "created_at"], name="item_claim_order"),
+            models.Index(fields=["status", "lease_expires_at"], name="item_lease_expiry"),
+            models.Index(fields=["queue", "sha256"], name="item_sha256_in_queue"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(severity__gte=0, severity__lte=3), name="item_severity_range"),
+            models.CheckConstraint(
+                condition=~Q(status="in_review") | Q(lease_holder__isnull=False, lease_expires_at__isnull=False),
+                name="item_in_review_has_lease",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"item #{self.pk} ({self.get_status_display()})"
+
+    @property
+    def is_reviewable(self) -> bool:
+        return bool(self.preview and self.display and self.phash is not None)
+
+    @property
+    def resting_status(self) -> str:
+        """Where the item goes when a lease ends without a final decision."""
+        return self.Status.ESCALATED if self.escalated_at else self.Status.READY
+
+
+class Decision(models.Model):
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REMOVE = "remove", "Remove"
+        ESCALATE = "escalate", "Escalate to a lead"
+        SECOND_OPINION = "second_opinion", "Ask a second opinion"
+
+    FINAL_ACTIONS = (Action.APPROVE, Action.REMOVE)
+
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    policy = models.ForeignKey("review_queue.Policy", null=True, blank=True, on_delete=models.PROTECT)
+    reason = models.TextField(blank=True)
+    is_final = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item"], condition=Q(is_final=True), name="one_final_decision_per_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} item #{self.item_id}"
+
+
+class RevealEvent(models.Model):
+    """A deliberate reveal of the clear rendition. Its length is bounded by the reveal window."""
+
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="reveals")
+    claim = models.ForeignKey("review_queue.Claim", on_delete=models.CASCADE, related_name="reveals")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals")
+    started_at = models.DateTimeField()
+    allowed_seconds = models.PositiveSmallIntegerField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"reveal of item #{self.item_id} by {self.reviewer_id} at {self.started_at:%H:%M:%S}"
+
+    @property
+    def seconds_shown(self) -> float:
+        if self.ended_at is None:
+            return float(self.allowed_seconds)
+        return max(0.0, min((self.ended_at - self.started_at).total_seconds(), float(self.allowed_seconds)))
+
+
+class ViewingPreference(models.Model):
+    """A moderator's own viewing settings. They can only be stricter than the organisation's."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="viewing")
+    blur_level = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(0), MaxValueValidator(6)], help_text="0-6; higher is blurrier."
+    )
+    reveal_seconds = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
+    grayscale_on_reveal = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"viewing preferences of {self.user_id}"
+
+    def effective_blur_level(self) -> int:
+        return max(self.blur_level, int(settings.VEIL_MIN_BLUR_LEVEL))
+
+    def effective_reveal_seconds(self) -> int:
+        return max(1, min(self.reveal_seconds, int(settings.VEIL_REVEAL_SECONDS)))
+
+
+class AuditEvent(models.Model):
+    class Action(models.TextChoices):
+        INGESTED = "ingested", "Item ingested"
+        READY = "ready", "Item ready for review"
+        PROCESSING_FAILED = "processing_failed", "Processing failed"
+        CLAIMED = "claimed", "Item claimed"
+        RELEASED = "released", "Item released"
+        LEASE_EXPIRED = "lease_expired", "Lease expired"
+        REVEALED = "revealed", "Clear image revealed"
+        DECIDED = "decided", "Decision"
+        ESCALATED = "escalated", "Escalated"
+        SECOND_OPINION = "second_opinion", "Second opinion asked"
+        PREFERENCES_CHANGED = "preferences_changed", "Viewing preferences changed"
+        TOKEN_CREATED = "token_created", "API token created"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    item = models.ForeignKey(ContentItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit")
+    data: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} item={self.item_id} actor={self.actor_id}"

@@ -1,0 +1,318 @@
+"""Writes for content items: ingest, media processing, reveals, decisions, viewing preferences, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import signing
+from django.core.files.base import ContentFile, File
+from django.db import transaction
+from django.utils import timezone
+
+from moderation import media
+from moderation.models import AuditEvent, Category, ContentItem, Decision, RevealEvent, Severity, ViewingPreference
+from review_queue.models import Claim, Policy, Queue
+
+log = logging.getLogger(__name__)
+
+_REVEAL_SALT = "veil.reveal"
+
+
+class ReviewError(Exception):
+    """A refused action, with a stable code and a sentence for the person who tried it."""
+
+    status = 409
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+
+def audit_record(
+    *, action: str, actor: User | None = None, item: ContentItem | None = None, **data: Any
+) -> AuditEvent:
+    return AuditEvent.objects.create(action=action, actor=actor, item=item, data=data)
+
+
+def _sha256(fp: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    fp.seek(0)
+    for chunk in iter(lambda: fp.read(1024 * 1024), b""):
+        digest.update(chunk)
+    fp.seek(0)
+    return digest.hexdigest()
+
+
+def item_ingest(
+    *,
+    queue: Queue,
+    upload: File[bytes],
+    submitted_by: User | None,
+    external_id: str = "",
+    category: str = Category.UNSPECIFIED,
+    severity: int = Severity.NONE,
+) -> ContentItem:
+    """Check an upload, keep the original under a generated name and queue the media pipeline.
+
+    Raises media.UnsafeImage for a refused file; nothing is stored then.
+    """
+    size = int(upload.size or 0)
+    info = media.inspect_image(
+        upload,
+        size=size,
+        max_bytes=settings.VEIL_MAX_UPLOAD_BYTES,
+        max_pixels=settings.VEIL_MAX_PIXELS,
+        max_frames=settings.VEIL_MAX_FRAMES,
+    )
+    sha256 = _sha256(upload)
+    item = ContentItem(
+        queue=queue,
+        external_id=external_id,
+        category=category,
+        severity=severity,
+        submitted_by=submitted_by,
+        sha256=sha256,
+        byte_size=size,
+        mime=info.mime,
+        source_width=info.width,
+        source_height=info.height,
+        frame_count=info.frames,
+    )
+    upload.seek(0)
+    item.original.save("original", upload, save=False)
+    try:
+        with transaction.atomic():
+            item.save()
+            audit_record(action=AuditEvent.Action.INGESTED, actor=submitted_by, item=item, queue=queue.slug,
+                         external_id=external_id, sha256=sha256, bytes=size)
+            item_id = item.pk
+            transaction.on_commit(lambda: _enqueue_processing(item_id))
+    except BaseException:
+        # Nothing was recorded, so nothing may stay on disk either.
+        item.original.delete(save=False)
+        raise
+    return item
+
+
+def _enqueue_processing(item_id: int) -> None:
+    from moderation.tasks import process_item
+
+    process_item.delay(item_id)
+
+
+def item_process(*, item_id: int) -> ContentItem | None:
+    """Derive the blurred preview, the display rendition and the hashes. Idempotent: a redelivered task for an item
+    already processed does nothing, so acks_late redelivery after a crash is safe."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().filter(pk=item_id).first()
+        if item is None or item.status != ContentItem.Status.PROCESSING:
+            return item
+        try:
+            with item.original.open("rb") as fp:
+                derived = media.make_derivatives(
+                    fp, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE, max_pixels=settings.VEIL_MAX_PIXELS
+                )
+        except (media.UnsafeImage, OSError) as exc:
+            if isinstance(exc, media.UnsafeImage):
+                detail = exc.detail
+            else:
+                detail = f"the stored original could not be read ({exc})"
+            item.status = ContentItem.Status.FAILED
+            item.failure = detail
+            item.processed_at = timezone.now()
+            item.save(update_fields=["status", "failure", "processed_at"])
+            audit_record(action=AuditEvent.Action.PROCESSING_FAILED, item=item, detail=detail)
+            return item
+        # Derivative names are fixed per item: files left by a worker that died before committing are replaced,
+        # not duplicated, when the task is redelivered.
+        storage = item.preview.storage
+        for field, data in ((item.preview, derived.preview), (item.display, derived.display)):
+            name = field.field.generate_filename(item, "derived")
+            storage.delete(name)
+            field.save("derived", ContentFile(data), save=False)
+        stored = [name for name in (item.preview.name, item.display.name) if name]
+        item.width, item.height = derived.width, derived.height
+        item.phash, item.dhash = derived.phash, derived.dhash
+        item.processed_at = timezone.now()
+        item.status = ContentItem.Status.READY
+        try:
+            item.save()
+            audit_record(action=AuditEvent.Action.READY, item=item)
+        except BaseException:
+            for name in stored:
+                storage.delete(name)
+            raise
+        queue_id = item.queue_id
+        transaction.on_commit(lambda: _broadcast_counts(queue_id))
+    return item
+
+
+def _broadcast_counts(queue_id: int) -> None:
+    from review_queue import realtime
+
+    realtime.queue_counts_changed(queue_ids=[queue_id])
+
+
+def _open_claim(*, item: ContentItem, reviewer: User) -> Claim:
+    """The reviewer's live lease on the item, or a ReviewError saying why there is none."""
+    claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
+    if claim is None or item.lease_holder_id != reviewer.pk:
+        raise ReviewError("not_lease_holder", "You do not hold this item. Claim the next item from its queue.",
+                          status=409)
+    if item.lease_expires_at is None or item.lease_expires_at <= timezone.now():
+        raise ReviewError("lease_expired", "Your lease on this item has expired; it went back to the queue.",
+                          status=409)
+    return claim
+
+
+@dataclass(frozen=True)
+class RevealGrant:
+    reveal: RevealEvent
+    token: str
+    seconds: int
+
+
+def reveal_start(*, item: ContentItem, reviewer: User) -> RevealGrant:
+    """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only)."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().get(pk=item.pk)
+        claim = _open_claim(item=item, reviewer=reviewer)
+        prefs = viewing_preference_for(user=reviewer)
+        seconds = prefs.effective_reveal_seconds()
+        reveal = RevealEvent.objects.create(
+            item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds
+        )
+        audit_record(action=AuditEvent.Action.REVEALED, actor=reviewer, item=item, reveal=reveal.pk, seconds=seconds)
+    token = signing.dumps({"r": reveal.pk, "i": item.pk, "u": reviewer.pk, "c": claim.pk}, salt=_REVEAL_SALT)
+    return RevealGrant(reveal=reveal, token=token, seconds=seconds)
+
+
+def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEvent:
+    """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease."""
+    try:
+        payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
+    except signing.BadSignature:
+        raise ReviewError("reveal_expired", "This reveal has expired. Reveal the image again.", status=403) from None
+    if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
+        raise ReviewError("forbidden", "This reveal belongs to someone else.", status=403)
+    claim = _open_claim(item=item, reviewer=reviewer)
+    if payload.get("c") != claim.pk:
+        raise ReviewError("reveal_expired", "This reveal belongs to an earlier lease.", status=403)
+    reveal = RevealEvent.objects.get(pk=payload["r"])
+    if reveal.ended_at is not None or timezone.now() > reveal.started_at + timedelta(seconds=reveal.allowed_seconds):
+        raise ReviewError("reveal_expired", "This reveal has ended. Reveal the image again.", status=403)
+    return reveal
+
+
+def reveal_end(*, reveal_id: int, reviewer: User) -> RevealEvent | None:
+    reveal = RevealEvent.objects.filter(pk=reveal_id, reviewer=reviewer, ended_at__isnull=True).first()
+    if reveal is None:
+        return None
+    limit = reveal.started_at + timedelta(seconds=reveal.allowed_seconds)
+    reveal.ended_at = min(timezone.now(), limit)
+    reveal.save(update_fields=["ended_at"])
+    return reveal
+
+
+def decision_record(
+    *,
+    item: ContentItem,
+    reviewer: User,
+    action: str,
+    policy: Policy | None,
+    reason: str,
+) -> Decision:
+    """Record a decision by the lease holder and end the lease.
+
+    approve/remove are final. escalate sends the item to a team lead; second_opinion sends it back to the queue
+    for someone else.
+    """
+    reason = reason.strip()
+    if action not in Decision.Action.values:
+        raise ReviewError("invalid_action", f"Unknown action {action!r}: use approve, remove, escalate or "
+                          "second_opinion.", status=400)
+    if policy is not None and policy.queue_id != item.queue_id:
+        raise ReviewError("invalid_policy", "That policy does not belong to this item's queue.", status=400)
+    if action == Decision.Action.REMOVE and policy is None:
+        raise ReviewError("policy_required", "Removing an item must cite one of the queue's policies.", status=400)
+    if action != Decision.Action.APPROVE and not reason:
+        raise ReviewError("reason_required", "Give a short reason, so the next person knows why.", status=400)
+    if len(reason) > 4000:
+        raise ReviewError("reason_too_long", "Keep the reason under 4,000 characters.", status=400)
+
+    now = timezone.now()
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().get(pk=item.pk)
+        claim = _open_claim(item=item, reviewer=reviewer)
+        if action == Decision.Action.ESCALATE and item.escalated_at is not None:
+            raise ReviewError("already_escalated", "This item is already with a lead; approve or remove it.",
+                              status=400)
+        is_final = action in Decision.FINAL_ACTIONS
+        decision = Decision.objects.create(
+            item=item, reviewer=reviewer, action=action, policy=policy, reason=reason, is_final=is_final
+        )
+        if is_final:
+            item.status = ContentItem.Status.DECIDED
+            outcome = Claim.Outcome.DECIDED
+            audit_action = AuditEvent.Action.DECIDED
+        elif action == Decision.Action.ESCALATE:
+            item.status = ContentItem.Status.ESCALATED
+            item.escalated_at = now
+            outcome = Claim.Outcome.ESCALATED
+            audit_action = AuditEvent.Action.ESCALATED
+        else:
+            item.status = item.resting_status
+            item.second_opinion_excluded_id = reviewer.pk
+            outcome = Claim.Outcome.SECOND_OPINION
+            audit_action = AuditEvent.Action.SECOND_OPINION
+        item.lease_holder = None
+        item.lease_expires_at = None
+        item.save(update_fields=["status", "escalated_at", "second_opinion_excluded", "lease_holder",
+                                 "lease_expires_at"])
+        Claim.objects.filter(pk=claim.pk).update(ended_at=now, outcome=outcome)
+        RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=now)
+        audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
+                     policy=policy.code if policy else None, reason=reason)
+        queue_id = item.queue_id
+        transaction.on_commit(lambda: _broadcast_counts(queue_id))
+    return decision
+
+
+def viewing_preference_for(*, user: User) -> ViewingPreference:
+    prefs, _ = ViewingPreference.objects.get_or_create(
+        user=user,
+        defaults={"blur_level": settings.VEIL_MIN_BLUR_LEVEL, "reveal_seconds": settings.VEIL_REVEAL_SECONDS},
+    )
+    return prefs
+
+
+def viewing_preference_update(
+    *, user: User, blur_level: int, reveal_seconds: int, grayscale_on_reveal: bool
+) -> ViewingPreference:
+    """A moderator may make viewing stricter than the organisation's settings, never weaker."""
+    if not settings.VEIL_MIN_BLUR_LEVEL <= blur_level <= 6:
+        raise ReviewError("blur_too_weak", f"Blur can be set from {settings.VEIL_MIN_BLUR_LEVEL} (the "
+                          "organisation's minimum) to 6.", status=400)
+    if not 1 <= reveal_seconds <= settings.VEIL_REVEAL_SECONDS:
+        raise ReviewError("reveal_too_long", f"A reveal can last from 1 to {settings.VEIL_REVEAL_SECONDS} seconds "
+                          "(the organisation's maximum).", status=400)
+    prefs = viewing_preference_for(user=user)
+    before = {"blur_level": prefs.blur_level, "reveal_seconds": prefs.reveal_seconds,
+              "grayscale_on_reveal": prefs.grayscale_on_reveal}
+    prefs.blur_level = blur_level
+    prefs.reveal_seconds = reveal_seconds
+    prefs.grayscale_on_reveal = grayscale_on_reveal
+    prefs.save()
+    audit_record(action=AuditEvent.Action.PREFERENCES_CHANGED, actor=user, before=before,
+                 after={"blur_level": blur_level, "reveal_seconds": reveal_seconds,
+                        "grayscale_on_reveal": grayscale_on_reveal})
+    return prefs

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ApiError
+from config.roles import HasRole, Role, signed_in
+from moderation.serializers import ClaimedItemSerializer, ErrorSerializer, QueueSerializer
+from moderation.services import ReviewError
+from review_queue import selectors, services
+from review_queue.models import Queue
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (403, 404, 409)}
+
+
+class QueueList(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(responses={200: QueueSerializer(many=True)}, operation_id="queues_list")
+    def get(self, request: Request) -> Response:
+        summaries = selectors.queue_summaries()
+        return Response([
+            {**QueueSerializer(s.queue).data, "waiting": s.waiting, "escalated": s.escalated} for s in summaries
+        ])
+
+
+class QueueClaim(APIView):
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={200: ClaimedItemSerializer, **ERRORS}, operation_id="queues_claim")
+    def post(self, request: Request, slug: str) -> Response:
+        user = signed_in(request)
+        queue = Queue.objects.filter(slug=slug).first()
+        if queue is None:
+            raise ApiError("unknown_queue", f"There is no queue {slug!r}.", 404)
+        escalated = request.query_params.get("escalated") in {"1", "true"}
+        try:
+            claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
+        except ReviewError as exc:
+            raise ApiError(exc.code, exc.detail, exc.status) from None
+        return Response(ClaimedItemSerializer(claim.item).data)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinLengthValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Queue(models.Model):
+    """A stream of work. Every queue says what the work is for and who asked for it: no anonymous work."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    purpose = models.TextField(
+        validators=[MinLengthValidator(10)],
+        help_text="What the review is for, in words a moderator understands. Shown on every item.",
+    )
+    requester = models.CharField(
+        max_length=200,
+        validators=[MinLengthValidator(2)],
+        help_text="The organisation or team that asked for this work. Shown on every item.",
+    )
+    is_active = models.BooleanField(default=True)
+    submitters = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="submittable_queues",
+        help_text="Requester accounts whose API tokens may submit items to this queue.",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides VEIL_LEASE_SECONDS for this queue when set."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(purpose=""), name="queue_purpose_required"),
+            models.CheckConstraint(condition=~Q(requester=""), name="queue_requester_required"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def lease_duration_seconds(self) -> int:
+        return self.lease_seconds or int(settings.VEIL_LEASE_SECONDS)
+
+
+class Policy(models.Model):
+    """A rule of a queue that a decision can cite."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="policies")
+    code = models.SlugField(max_length=64)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["queue", "position", "code"]
+        verbose_name_plural = "policies"
+        constraints = [models.UniqueConstraint(fields=["queue", "code"], name="policy_code_unique_per_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.title}"
+
+
+class Claim(models.Model):
+    """One lease of one item by one reviewer. At most one open claim per item, enforced by the database."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        DECIDED = "decided", "Decided"
+        ESCALATED = "escalated", "Escalated"
+        SECOND_OPINION = "second_opinion", "Second opinion asked"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Lease expired"
+
+    item = models.ForeignKey("moderation.ContentItem", on_delete=models.CASCADE, related_name="claims")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="claims")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="claims")
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.OPEN)
+
+    class Meta:
+        ordering = ["-claimed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"], condition=Q(ended_at__isnull=True), name="one_open_claim_per_item"
+            ),
+        ]
+        indexes = [models.Index(fields=["reviewer", "ended_at"], name="claim_reviewer_open")]
+
+    def __str__(self) -> str:
+        return f"claim #{self.pk} of item #{self.item_id} by {self.reviewer_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from review_queue import views
+
+urlpatterns = [
+    path("", views.queue_list, name="console-queues"),
+    path("queues/<slug:slug>/next/", views.claim_next, name="console-claim"),
+    path("items/<int:item_id>/", views.item_page, name="console-item"),
+    path("items/<int:item_id>/decide/", views.decide, name="console-decide"),
+    path("items/<int:item_id>/release/", views.release, name="console-release"),
+    path("preferences/", views.preferences, name="console-preferences"),
+]

@@ -1,0 +1,175 @@
+"""The moderator console: thin views over the claim and decision services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from config.roles import Role, has_role, role_required, signed_in
+from moderation import selectors as item_selectors
+from moderation import services as item_services
+from moderation.models import Decision
+from review_queue import selectors, services
+from review_queue.models import Policy, Queue
+
+REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
+
+SHORTCUTS = [
+    ("R", "Reveal the clear image (hold, or press once)"),
+    ("A", "Approve"),
+    ("X", "Remove (needs a policy)"),
+    ("E", "Escalate to a lead"),
+    ("O", "Ask a second opinion"),
+    ("S", "Skip: give the item back"),
+    ("G", "Colour on/off while revealed"),
+    ("1-9", "Choose a policy"),
+    ("/", "Write the reason"),
+    ("?", "Show these shortcuts"),
+]
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if has_role(request.user, *REVIEWERS):
+        return redirect("console-queues")
+    if has_role(request.user, Role.REQUESTER):
+        return redirect("api-docs")
+    return render(request, "home.html", status=200)
+
+
+@role_required(*REVIEWERS)
+def queue_list(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    return render(
+        request,
+        "review_queue/queues.html",
+        {
+            "summaries": selectors.queue_summaries(),
+            "held": selectors.open_claim_for(reviewer=user),
+            "is_lead": has_role(user, Role.TEAM_LEAD),
+        },
+    )
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def claim_next(request: HttpRequest, slug: str) -> HttpResponse:
+    user = signed_in(request)
+    queue = get_object_or_404(Queue, slug=slug)
+    escalated = request.POST.get("escalated") == "1"
+    try:
+        claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
+    except item_services.ReviewError as exc:
+        messages.info(request, exc.detail)
+        return redirect("console-queues")
+    return redirect("console-item", item_id=claim.item_id)
+
+
+@role_required(*REVIEWERS)
+def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
+    user = signed_in(request)
+    item = item_selectors.item_held_by(user=user, item_id=item_id)
+    if item is None:
+        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
+        return redirect("console-queues")
+    prefs = item_selectors.viewing_preference_of(user=user)
+    history = item.decisions.select_related("policy", "reviewer").all()
+    return render(
+        request,
+        "review_queue/item.html",
+        {
+            "item": item,
+            "queue": item.queue,
+            "policies": list(item.queue.policies.all()),
+            "history": history,
+            "blur_level": prefs.effective_blur_level(),
+            "reveal_seconds": prefs.effective_reveal_seconds(),
+            "grayscale_on_reveal": prefs.grayscale_on_reveal,
+            "actions": Decision.Action.choices,
+            "shortcuts": SHORTCUTS,
+            "reveal_api": reverse("api-item-reveal", args=[item.pk]),
+        },
+    )
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def decide(request: HttpRequest, item_id: int) -> HttpResponse:
+    user = signed_in(request)
+    item = item_selectors.item_held_by(user=user, item_id=item_id)
+    if item is None:
+        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
+        return redirect("console-queues")
+    code = request.POST.get("policy", "")
+    policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
+    if code and policy is None:
+        messages.error(request, "Choose one of this queue's policies.")
+        return redirect("console-item", item_id=item.pk)
+    try:
+        item_services.decision_record(
+            item=item,
+            reviewer=user,
+            action=request.POST.get("action", ""),
+            policy=policy,
+            reason=request.POST.get("reason", ""),
+        )
+    except item_services.ReviewError as exc:
+        messages.error(request, exc.detail)
+        return redirect("console-item", item_id=item.pk)
+    if request.POST.get("then") == "stop":
+        return redirect("console-queues")
+    try:
+        claim = services.item_claim(reviewer=user, queue=item.queue)
+    except item_services.ReviewError as exc:
+        messages.info(request, exc.detail)
+        return redirect("console-queues")
+    return redirect("console-item", item_id=claim.item_id)
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def release(request: HttpRequest, item_id: int) -> HttpResponse:
+    user = signed_in(request)
+    item = item_selectors.item_held_by(user=user, item_id=item_id)
+    if item is not None:
+        try:
+            services.item_release(item=item, reviewer=user)
+        except item_services.ReviewError as exc:
+            messages.error(request, exc.detail)
+    return redirect("console-queues")
+
+
+@role_required(*REVIEWERS)
+def preferences(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    prefs = item_selectors.viewing_preference_of(user=user)
+    if request.method == "POST":
+        try:
+            item_services.viewing_preference_update(
+                user=user,
+                blur_level=int(request.POST.get("blur_level", prefs.blur_level)),
+                reveal_seconds=int(request.POST.get("reveal_seconds", prefs.reveal_seconds)),
+                grayscale_on_reveal=request.POST.get("grayscale_on_reveal") == "on",
+            )
+        except ValueError:
+            messages.error(request, "Blur and reveal length must be whole numbers.")
+        except item_services.ReviewError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("console-preferences")
+    return render(
+        request,
+        "review_queue/preferences.html",
+        {
+            "prefs": prefs,
+            "min_blur": settings.VEIL_MIN_BLUR_LEVEL,
+            "max_reveal": settings.VEIL_REVEAL_SECONDS,
+            "blur_range": range(settings.VEIL_MIN_BLUR_LEVEL, 7),
+        },
+    )

@@ -1,0 +1,159 @@
+"""The console websocket: who may connect, and that state changes reach connected consoles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from config.asgi import application
+from review_queue import realtime
+from review_queue.services import item_claim
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import make_item, make_queue
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(user) -> bytes:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def communicator(cookie: bytes | None = None, origin: bytes = b"http://localhost:8000") -> WebsocketCommunicator:
+    """Build inside the async scenario; make the cookie before it (logging in touches the database)."""
+    headers = [(b"origin", origin), (b"host", b"localhost:8000")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
+
+
+def run(coro_fn: Any) -> Any:
+    return async_to_sync(coro_fn)()
+
+
+def test_anonymous_and_non_reviewers_are_refused(health, requester, stranger):
+    for user in (None, health, requester, stranger):
+        cookie = session_cookie(user) if user else None
+
+        async def attempt(cookie: bytes | None = cookie) -> tuple[bool, Any]:
+            comm = communicator(cookie)
+            connected, code = await comm.connect()
+            await comm.disconnect()
+            return connected, code
+
+        connected, _ = run(attempt)
+        assert not connected, user
+
+
+def test_foreign_origin_is_refused(moderator):
+    cookie = session_cookie(moderator)
+
+    async def attempt() -> bool:
+        comm = communicator(cookie, origin=b"https://evil.example")
+        connected, _ = await comm.connect()
+        await comm.disconnect()
+        return bool(connected)
+
+    assert run(attempt) is False
+
+
+def test_moderator_gets_counts_and_live_changes(moderator, moderator2):
+    queue = make_queue(slug="live")
+    make_item(queue, seed=1)
+    make_item(queue, seed=2)
+
+    cookie = session_cookie(moderator)
+
+    async def scenario() -> list[dict[str, Any]]:
+        comm = communicator(cookie)
+        connected, _ = await comm.connect()
+        assert connected
+        first = await comm.receive_json_from(timeout=5)
+        from channels.db import database_sync_to_async
+
+        await database_sync_to_async(item_claim)(reviewer=moderator2, queue=queue)
+        second = await comm.receive_json_from(timeout=5)
+        await comm.send_json_to({"type": "ping"})
+        pong = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return [first, second, pong]
+
+    first, second, pong = run(scenario)
+    assert first == {"type": "queue.counts", "counts": {"live": {"waiting": 2, "escalated": 0}}}
+    assert second == {"type": "queue.counts", "counts": {"live": {"waiting": 1, "escalated": 0}}}
+    assert pong == {"type": "pong"}
+
+
+def test_user_events_reach_only_that_user(moderator, moderator2):
+    cookies = session_cookie(moderator), session_cookie(moderator2)
+
+    async def scenario() -> tuple[dict[str, Any], bool]:
+        mine, other = communicator(cookies[0]), communicator(cookies[1])
+        assert (await mine.connect())[0] and (await other.connect())[0]
+        await mine.receive_json_from(timeout=5)
+        await other.receive_json_from(timeout=5)
+        from channels.db import database_sync_to_async
+
+        await database_sync_to_async(realtime.notify_user)(user_id=moderator.pk, event="break.due", minutes=10)
+        got = await mine.receive_json_from(timeout=5)
+        other_quiet = await other.receive_nothing(timeout=0.3)
+        await mine.disconnect()
+        await other.disconnect()
+        return got, other_quiet
+
+    got, other_quiet = run(scenario)
+    assert got == {"type": "break.due", "minutes": 10}
+    assert other_quiet
+
+
+@pytest.mark.redis
+def test_broadcast_through_channels_redis(moderator, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": "veil-test"},
+        }
+    }
+    channel_layers.backends.clear()
+    queue = make_queue(slug="redis-live")
+    make_item(queue, seed=1)
+    cookie = session_cookie(moderator)
+    try:
+        async def scenario() -> dict[str, Any]:
+            comm = communicator(cookie)
+            assert (await comm.connect())[0]
+            await comm.receive_json_from(timeout=5)
+            from channels.db import database_sync_to_async
+
+            await database_sync_to_async(realtime.queue_counts_changed)()
+            got: dict[str, Any] = await comm.receive_json_from(timeout=5)
+            await comm.disconnect()
+            return got
+
+        got = run(scenario)
+        assert got["type"] == "queue.counts" and got["counts"]["redis-live"]["waiting"] == 1
+        from channels.layers import get_channel_layer
+
+        assert type(get_channel_layer()).__module__.startswith("channels_redis")
+    finally:
+        channel_layers.backends.clear()
+
+
+def test_push_failure_never_breaks_the_caller(moderator, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # nothing listens on port 1
+        }
+    }
+    channel_layers.backends.clear()
+    try:
+        assert realtime.notify_user(user_id=moderator.pk, event="x") is False
+    finally:
+        channel_layers.backends.clear()

@@ -1,0 +1,1 @@
+# Exposure ledger, caps, breaks and check-ins arrive with the wellbeing-safeguards work.
