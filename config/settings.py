@@ -7,6 +7,7 @@ worker on Redis).
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -30,11 +31,17 @@ def _secret_key() -> str:
     try:
         return key_file.read_text().strip()
     except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        key_file.write_text(key)
-        key_file.chmod(0o600)
-        return key
+        pass
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        # Created 0600 from the start, and exclusively: if two processes start at once, both use the first key.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
+    return key
 
 
 SECRET_KEY = _secret_key()
@@ -52,6 +59,8 @@ SECURE_SSL_REDIRECT = SECURE and env_bool("VEIL_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env_int("VEIL_HSTS_SECONDS", 31_536_000 if SECURE else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE and env_bool("VEIL_HSTS_PRELOAD", default=False)
+# Preloading is hard to undo, so it stays a deliberate choice; not choosing it is not a deployment fault.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env_bool("VEIL_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,152 @@
+"""Ingest benchmark: 12-megapixel JPEGs through Veil's real pipeline vs a naive full-resolution Pillow pipeline.
+
+Each pipeline runs in its own child process so peak memory (ru_maxrss) belongs to that pipeline alone.
+Run: python -m benchmarks.ingest [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+WIDTH, HEIGHT = 4000, 3000
+
+
+def make_photo(seed: int) -> bytes:
+    """A photo-like 12 MP JPEG: smooth gradients plus noise and shapes, so the encoder works as on real photos."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    base = np.stack([
+        128 + 100 * np.sin(x / (300 + 50 * seed % 7) + seed),
+        128 + 100 * np.cos(y / (250 + 30 * seed % 5)),
+        128 + 80 * np.sin((x + y) / 400),
+    ], axis=-1)
+    base += rng.normal(0, 12, base.shape)
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def naive(data: bytes) -> None:
+    """What a straightforward implementation does: decode everything at full size and work there."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    imagehash.phash(image)
+    imagehash.dhash(image)
+    preview = image.convert("L").filter(ImageFilter.GaussianBlur(40))
+    preview.thumbnail((480, 480))
+    preview.save(io.BytesIO(), "JPEG", quality=75)
+    display = image.copy()
+    display.thumbnail((1600, 1600))
+    display.save(io.BytesIO(), "JPEG", quality=85)
+
+
+def veil_media(data: bytes) -> None:
+    from moderation import media
+
+    fp = io.BytesIO(data)
+    media.inspect_image(fp, size=len(data), max_bytes=50 << 20, max_pixels=50_000_000, max_frames=500)
+    fp.seek(0)
+    media.make_derivatives(fp, max_pixels=50_000_000)
+
+
+def veil_service(paths: list[Path]) -> list[float]:
+    """The whole service path: upload checks, sha256, storing the original, DB rows, derivatives, hashes."""
+    import django
+
+    django.setup()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.core.management import call_command
+
+    from moderation import services
+    from review_queue.models import Queue
+
+    call_command("migrate", verbosity=0)
+    queue = Queue.objects.create(slug="bench", name="Bench", purpose="Benchmark of the ingest path.",
+                                 requester="Veil benchmarks")
+    times = []
+    for path in paths:
+        data = path.read_bytes()
+        start = time.perf_counter()
+        item = services.item_ingest(queue=queue, upload=SimpleUploadedFile("x.jpg", data), submitted_by=None)
+        services.item_process(item_id=item.pk)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def child(kind: str, paths: list[Path]) -> None:
+    if kind == "service":
+        times = veil_service(paths)
+    else:
+        fn = naive if kind == "naive" else veil_media
+        times = []
+        for path in paths:
+            data = path.read_bytes()
+            start = time.perf_counter()
+            fn(data)
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"times": times, "peak_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    # VmHWM belongs to this process image; ru_maxrss would carry over the parent's peak across exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(kind: str, paths: list[Path], env: dict[str, str]) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--child", kind, *map(str, paths)],
+                         check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--child", default=None)
+    parser.add_argument("paths", nargs="*")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, [Path(p) for p in args.paths])
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for seed in range(args.images):
+            path = Path(tmp) / f"photo-{seed}.jpg"
+            path.write_bytes(make_photo(seed))
+            paths.append(path)
+        env = {**os.environ, "VEIL_DATA_DIR": str(Path(tmp) / "data"), "DJANGO_SETTINGS_MODULE": "config.settings"}
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        results = {kind: run_child(kind, paths, env) for kind in ("naive", "media", "service")}
+    mean = {k: statistics.mean(v["times"]) for k, v in results.items()}  # type: ignore[arg-type]
+    print(f"Ingest of {args.images} JPEGs of {WIDTH}x{HEIGHT} (12 MP), mean per image; peak RSS of the process")
+    print("| pipeline | ms / image | images / s | peak RSS MiB | speed-up vs naive |")
+    print("|---|---:|---:|---:|---:|")
+    labels = {"naive": "naive full-resolution Pillow", "media": "Veil media (inspect + derivatives)",
+              "service": "Veil service path (checks, sha256, store, DB, derivatives)"}
+    for kind, label in labels.items():
+        m = mean[kind]
+        print(f"| {label} | {m * 1000:.0f} | {1 / m:.2f} | {results[kind]['peak_mib']:.0f} | "
+              f"{mean['naive'] / m:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
