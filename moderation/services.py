@@ -94,12 +94,14 @@ def item_ingest(
             item.save()
             audit_record(action=AuditEvent.Action.INGESTED, actor=submitted_by, item=item, queue=queue.slug,
                          external_id=external_id, sha256=sha256, bytes=size)
-            item_id = item.pk
-            transaction.on_commit(lambda: _enqueue_processing(item_id))
     except BaseException:
         # Nothing was recorded, so nothing may stay on disk either.
         item.original.delete(save=False)
         raise
+    # Registered outside the block above: with eager Celery the task runs inside on_commit, and a failure there
+    # must not be mistaken for a failed save (the item and its original are kept either way).
+    item_id = item.pk
+    transaction.on_commit(lambda: _enqueue_processing(item_id))
     return item
 
 
