@@ -43,9 +43,9 @@ def make_photo(seed: int) -> bytes:
 
 def naive(data: bytes) -> None:
     """What a straightforward implementation does: decode everything at full size and work there."""
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    source = Image.open(io.BytesIO(data))
+    source.load()
+    image = ImageOps.exif_transpose(source).convert("RGB")
     imagehash.phash(image)
     imagehash.dhash(image)
     preview = image.convert("L").filter(ImageFilter.GaussianBlur(40))
