@@ -28,7 +28,7 @@ SHORTCUTS = [
     ("G", "Colour on/off while revealed"),
     ("1-9", "Choose a policy"),
     ("/", "Write the reason"),
-    ("?", "Show these shortcuts"),
+    ("?", "More about shortcuts"),
 ]
 
 
@@ -171,5 +171,6 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "min_blur": settings.VEIL_MIN_BLUR_LEVEL,
             "max_reveal": settings.VEIL_REVEAL_SECONDS,
             "blur_range": range(settings.VEIL_MIN_BLUR_LEVEL, 7),
+            "reveal_range": range(1, settings.VEIL_REVEAL_SECONDS + 1),
         },
     )

@@ -1,0 +1,203 @@
+"""The console in a real browser: Debian's Chromium, driven by Playwright, against daphne on the test database.
+
+Screenshots land in /work/main/screenshots/ (gitignored) so a person can look at what a moderator sees.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from moderation import services as item_services
+from moderation.models import ContentItem, Decision, RevealEvent
+from tests.factories import PASSWORD, QueueFactory, make_item, make_user
+from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+WAIT_MS = 10_000
+
+PURPOSE = "Check reported posts against the community rules before they are shown again."
+REQUESTER = "Trust & Safety, Example Social"
+
+IMAGE_REVEALED = """() => {
+    const img = document.getElementById('item-image');
+    return img.dataset.state === 'revealed' && img.getAttribute('src').includes('/clear?t=')
+        && img.complete && img.naturalWidth > 0;
+}"""
+IMAGE_BLURRED = """() => {
+    const img = document.getElementById('item-image');
+    return img.dataset.state === 'blurred' && img.getAttribute('src').endsWith('/preview')
+        && img.complete && img.naturalWidth > 0;
+}"""
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def new_page(browser: Any) -> tuple[Any, list[str]]:
+    """A fresh browser context (its own cookies) and page; collects console errors, CSP reports included."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, reduced_motion="reduce")
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+
+def sign_in(page: Any, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}/console/")
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def make_queue() -> Any:
+    return QueueFactory(  # type: ignore[no-untyped-call]
+        slug="reported-posts", name="Reported posts", purpose=PURPOSE, requester=REQUESTER
+    )
+
+
+def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:  # noqa: F811
+    queue = make_queue()
+    first = make_item(queue, seed=1, category="violence", severity=3)
+    second = make_item(queue, seed=2)
+    moderator = make_user("mo", "moderator")
+    item_services.viewing_preference_update(
+        user=moderator, blur_level=settings.VEIL_MIN_BLUR_LEVEL, reveal_seconds=2, grayscale_on_reveal=True
+    )
+    with chromium_browser() as browser:
+        page, errors = new_page(browser)
+
+        sign_in(page, live_daphne, "mo")
+        card = page.locator("[data-queue='reported-posts']")
+        assert PURPOSE in card.inner_text()
+        assert REQUESTER in card.inner_text()
+        assert page.locator("[data-queue-count='reported-posts']").inner_text() == "2"
+        page.wait_for_function("() => document.body.dataset.live === 'open'")  # the socket is up, no paused notice
+        assert page.locator("#live-status").inner_text() == ""
+        shoot(page, "1-queue-list")
+
+        card.get_by_role("button", name=re.compile("^Next item")).click()
+        page.wait_for_url(f"{live_daphne}/console/items/{first.pk}/")
+        image = page.locator("#item-image")
+        assert image.get_attribute("src") == f"/media/items/{first.pk}/preview"
+        assert image.get_attribute("data-state") == "blurred"
+        assert PURPOSE in page.locator(".item-context").inner_text()
+        assert REQUESTER in page.locator(".item-context").inner_text()
+        page.wait_for_function(IMAGE_BLURRED)
+        shoot(page, "2-item-blurred")
+
+        page.locator("#reveal").click()
+        page.wait_for_function(IMAGE_REVEALED)
+        revealed_at = time.monotonic()
+        assert image.get_attribute("src").startswith(f"/media/items/{first.pk}/clear?t=")  # type: ignore[union-attr]
+        assert "grayscale" in (image.get_attribute("class") or "")
+        shoot(page, "3-item-revealed")
+
+        # Nobody touches anything: the reveal window (2 s for this moderator) closes by itself.
+        page.wait_for_function(IMAGE_BLURRED, timeout=8_000)
+        assert time.monotonic() - revealed_at > 1.0
+        assert image.get_attribute("src") == f"/media/items/{first.pk}/preview"
+
+        page.get_by_label("Graphic violence").check()
+        page.get_by_label(re.compile("^Reason")).fill("Shows a graphic injury.")
+        page.get_by_role("button", name=re.compile("^Remove")).click()
+        page.wait_for_url(f"{live_daphne}/console/items/{second.pk}/")
+        assert page.locator("#item-image").get_attribute("src") == f"/media/items/{second.pk}/preview"
+
+        page.goto(f"{live_daphne}/console/preferences/")
+        assert page.locator("#reveal_seconds").input_value() == "2"
+        shoot(page, "4-preferences")
+        assert errors == []
+
+    decision = Decision.objects.get(item=first)
+    assert (decision.action, decision.policy.code if decision.policy else None) == ("remove", "violence")
+    assert decision.reason == "Shows a graphic injury."
+    reveal = RevealEvent.objects.get(item=first)
+    assert reveal.allowed_seconds == 2
+    assert reveal.ended_at is not None
+    assert ContentItem.objects.get(pk=second.pk).lease_holder_id == moderator.pk
+
+
+def test_clear_url_is_for_the_lease_holder_only(live_daphne: str) -> None:  # noqa: F811
+    queue = make_queue()
+    item = make_item(queue, seed=3)
+    make_user("mo", "moderator")
+    make_user("mia", "moderator")
+
+    with chromium_browser() as browser:
+        mia_page, _ = new_page(browser)
+        sign_in(mia_page, live_daphne, "mia")
+        waiting = "() => document.querySelector(\"[data-queue-count='reported-posts']\").textContent === '%s'"
+        mia_page.wait_for_function(waiting % "1")
+        mia_page.wait_for_function("() => document.body.dataset.live === 'open'")
+
+        mo_page, _ = new_page(browser)
+        sign_in(mo_page, live_daphne, "mo")
+        mo_page.get_by_role("button", name=re.compile("^Next item")).click()
+        mo_page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        # mia's open queue list hears about the claim over the websocket, without a reload.
+        mia_page.wait_for_function(waiting % "0", timeout=5_000)
+
+        mo_page.locator("#reveal").click()
+        mo_page.wait_for_function(IMAGE_REVEALED)
+        clear_url = live_daphne + str(mo_page.locator("#item-image").get_attribute("src"))
+        # The token is live: the lease holder can load it...
+        own = mo_page.context.request.get(clear_url)
+        assert own.status == 200
+        assert own.headers["content-type"] == "image/jpeg"
+
+        # ...another moderator, with the exact same URL, cannot.
+        response = mia_page.goto(clear_url)
+        assert response is not None
+        assert response.status == 403
+        assert not response.headers["content-type"].startswith("image/")
+        assert mia_page.locator("img").count() == 0
+
+        anonymous, _ = new_page(browser)
+        anonymous.goto(f"{live_daphne}/console/")
+        assert anonymous.url == f"{live_daphne}/login/?next=/console/"
+        assert anonymous.get_by_label("Password").is_visible()
+
+
+def test_keyboard_reveals_and_approves(live_daphne: str) -> None:  # noqa: F811
+    queue = make_queue()
+    item = make_item(queue, seed=4)
+    make_user("mo", "moderator")
+    with chromium_browser() as browser:
+        page, errors = new_page(browser)
+        sign_in(page, live_daphne, "mo")
+        page.get_by_role("button", name=re.compile("^Next item")).click()
+        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        page.wait_for_function(IMAGE_BLURRED)
+
+        page.keyboard.press("?")
+        assert page.locator("#help-panel").is_visible()
+        page.keyboard.press("/")
+        # Typing the reason must not fire shortcuts: it contains r (reveal), a (approve), x (remove), s (skip).
+        page.keyboard.type("Fine: a harmless street scene, nothing to remove.")
+        assert page.locator("#item-image").get_attribute("data-state") == "blurred"
+        assert page.url == f"{live_daphne}/console/items/{item.pk}/"
+        page.keyboard.press("Escape")  # leaves the reason box
+
+        page.keyboard.press("r")
+        page.wait_for_function(IMAGE_REVEALED)
+        page.keyboard.press("a")
+        page.wait_for_url(f"{live_daphne}/console/")
+        assert "Nothing is waiting" in page.locator(".messages").inner_text()
+        assert errors == []
+
+    decision = Decision.objects.get(item=item)
+    assert decision.action == "approve"
+    assert decision.reason == "Fine: a harmless street scene, nothing to remove."
