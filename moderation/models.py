@@ -55,6 +55,8 @@ class ContentItem(models.Model):
         READY = "ready", "Waiting for review"
         IN_REVIEW = "in_review", "In review"
         ESCALATED = "escalated", "Escalated to a lead"
+        # A copy of a picture whose cluster is already waiting or in review: decided together with it.
+        CLUSTERED = "clustered", "Waiting with its cluster"
         DECIDED = "decided", "Decided"
 
     queue = models.ForeignKey("review_queue.Queue", on_delete=models.PROTECT, related_name="items")
@@ -84,6 +86,14 @@ class ContentItem(models.Model):
     dhash = models.BigIntegerField(null=True, blank=True, help_text="64-bit dHash, stored signed.")
     processed_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True)
+
+    # Near-duplicate matching (see moderation/matching.py).
+    fingerprint = models.BinaryField(null=True, blank=True, editable=False)
+    pdq = models.CharField(max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    cluster = models.ForeignKey(
+        "Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
 
     # The lease, when someone holds the item (the Claim row is the history of it).
     lease_holder = models.ForeignKey(
@@ -124,6 +134,67 @@ class ContentItem(models.Model):
         return self.Status.ESCALATED if self.escalated_at else self.Status.READY
 
 
+class Cluster(models.Model):
+    """Copies of one picture. One review decides them all; the representative is the copy that gets reviewed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    representative = models.ForeignKey(
+        ContentItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="represents"
+    )
+
+    def __str__(self) -> str:
+        return f"cluster #{self.pk}"
+
+
+class MatchEvidence(models.Model):
+    """Why an item joined a cluster: which earlier item it matched, how, and at what distance."""
+
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="matches")
+    matched_item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=40)
+    distance = models.PositiveSmallIntegerField()
+    explanation = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"item #{self.item_id} ~ #{self.matched_item_id} ({self.method}, {self.distance})"
+
+
+class HashKey(models.Model):
+    """The 64-bit keys of an item's fingerprint: the database side of the in-memory matching index."""
+
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="hash_keys")
+    key = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key"], name="hashkey_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key:#x} of item #{self.item_id}"
+
+
+class SplitPair(models.Model):
+    """Two items a person said are not the same picture: never merged again."""
+
+    item_low = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="+")
+    item_high = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="+")
+    split_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item_low", "item_high"], name="split_pair_unique"),
+            models.CheckConstraint(condition=Q(item_low__lt=models.F("item_high")), name="split_pair_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.item_low_id} is not #{self.item_high_id}"
+
+
 class Decision(models.Model):
     class Action(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -142,15 +213,72 @@ class Decision(models.Model):
     reason = models.TextField(blank=True)
     is_final = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the decision was not made on this item but carried over from its cluster or a hash list.
+    carried_over_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="carried_to"
+    )
+    hash_list = models.ForeignKey("HashList", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A carried-over decision undone by a split: kept as history, no longer final.
+    voided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["item"], condition=Q(is_final=True), name="one_final_decision_per_item")
+            models.UniqueConstraint(
+                fields=["item"], condition=Q(is_final=True, voided_at__isnull=True), name="one_final_decision_per_item"
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} item #{self.item_id}"
+
+
+class HashList(models.Model):
+    """Known content shared between organisations (PDQ, Veil pHash). Each list says what happens on a match."""
+
+    class Action(models.TextChoices):
+        ROUTE = "route", "Send to a specialist queue (still reviewed, still blurred)"
+        REMOVE = "remove", "Remove without review"
+        FLAG = "flag", "Review as usual, with a note"
+
+    name = models.CharField(max_length=64, unique=True, help_text="Like HMA bank names: A-Z, 0-9 and _.")
+    label = models.CharField(max_length=200, help_text="What the list is, for the people who see its matches.")
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.FLAG)
+    target_queue = models.ForeignKey(
+        "review_queue.Queue", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For 'route': the specialist queue that receives matches.",
+    )
+    severity = models.PositiveSmallIntegerField(
+        choices=Severity.choices, null=True, blank=True, help_text="Raise matched items to at least this severity."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(action="route") | Q(target_queue__isnull=False),
+                                   name="hashlist_route_needs_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HashListEntry(models.Model):
+    hash_list = models.ForeignKey(HashList, on_delete=models.CASCADE, related_name="entries")
+    signal_type = models.CharField(max_length=10)
+    signal = models.CharField(max_length=64)
+    category = models.CharField(max_length=200, blank=True)
+    tags = models.CharField(max_length=500, blank=True)
+    collab = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hash_list", "signal_type", "signal"], name="hashlist_entry_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signal_type}:{self.signal[:12]}… in {self.hash_list_id}"
 
 
 class RevealEvent(models.Model):
@@ -209,6 +337,11 @@ class AuditEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         SECOND_OPINION = "second_opinion", "Second opinion asked"
         PREFERENCES_CHANGED = "preferences_changed", "Viewing preferences changed"
+        MATCHED = "matched", "Matched an earlier item"
+        CARRIED_OVER = "carried_over", "Decision carried over"
+        HASH_LIST_MATCH = "hash_list_match", "Matched a hash list"
+        SPLIT = "split", "Split from its cluster"
+        HASH_LIST_IMPORTED = "hash_list_imported", "Hash list imported"
         TOKEN_CREATED = "token_created", "API token created"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
