@@ -5,7 +5,16 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from moderation.models import AuditEvent, ContentItem, Decision, RevealEvent, ViewingPreference
+from moderation.models import (
+    AuditEvent,
+    ContentItem,
+    Decision,
+    HashList,
+    MatchEvidence,
+    RevealEvent,
+    SplitPair,
+    ViewingPreference,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -57,3 +66,22 @@ class ContentItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(ViewingPreference)
 class ViewingPreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["user", "blur_level", "reveal_seconds", "grayscale_on_reveal"]
+
+
+@admin.register(HashList)
+class HashListAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "label", "action", "target_queue", "severity", "entry_count"]
+
+    @admin.display(description="entries")
+    def entry_count(self, obj: HashList) -> int:
+        return obj.entries.count()
+
+
+@admin.register(MatchEvidence)
+class MatchEvidenceAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "item", "matched_item", "method", "distance"]
+
+
+@admin.register(SplitPair)
+class SplitPairAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "item_low", "item_high", "split_by", "reason"]
