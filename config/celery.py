@@ -1,9 +1,14 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("veil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Run `celery -A config beat` beside the worker. Embedded mode has no beat: use `manage.py purge_expired_checkins`.
+app.conf.beat_schedule = {
+    "purge-expired-checkins": {"task": "wellbeing.checkins_purge_expired", "schedule": crontab(hour=3, minute=17)},
+}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str, sqlite_database
+from config.env import database_from_url, env_bool, env_int, env_json_object, env_list, env_str, sqlite_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("VEIL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -205,6 +205,10 @@ VEIL_REVEAL_SECONDS = env_int("VEIL_REVEAL_SECONDS", 10, minimum=1, maximum=30)
 # The organisation's weakest blur (0-6); a moderator may choose stronger, never weaker.
 VEIL_MIN_BLUR_LEVEL = env_int("VEIL_MIN_BLUR_LEVEL", 2, minimum=0, maximum=6)
 
+# Wellbeing. Check-in answers are health data: kept this many days, then deleted by a scheduled task (or
+# `manage.py purge_expired_checkins` in embedded mode). Exposure caps and breaks are an admin-edited policy.
+VEIL_CHECKIN_RETENTION_DAYS = env_int("VEIL_CHECKIN_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -241,3 +245,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("VEIL_LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Near-duplicate matching (moderation/neardup.py documents each threshold). A JSON object here overrides defaults,
+# e.g. VEIL_NEARDUP_THRESHOLDS='{"index_radius": 6}'; unknown names are refused at start-up.
+VEIL_NEARDUP_THRESHOLDS = env_json_object("VEIL_NEARDUP_THRESHOLDS")
+# pHash hash-list entries match within this many bits (PDQ entries use HMA's rule: distance <= 31, quality >= 50).
+VEIL_LIST_PHASH_RADIUS = env_int("VEIL_LIST_PHASH_RADIUS", 6, minimum=0, maximum=16)

@@ -30,6 +30,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", include("review_queue.urls")),
+    path("wellbeing/", include("wellbeing.urls")),
     path("media/items/<int:item_id>/preview", media_views.preview, name="media-preview"),
     path("media/items/<int:item_id>/clear", media_views.clear, name="media-clear"),
     path("api/v1/", include(api_v1)),

@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from config.roles import Role, has_role
 from review_queue import realtime, selectors
+from wellbeing.consumers import BreakWatcher
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
@@ -28,8 +29,13 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         counts = await database_sync_to_async(selectors.queue_counts)()
         await self.send_json({"type": "queue.counts", "counts": counts})
+        # Pushes "break.due" / "break.started" / "break.ended" when the clock moves the user's break schedule.
+        self.breaks = BreakWatcher(self.user_id, self.send_json)
+        await self.breaks.start()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "breaks", None) is not None:
+            self.breaks.stop()
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -42,3 +48,6 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
     async def user_event(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": event["event"], **event.get("payload", {})})
+        if str(event["event"]).startswith(("break.", "shift.")) and getattr(self, "breaks", None) is not None:
+            # A service changed the schedule (break started or ended, shift began): wait for the new next moment.
+            await self.breaks.refresh(announce=False)

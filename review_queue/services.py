@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.roles import Role, has_role
-from moderation.models import AuditEvent, ContentItem
+from moderation.models import AuditEvent, ContentItem, Severity
 from moderation.services import ReviewError, audit_record
 from review_queue.models import Claim, Queue
+from wellbeing import services as wellbeing
 
 
 class NothingToClaim(ReviewError):
@@ -55,7 +57,8 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
     """Lease the next item of a queue to a reviewer. Never gives one item to two people.
 
     A reviewer holding a live lease gets that item back instead of a second one. Escalated items are claimed by
-    team leads only.
+    team leads only. Otherwise the wellbeing gate decides, in this transaction and under the reviewer's shift lock,
+    whether they may take another item now (shift, breaks, exposure cap) and of what kind.
     """
     if not queue.is_active:
         raise ReviewError("queue_closed", "This queue is closed.", status=409)
@@ -66,23 +69,65 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
 
     now = timezone.now()
     leases_expire(queue=queue, now=now)
+    refusal: ReviewError | None = None
     with transaction.atomic():
-        held = (
-            Claim.objects.select_related("item")
-            .filter(reviewer=reviewer, ended_at__isnull=True, expires_at__gt=now)
-            .first()
-        )
+        held = _held_claim(reviewer=reviewer, now=now)
         if held is not None:
             return held
-        wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
-        candidates = (
-            ContentItem.objects.filter(queue=queue, status=wanted)
-            .exclude(second_opinion_excluded=reviewer)
-            .order_by("created_at", "id")
-        )
+        try:
+            constraints = wellbeing.claim_gate(reviewer=reviewer, queue=queue, now=now)
+        except ReviewError as exc:
+            # Commit what the gate recorded on the way (a shift that ended, a break that began), then refuse.
+            refusal = exc
+        else:
+            # Again, now that the gate holds the reviewer's lock: a concurrent claim of theirs may have won.
+            held = _held_claim(reviewer=reviewer, now=now)
+            if held is not None:
+                return held
+            wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
+            waiting = ContentItem.objects.filter(queue=queue, status=wanted).exclude(second_opinion_excluded=reviewer)
+            batches = _offer(waiting, constraints)
+            claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches)
+            if claim is not None:
+                wellbeing.exposure_open(claim=claim, constraints=constraints)
+                return claim
+            if waiting.exclude(pk__in=batches[-1].order_by().values("pk")).exists():
+                # Items are waiting, but the gate held them back: say why rather than "nothing is waiting".
+                refusal = constraints.refusal_when_empty()
+    if refusal is not None:
+        raise refusal
+    raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+
+
+def _held_claim(*, reviewer: User, now: datetime) -> Claim | None:
+    return (
+        Claim.objects.select_related("item")
+        .filter(reviewer=reviewer, ended_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+
+
+def _offer(waiting: QuerySet[ContentItem], constraints: wellbeing.ClaimConstraints) -> list[QuerySet[ContentItem]]:
+    """The candidates the wellbeing gate allows, in the order to try them."""
+    allowed = waiting.filter(severity__lte=constraints.max_severity)
+    if constraints.excluded_categories:
+        allowed = allowed.exclude(category__in=constraints.excluded_categories)
+    # Near the cap milder items come first; otherwise oldest first.
+    order = ("severity", "created_at", "id") if constraints.lower_severity_first else ("created_at", "id")
+    batches = [allowed.order_by(*order)]
+    if constraints.prefer_benign:  # after a severe item, a benign one when the queue has one
+        batches.insert(0, allowed.filter(severity=Severity.NONE).order_by("created_at", "id"))
+    return batches
+
+
+def _lease_first(
+    *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[QuerySet[ContentItem]]
+) -> Claim | None:
+    expires = now + timedelta(seconds=queue.lease_duration_seconds)
+    for batch in batches:
+        candidates = batch
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        expires = now + timedelta(seconds=queue.lease_duration_seconds)
         # On PostgreSQL skip_locked hands each claimer a different row. On SQLite the IMMEDIATE transaction
         # serialises claimers, and the conditional UPDATE below is a second guard on any backend.
         for item in candidates[:5]:
@@ -100,7 +145,7 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
 
             transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue.pk]))
             return claim
-    raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+    return None
 
 
 def item_release(*, item: ContentItem, reviewer: User) -> None:

@@ -1,0 +1,111 @@
+"""The console socket tells a reviewer about their breaks: when one falls due, begins and ends by the clock, and
+when the claim gate finds one due. Real (short) durations: the consumer's timer runs on the event loop's clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from review_queue.services import item_claim
+from tests.factories import make_queue
+from tests.test_realtime import communicator, session_cookie
+from tests.test_wellbeing_helpers import finish, ready_item, set_policy
+from wellbeing import services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+S = timedelta(seconds=1)
+
+
+def test_break_due_started_and_ended_are_pushed_as_the_clock_moves(moderator):
+    # Longer than the work before it, or the idle time (nobody holds an item here) would already count as rest.
+    set_policy(break_every=1 * S, break_window=1 * S, break_length=3 * S)
+    cookie = session_cookie(moderator)
+    services.shift_start(reviewer=moderator)
+
+    async def scenario() -> list[dict[str, Any]]:
+        comm = communicator(cookie)
+        assert (await comm.connect())[0]
+        got = [await comm.receive_json_from(timeout=5) for _ in range(4)]
+        await comm.disconnect()
+        return got
+
+    counts, due, started, ended = async_to_sync(scenario)()
+    assert counts["type"] == "queue.counts"
+    assert (due["type"], due["phase"]) == ("break.due", "due")
+    assert "A break is due" in due["message"] and due["window_ends_at"]
+    assert (started["type"], started["phase"]) == ("break.started", "on_break")
+    assert started["ends_at_text"] and "on a break until" in started["message"]
+    assert ended["type"] == "break.ended" and ended["phase"] != "on_break"
+
+
+def test_the_gate_pushes_a_break_it_finds_due(moderator):
+    queue = make_queue(lease_seconds=3600)
+    ready_item(queue)
+    ready_item(queue)
+    now = timezone.now()
+    with time_machine.travel(now - timedelta(minutes=51), tick=False) as clock:
+        claim = item_claim(reviewer=moderator, queue=queue)
+        clock.move_to(now - timedelta(minutes=1))
+        finish(claim)
+    cookie = session_cookie(moderator)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        comm = communicator(cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=5)  # queue counts
+        on_connect = await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(item_claim)(reviewer=moderator, queue=queue)
+        pushed = await comm.receive_json_from(timeout=5)
+        while pushed["type"] == "queue.counts":
+            pushed = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return on_connect, pushed
+
+    on_connect, pushed = async_to_sync(scenario)()
+    assert (on_connect["type"], on_connect["phase"]) == ("break.state", "due")
+    assert (pushed["type"], pushed["phase"]) == ("break.due", "due")
+
+
+def test_a_voluntary_break_reaches_every_open_console(moderator):
+    cookie = session_cookie(moderator)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        comm = communicator(cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(services.break_start)(reviewer=moderator, minutes=5)
+        started = await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(services.break_end)(reviewer=moderator)
+        ended = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return started, ended
+
+    started, ended = async_to_sync(scenario)()
+    assert (started["type"], started["phase"], started["voluntary"]) == ("break.started", "on_break", True)
+    assert (ended["type"], ended["phase"]) == ("break.ended", "off_shift")
+
+
+def test_nothing_can_be_claimed_over_the_socket(moderator):
+    queue = make_queue()
+    ready_item(queue)
+    cookie = session_cookie(moderator)
+
+    async def scenario() -> bool:
+        comm = communicator(cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=5)
+        await comm.send_json_to({"type": "claim", "queue": queue.slug})
+        quiet = await comm.receive_nothing(timeout=0.3)
+        await comm.disconnect()
+        return bool(quiet)
+
+    assert async_to_sync(scenario)()
+    from review_queue.models import Claim
+
+    assert not Claim.objects.exists()  # the socket only tells; claims go through the gated service

@@ -1,0 +1,549 @@
+"""Reads for wellbeing: effective policy, break state, exposure sums, and check-ins (every read of those logged)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from django.contrib.auth.models import User
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.roles import Role, has_role
+from moderation.models import Category, Severity
+from review_queue.models import Claim, Queue
+from wellbeing import rules
+from wellbeing.models import (
+    Break,
+    CheckIn,
+    CheckInRead,
+    CheckInReadRefused,
+    ExposureEntry,
+    OrganisationPolicy,
+    PersonalPolicy,
+    QueuePolicy,
+    Shift,
+    _checkin_read_allowed,
+)
+
+# ---- policy --------------------------------------------------------------------------------------------------------
+
+
+def organisation_policy() -> OrganisationPolicy:
+    """The organisation's policy, or its defaults when nobody has saved one yet."""
+    return OrganisationPolicy.objects.filter(pk=OrganisationPolicy.SINGLETON_PK).first() or OrganisationPolicy(
+        pk=OrganisationPolicy.SINGLETON_PK
+    )
+
+
+def personal_policy_of(*, user: User) -> PersonalPolicy:
+    return PersonalPolicy.objects.filter(user=user).first() or PersonalPolicy(user=user)
+
+
+def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
+    """Organisation, then queue, then personal. A team layer (later) goes between queue and personal; the order
+    does not change the result, since every layer after the first can only tighten."""
+    reviewer_id = reviewer if isinstance(reviewer, int) else reviewer.pk
+    layers = [rules.PolicyLayer.from_model("organisation", organisation_policy())]
+    if queue is not None:
+        queue_policy = QueuePolicy.objects.filter(queue=queue).first()
+        if queue_policy is not None:
+            layers.append(rules.PolicyLayer.from_model("queue", queue_policy))
+    personal = PersonalPolicy.objects.filter(user_id=reviewer_id).first()
+    if personal is not None:
+        layers.append(rules.PolicyLayer.from_model("personal", personal))
+    return layers
+
+
+def policy_effective(*, reviewer: User | int, queue: Queue | None = None) -> rules.EffectivePolicy:
+    return rules.policy_combine(policy_layers(reviewer=reviewer, queue=queue))
+
+
+def categories_excluded(*, reviewer: User, queue: Queue) -> frozenset[str]:
+    """Categories the reviewer opted out of, except the one this queue is the specialist queue for."""
+    personal = PersonalPolicy.objects.filter(user=reviewer).first()
+    if personal is None or not personal.opted_out_categories:
+        return frozenset()
+    opted_out = {c for c in personal.opted_out_categories if c in Category.values}
+    specialist = QueuePolicy.objects.filter(queue=queue).values_list("specialist_category", flat=True).first()
+    opted_out.discard(specialist or "")
+    return frozenset(opted_out)
+
+
+# ---- shifts and breaks ----------------------------------------------------------------------------------------------
+
+
+def shift_open(*, reviewer_id: int) -> Shift | None:
+    return Shift.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+
+
+def shift_latest(*, reviewer_id: int) -> Shift | None:
+    return Shift.objects.filter(reviewer_id=reviewer_id).order_by("-started_at").first()
+
+
+def last_activity(*, shift: Shift) -> datetime | None:
+    """When the reviewer last finished an item in this shift (settled or not)."""
+    found = ExposureEntry.objects.filter(shift=shift).aggregate(settled=Max("ended_at"), claim=Max("claim__ended_at"))
+    times = [t for t in (found["settled"], found["claim"]) if t is not None]
+    return max(times) if times else None
+
+
+def is_holding(*, reviewer_id: int, now: datetime) -> bool:
+    return Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True, expires_at__gt=now).exists()
+
+
+@dataclass(frozen=True)
+class BreakSituation:
+    """Everything the break rules looked at, so the gate can record exactly what they decided."""
+
+    state: rules.BreakState
+    work_since: datetime
+    last_activity: datetime | None
+    active: Break | None
+    pending: Break | None
+
+
+def break_situation(
+    *, shift: Shift, policy: rules.EffectivePolicy, now: datetime, holding: bool
+) -> BreakSituation:
+    started = list(Break.objects.filter(shift=shift, started_at__isnull=False))
+    pending = Break.objects.filter(shift=shift, kind=Break.Kind.SCHEDULED, started_at__isnull=True).first()
+    spans = {
+        b.pk: rules.BreakSpan(b.started_at, b.effective_end, b.kind == Break.Kind.VOLUNTARY)
+        for b in started
+        if b.started_at is not None
+    }
+    active = next((b for b in started if b.pk in spans and spans[b.pk].started_at <= now < spans[b.pk].ends_at), None)
+    work_since = rules.work_stretch_start(
+        shift_started_at=shift.started_at, rested_at=shift.rested_at, breaks=list(spans.values()), policy=policy,
+        now=now,
+    )
+    last = last_activity(shift=shift)
+    state = rules.break_phase(
+        policy=policy, work_since=work_since, last_activity=last, holding=holding,
+        active=spans[active.pk] if active is not None else None, now=now,
+    )
+    return BreakSituation(state=state, work_since=work_since, last_activity=last, active=active, pending=pending)
+
+
+def break_state(*, reviewer_id: int, now: datetime | None = None) -> rules.BreakState:
+    """Where a reviewer stands in the break schedule. Read-only: the claim gate records what this describes."""
+    now = now or timezone.now()
+    shift = shift_open(reviewer_id=reviewer_id)
+    if shift is None or now >= shift.ends_at:
+        # Off shift, a voluntary break may still be running.
+        loose = Break.objects.filter(reviewer_id=reviewer_id, shift__isnull=True, started_at__lte=now,
+                                     ends_at__gt=now, ended_at__isnull=True).first()
+        if loose is not None and loose.started_at and loose.ends_at:
+            return rules.BreakState(rules.Phase.ON_BREAK, break_starts_at=loose.started_at,
+                                    break_ends_at=loose.ends_at, voluntary=True, next_change_at=loose.ends_at)
+        return rules.BreakState(rules.Phase.OFF_SHIFT)
+    policy = policy_effective(reviewer=reviewer_id)
+    holding = is_holding(reviewer_id=reviewer_id, now=now)
+    return break_situation(shift=shift, policy=policy, now=now, holding=holding).state
+
+
+def clock_phrase(moment: datetime | None, *, now: datetime | None = None) -> str:
+    """"at 14:20", or "tomorrow at 04:00": for the middle of a sentence."""
+    text = clock(moment, now=now)
+    return text if not text or " at " in text else f"at {text}"
+
+
+def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
+    """A plain local time ("14:20"), with the day when it is not today. Never a countdown."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    today = timezone.localtime(now or timezone.now()).date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    if local.date() == today + timedelta(days=1):
+        return f"tomorrow at {local:%H:%M}"
+    return f"{local:%a %d %b} at {local:%H:%M}"
+
+
+def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
+    """One calm sentence about the break, for the banner, the break screen and websocket pushes."""
+    if state.phase == rules.Phase.DUE:
+        return (f"A break is due. Finish what you are doing and start it when it suits you; new items pause at "
+                f"{clock(state.window_ends_at, now=now)}.")
+    if state.phase == rules.Phase.FINISH_ITEM:
+        return "Your break is next: finish this item, or give it back, and the break begins. No new items until then."
+    if state.phase == rules.Phase.ON_BREAK:
+        return f"You are on a break until {clock(state.break_ends_at, now=now)}."
+    return ""
+
+
+def break_payload(state: rules.BreakState, *, now: datetime | None = None) -> dict[str, Any]:
+    """What a websocket push or the state endpoint says about a break (JSON-ready)."""
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {
+        "phase": state.phase.value,
+        "message": break_message(state, now=now),
+        "due_at": iso(state.due_at),
+        "window_ends_at": iso(state.window_ends_at),
+        "ends_at": iso(state.break_ends_at),
+        "ends_at_text": clock(state.break_ends_at, now=now),
+        "voluntary": state.voluntary,
+    }
+
+
+@dataclass(frozen=True)
+class BreakCounts:
+    due: int
+    taken: int
+    voluntary: int
+    cut_short: int
+
+
+def breaks_counted(*, reviewer: User, since: datetime, until: datetime | None = None) -> BreakCounts:
+    """Scheduled breaks due and taken, voluntary breaks, and breaks cut short, from `since`."""
+    rows = Break.objects.filter(reviewer=reviewer).filter(
+        Q(started_at__gte=since) | Q(started_at__isnull=True, due_at__gte=since)
+    )
+    if until is not None:
+        rows = rows.filter(Q(started_at__lt=until) | Q(started_at__isnull=True, due_at__lt=until))
+    found = rows.aggregate(
+        due=Count("pk", filter=Q(kind=Break.Kind.SCHEDULED)),
+        taken=Count("pk", filter=Q(kind=Break.Kind.SCHEDULED, started_at__isnull=False)),
+        voluntary=Count("pk", filter=Q(kind=Break.Kind.VOLUNTARY)),
+        cut_short=Count("pk", filter=Q(ended_at__isnull=False, ended_at__lt=F("ends_at"))),
+    )
+    return BreakCounts(**found)
+
+
+def break_recent(*, reviewer: User, now: datetime, within: timedelta = timedelta(minutes=30)) -> Break | None:
+    """The break that ended most recently, if it ended within `within` (for the welcome-back check-in)."""
+    candidates = Break.objects.filter(reviewer=reviewer, started_at__lte=now,
+                                      started_at__gte=now - within - timedelta(hours=2)).order_by("-started_at")
+    for candidate in candidates[:3]:
+        end = candidate.effective_end
+        if end is not None and now - within <= end <= now:
+            return candidate
+    return None
+
+
+# ---- exposure ------------------------------------------------------------------------------------------------------
+
+
+def exposure_spoken_for(*, shift: Shift) -> int:
+    """Weighted seconds of the shift's cap in use: settled exposure, plus reservations of items still open."""
+    total = ExposureEntry.objects.filter(shift=shift).aggregate(total=Sum(Coalesce("exposure", "reserved")))
+    return int(total["total"] or 0)
+
+
+def severe_in_last_hour(*, reviewer: User, now: datetime) -> tuple[int, datetime | None]:
+    found = ExposureEntry.objects.filter(
+        reviewer=reviewer, severity=Severity.SEVERE, claimed_at__gt=now - timedelta(hours=1), claimed_at__lte=now
+    ).aggregate(count=Count("pk"), oldest=Min("claimed_at"))
+    return int(found["count"]), found["oldest"]
+
+
+def last_finished_entry(*, shift: Shift) -> ExposureEntry | None:
+    return ExposureEntry.objects.filter(shift=shift, ended_at__isnull=False).order_by("-ended_at", "-pk").first()
+
+
+def last_severe_end(*, reviewer: User) -> datetime | None:
+    found = ExposureEntry.objects.filter(reviewer=reviewer, severity=Severity.SEVERE).aggregate(end=Max("ended_at"))
+    end: datetime | None = found["end"]
+    return end
+
+
+Grouping = Literal["day", "week", "shift", "reviewer"]
+
+
+def exposure_totals(
+    *, group_by: Grouping, reviewers: QuerySet[User] | list[int] | None = None, since: date | None = None,
+    until: date | None = None,
+) -> list[dict[str, Any]]:
+    """Exposure sums per reviewer and day, week or shift (or per reviewer overall), for pages and later for the
+    lead dashboard and the OH report. Weighted seconds: `exposure_seconds` of settled entries, `reserved_open` of
+    items still open; `screen_total` and `reveal_total` are plain seconds, `reveals` a count."""
+    rows = ExposureEntry.objects.all()
+    if reviewers is not None:
+        rows = rows.filter(reviewer__in=reviewers)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    if until is not None:
+        rows = rows.filter(day__lte=until)
+    keys = ["reviewer"] if group_by == "reviewer" else ["reviewer", group_by]
+    return list(
+        rows.values(*keys)
+        .annotate(
+            items=Count("pk"),
+            severe_items=Count("pk", filter=Q(severity=Severity.SEVERE)),
+            exposure_seconds=Coalesce(Sum("exposure"), 0),
+            reserved_open=Coalesce(Sum("reserved", filter=Q(exposure__isnull=True)), 0),
+            screen_total=Coalesce(Sum("screen_seconds"), 0),
+            reveals=Coalesce(Sum("reveal_count"), 0),
+            reveal_total=Coalesce(Sum("reveal_seconds"), 0),
+        )
+        .order_by(*keys)
+    )
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """Exposure against a cap, in words first: never a countdown."""
+
+    used_seconds: int
+    cap_seconds: int
+    near_percent: int
+    scope: Literal["shift", "day"] = "shift"
+
+    @property
+    def used_minutes(self) -> int:
+        return round(self.used_seconds / 60)
+
+    @property
+    def cap_minutes(self) -> int:
+        return round(self.cap_seconds / 60)
+
+    @property
+    def share(self) -> float:
+        return self.used_seconds / self.cap_seconds if self.cap_seconds else 0.0
+
+    @property
+    def step(self) -> int:
+        """The share used in 5 % steps, for the bar's width class (no inline styles under the CSP)."""
+        return min(100, round(self.share * 20) * 5)
+
+    @property
+    def level(self) -> str:
+        if self.share >= 1:
+            return "limit"
+        if self.share * 100 >= self.near_percent:
+            return "most"
+        return "light" if self.share < 0.25 else "moderate"
+
+    @property
+    def used_words(self) -> str:
+        return duration_words(self.used_minutes)
+
+    @property
+    def detail(self) -> str:
+        """'About 1 h 20 min' or 'Under a minute', of severe-equivalent exposure."""
+        if self.used_minutes < 1:
+            return "Under a minute"
+        return f"About {self.used_words}"
+
+    @property
+    def words(self) -> str:
+        if self.scope == "day":
+            return {"light": "Light so far", "moderate": "Moderate", "most": "A heavy day",
+                    "limit": "A full shift's limit or more"}[self.level]
+        return {
+            "light": "Light so far",
+            "moderate": "Moderate",
+            "most": "Most of the limit used: milder items come first now",
+            "limit": "Limit reached: no more items this shift",
+        }[self.level]
+
+
+def duration_words(minutes: int, *, seconds: int | None = None) -> str:
+    if minutes < 1:
+        return f"{seconds} seconds" if seconds else "under a minute"
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+@dataclass(frozen=True)
+class DayExposure:
+    day: date
+    gauge: Gauge
+    items: int
+
+
+@dataclass(frozen=True)
+class WellbeingOverview:
+    policy: rules.EffectivePolicy
+    shift: Shift | None
+    shift_gauge: Gauge | None
+    today: Gauge
+    week_days: list[DayExposure]
+    week_total_minutes: int
+    breaks_today: BreakCounts
+    breaks_week: BreakCounts
+    break_state: rules.BreakState
+    who5_due: bool
+    next_shift_at: datetime | None
+
+
+def overview(*, reviewer: User, now: datetime) -> WellbeingOverview:
+    """Everything the My wellbeing page shows, except check-ins (read separately, and logged)."""
+    policy = policy_effective(reviewer=reviewer)
+    shift = shift_open(reviewer_id=reviewer.pk)
+    if shift is not None and now >= shift.ends_at:
+        shift = None
+    today = timezone.localdate(now)
+    monday = week_start(today)
+    by_day = {row["day"]: row for row in exposure_totals(group_by="day", reviewers=[reviewer.pk], since=monday,
+                                                           until=today)}
+
+    def gauge(seconds: int, scope: Literal["shift", "day"] = "day") -> Gauge:
+        return Gauge(used_seconds=seconds, cap_seconds=policy.cap_seconds, near_percent=policy.near_cap_percent,
+                     scope=scope)
+
+    week_days = []
+    for offset in range(7):
+        day = monday + timedelta(days=offset)
+        if day > today:
+            break
+        row = by_day.get(day, {})
+        week_days.append(DayExposure(day=day, gauge=gauge(int(row.get("exposure_seconds", 0))),
+                                     items=int(row.get("items", 0))))
+    start_of_day = timezone.make_aware(datetime.combine(today, datetime.min.time()))
+    start_of_week = timezone.make_aware(datetime.combine(monday, datetime.min.time()))
+    latest = shift_latest(reviewer_id=reviewer.pk)
+    next_shift_at = None
+    if shift is None and latest is not None and latest.ended_at is not None:
+        next_shift_at = max(latest.ended_at + policy.rest_between_shifts, now)
+        if latest.end_reason == Shift.EndReason.MANUAL and now < latest.ends_at:
+            next_shift_at = now  # an early end can be resumed until the planned end
+    last_who5 = CheckIn.objects.filter(user=reviewer, kind=CheckIn.Kind.WHO5, created_at__gt=now - timedelta(days=7))
+    return WellbeingOverview(
+        policy=policy,
+        shift=shift,
+        shift_gauge=gauge(settled_exposure(shift=shift), "shift") if shift is not None else None,
+        today=gauge(int(by_day.get(today, {}).get("exposure_seconds", 0))),
+        week_days=week_days,
+        week_total_minutes=round(sum(d.gauge.used_seconds for d in week_days) / 60),
+        breaks_today=breaks_counted(reviewer=reviewer, since=start_of_day),
+        breaks_week=breaks_counted(reviewer=reviewer, since=start_of_week),
+        break_state=break_state(reviewer_id=reviewer.pk, now=now),
+        who5_due=not last_who5.exists(),  # exists() loads no answers
+        next_shift_at=next_shift_at,
+    )
+
+
+def settled_exposure(*, shift: Shift) -> int:
+    total = ExposureEntry.objects.filter(shift=shift).aggregate(total=Sum("exposure"))
+    return int(total["total"] or 0)
+
+
+# ---- check-ins: health data, every read logged ----------------------------------------------------------------------
+
+
+@contextmanager
+def _checkin_reading() -> Iterator[None]:
+    token = _checkin_read_allowed.set(True)
+    try:
+        yield
+    finally:
+        _checkin_read_allowed.reset(token)
+
+
+def checkin_reader_allowed(*, reader: User, subject: User | int) -> bool:
+    """The person themself, or occupational health. Not team leads, not administrators (has_role keeps OH from
+    superusers unless they are in the group)."""
+    subject_id = subject if isinstance(subject, int) else subject.pk
+    return bool(reader.is_authenticated and (reader.pk == subject_id or has_role(reader, Role.OCCUPATIONAL_HEALTH)))
+
+
+def checkins_read(
+    *, subject: User, reader: User, purpose: str, since: datetime | None = None
+) -> list[CheckIn]:
+    """The only way to load check-in answers. Logs every read, and every refused attempt, then returns the rows.
+
+    Raises CheckInReadRefused (a PermissionDenied) for anyone but the person and occupational health.
+    """
+    now = timezone.now()
+    if not checkin_reader_allowed(reader=reader, subject=subject):
+        CheckInRead.objects.create(at=now, reader=reader, subject=subject, purpose=purpose[:40], allowed=False)
+        raise CheckInReadRefused("Check-ins are private: only the person and occupational health can read them.")
+    rows = CheckIn.objects.filter(user=subject)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    with _checkin_reading():
+        found = list(rows)
+    CheckInRead.objects.create(at=now, reader=reader, subject=subject, purpose=purpose[:40], allowed=True,
+                               rows=len(found))
+    return found
+
+
+# ---- export ----------------------------------------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return value
+
+
+EXPORT_PARTS = ("shifts", "exposure", "breaks", "checkins", "limits")
+
+
+def export_for(*, user: User, parts: tuple[str, ...] = EXPORT_PARTS) -> dict[str, list[dict[str, Any]]]:
+    """A person's own wellbeing data, table by table (check-ins only through the logged path, only if asked)."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    if "shifts" in parts:
+        result["shifts"] = _export_shifts(user)
+    if "exposure" in parts:
+        result["exposure"] = _export_exposure(user)
+    if "breaks" in parts:
+        result["breaks"] = _export_breaks(user)
+    if "checkins" in parts:
+        result["checkins"] = [
+            {"id": c.pk, "kind": c.kind, "created_at": _iso(c.created_at), "mood": c.mood,
+             "who5_answers": " ".join(str(a) for a in (c.who5_answers or [])), "who5_raw": c.who5_raw,
+             "who5_percent": c.who5_percent}
+            for c in sorted(checkins_read(subject=user, reader=user, purpose="export"), key=lambda c: c.created_at)
+        ]
+    if "limits" in parts:
+        result["limits"] = _export_limits(user)
+    return result
+
+
+def _export_shifts(user: User) -> list[dict[str, Any]]:
+    return [
+        {k: _iso(v) for k, v in row.items()}
+        for row in Shift.objects.filter(reviewer=user).order_by("started_at").values(
+            "id", "started_at", "ends_at", "ended_at", "end_reason", "day"
+        )
+    ]
+
+
+def _export_exposure(user: User) -> list[dict[str, Any]]:
+    return [
+        {k: _iso(v) for k, v in row.items()}
+        for row in ExposureEntry.objects.filter(reviewer=user).order_by("claimed_at").values(
+            "id", "shift_id", "item_id", "queue_id", "severity", "category", "weight_percent", "claimed_at",
+            "ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "reserved", "exposure",
+            "day", "week",
+        )
+    ]
+
+
+def _export_breaks(user: User) -> list[dict[str, Any]]:
+    breaks = []
+    for b in Break.objects.filter(reviewer=user).order_by("pk"):
+        breaks.append({
+            "id": b.pk, "shift_id": b.shift_id, "kind": b.kind, "due_at": _iso(b.due_at),
+            "started_at": _iso(b.started_at), "ends_at": _iso(b.ends_at), "ended_at": _iso(b.ended_at),
+            "started_automatically": b.started_automatically, "cut_short": b.cut_short,
+        })
+    return breaks
+
+
+def _export_limits(user: User) -> list[dict[str, Any]]:
+    personal = personal_policy_of(user=user)
+    return [
+        {"setting": name, "value": _iso(getattr(personal, name))}
+        for name in ("shift_length", "exposure_cap_units", "severe_per_hour", "cooldown", "break_every",
+                     "break_length")
+    ] + [{"setting": "opted_out_categories", "value": " ".join(personal.opted_out_categories or [])}]

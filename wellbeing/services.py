@@ -1,0 +1,535 @@
+"""Writes for wellbeing: the claim gate, the exposure ledger, shifts, breaks, check-ins and policy changes.
+
+The one way in from the review queue is `claim_gate` + `exposure_open`, called by `review_queue.services.item_claim`
+inside its transaction. Everything else wellbeing learns (time on screen, reveals) it reads lazily from
+`review_queue.Claim` and `moderation.RevealEvent` when it next needs it ("settling").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Field, Q
+from django.utils import timezone
+
+from moderation.models import Category, RevealEvent, Severity
+from moderation.services import ReviewError
+from review_queue.models import Claim, Queue
+from wellbeing import rules, selectors
+from wellbeing.models import (
+    Break,
+    CheckIn,
+    CheckInRead,
+    ExposureEntry,
+    OrganisationPolicy,
+    PersonalPolicy,
+    PolicyChange,
+    QueuePolicy,
+    Shift,
+)
+from wellbeing.selectors import clock, clock_phrase
+
+VOLUNTARY_BREAK_MINUTES = (5, 10, 15, 20, 30)
+PERSONAL_FIELDS = ("shift_length", "exposure_cap_units", "severe_per_hour", "cooldown", "break_every", "break_length")
+QUEUE_FIELDS = ("specialist_category", "exposure_cap_units", "severe_per_hour", "cooldown", "weight_none",
+                "weight_low", "weight_medium")
+WHO5_ITEMS = (
+    "I have felt cheerful and in good spirits",
+    "I have felt calm and relaxed",
+    "I have felt active and vigorous",
+    "I woke up feeling fresh and rested",
+    "My daily life has been filled with things that interest me",
+)
+# Raw WHO-5 below this suggests poor wellbeing (Topp et al. 2015).
+WHO5_LOW_RAW = 13
+
+
+def _refused(code: str, detail: str) -> ReviewError:
+    return ReviewError(code, detail, status=409)
+
+
+def _push_later(reviewer_id: int, event: str) -> None:
+    """Tell the reviewer's consoles, once committed. The payload is the break state at sending time."""
+
+    def send() -> None:
+        from review_queue import realtime
+
+        payload = selectors.break_payload(selectors.break_state(reviewer_id=reviewer_id))
+        realtime.notify_user(user_id=reviewer_id, event=event, **payload)
+
+    transaction.on_commit(send)
+
+
+# ---- shifts -----------------------------------------------------------------------------------------------------
+
+
+def _shift_locked(*, reviewer_id: int) -> Shift | None:
+    return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+
+
+def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
+    latest = Shift.objects.select_for_update().filter(reviewer=reviewer).order_by("-started_at").first()
+    if latest is not None and latest.ended_at is None:
+        return latest  # another request of this reviewer opened it while we waited for the lock
+    if latest is not None and latest.ended_at is not None:
+        if latest.end_reason == Shift.EndReason.MANUAL and now < latest.ends_at:
+            # Ended early by hand and back before the planned end: the same shift (same cap, same clock) resumes.
+            latest.ended_at = None
+            latest.end_reason = ""
+            latest.save(update_fields=["ended_at", "end_reason"])
+            return latest
+        next_start = latest.ended_at + policy.rest_between_shifts
+        if now < next_start:
+            ended = clock(latest.ended_at, now=now)
+            how: dict[str, str] = {
+                Shift.EndReason.LENGTH.value: f"Your shift reached its full length at {ended}",
+                Shift.EndReason.CUTOFF.value: f"Your shift reached the day's cut-off at {ended}",
+            }
+            how_it_ended = how.get(latest.end_reason, f"Your last shift ended at {ended}")
+            raise _refused("shift_over", f"{how_it_ended}, so there are no more items for now. Thank you; please "
+                           f"rest. A new shift can start {clock_phrase(next_start, now=now)}.")
+    local = timezone.localtime(now)
+    if policy.day_cutoff is not None and local.time() >= policy.day_cutoff:
+        raise _refused("shift_over", f"Reviewing stops at {policy.day_cutoff:%H:%M} each day. Please rest; you can "
+                       "start again tomorrow.")
+    if policy.day_start is not None and local.time() < policy.day_start:
+        raise _refused("shift_over", f"Reviewing starts at {policy.day_start:%H:%M}. Please come back then.")
+    ends = now + policy.shift_length
+    if policy.day_cutoff is not None:
+        ends = min(ends, timezone.make_aware(datetime.combine(local.date(), policy.day_cutoff)))
+    try:
+        with transaction.atomic():
+            shift = Shift.objects.create(reviewer=reviewer, started_at=now, ends_at=ends, day=local.date())
+    except IntegrityError:
+        # Another request of the same reviewer started one a moment ago: use it (and wait for its lock).
+        found = _shift_locked(reviewer_id=reviewer.pk)
+        if found is None:
+            raise
+        return found
+    # A break taken before the shift began and still running belongs to it now (claims wait for its end, and it
+    # can still be ended early, being voluntary).
+    Break.objects.filter(reviewer=reviewer, shift__isnull=True, started_at__lte=now, ends_at__gt=now,
+                         ended_at__isnull=True).update(shift=shift)
+    return shift
+
+
+def _shift_close(shift: Shift, *, at: datetime, reason: str) -> None:
+    shift.ended_at = at
+    shift.end_reason = reason
+    shift.save(update_fields=["ended_at", "end_reason"])
+    # A break still running when the shift ends is recorded as cut short by it.
+    Break.objects.filter(shift=shift, started_at__lte=at, ends_at__gt=at, ended_at__isnull=True).update(ended_at=at)
+
+
+def _planned_end_reason(shift: Shift, policy: rules.EffectivePolicy) -> str:
+    cutoff = policy.day_cutoff
+    if cutoff is not None and timezone.localtime(shift.ends_at).time() == cutoff:
+        return Shift.EndReason.CUTOFF
+    return Shift.EndReason.LENGTH
+
+
+def _shift_for(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
+    """The reviewer's open shift, locked; one past its planned end is closed, and a new one starts if the rest
+    since then is long enough (a shift left open overnight does not cost the next morning's first claim)."""
+    shift = _shift_locked(reviewer_id=reviewer.pk)
+    if shift is not None and now >= shift.ends_at:
+        _shift_close(shift, at=shift.ends_at, reason=_planned_end_reason(shift, policy))
+        shift = None
+    return shift or _shift_new(reviewer=reviewer, policy=policy, now=now)
+
+
+def shift_start(*, reviewer: User, now: datetime | None = None) -> Shift:
+    """Start a shift (or carry on with the open one). Refused within the rest period after the last one."""
+    now = now or timezone.now()
+    policy = selectors.policy_effective(reviewer=reviewer)
+    refusal: ReviewError | None = None
+    with transaction.atomic():
+        try:
+            shift = _shift_for(reviewer=reviewer, policy=policy, now=now)
+        except ReviewError as exc:
+            refusal = exc  # keep the closing of a shift past its end
+        else:
+            _push_later(reviewer.pk, "shift.started")
+    if refusal is not None:
+        raise refusal
+    return shift
+
+
+def shift_end(*, reviewer: User, now: datetime | None = None) -> Shift | None:
+    """End the open shift now. A break running at that moment is recorded as cut short."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        shift = _shift_locked(reviewer_id=reviewer.pk)
+        if shift is None:
+            return None
+        if now >= shift.ends_at:
+            _shift_close(shift, at=shift.ends_at, reason=_planned_end_reason(shift, selectors.policy_effective(
+                reviewer=reviewer)))
+        else:
+            _shift_close(shift, at=now, reason=Shift.EndReason.MANUAL)
+        _push_later(reviewer.pk, "shift.ended")
+    return shift
+
+
+# ---- the claim gate ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimConstraints:
+    """What item_claim may offer after the gate let the reviewer through."""
+
+    shift_id: int
+    policy: rules.EffectivePolicy
+    max_severity: int
+    prefer_benign: bool  # interleaving: after a severe item, an item rated 'none' first
+    lower_severity_first: bool  # near the cap
+    excluded_categories: frozenset[str]
+    # Why the offer is narrowed, most important first: the refusal when only held-back items are waiting.
+    limits: tuple[ReviewError, ...] = ()
+
+    def refusal_when_empty(self) -> ReviewError | None:
+        return self.limits[0] if self.limits else None
+
+
+def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstraints:
+    """May this reviewer take another item now, and of what kind? Call inside item_claim's transaction.
+
+    Locks the reviewer's shift row (starting a shift if none is open), so a reviewer's concurrent claims queue up
+    behind each other; settles finished items; then checks the shift, the break schedule and the exposure cap.
+    Raises ReviewError with a sentence a tired person understands; what it recorded on the way (a shift that ended,
+    a break that started) is meant to be committed, so item_claim commits before raising it.
+    """
+    policy = selectors.policy_effective(reviewer=reviewer, queue=queue)
+    shift = _shift_for(reviewer=reviewer, policy=policy, now=now)
+    _settle(reviewer_id=reviewer.pk, policy=policy)
+    _breaks_check(shift=shift, policy=policy, now=now)
+    return _exposure_constraints(reviewer=reviewer, queue=queue, shift=shift, policy=policy, now=now)
+
+
+def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime) -> None:
+    situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=False)
+    state = situation.state
+    reviewer_id = shift.reviewer_id
+    if state.phase == rules.Phase.ON_BREAK:
+        if state.starts_automatically:
+            row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
+                                             due_at=state.due_at)
+            row.started_at, row.ends_at = state.break_starts_at, state.break_ends_at
+            row.started_automatically = True
+            row.save()
+            _push_later(reviewer_id, "break.started")
+            raise _refused("break_due", f"Time for your break: new items pause until "
+                           f"{clock(state.break_ends_at, now=now)}. Step away from the screen if you can.")
+        raise _refused("on_break", f"You are on a break until {clock(state.break_ends_at, now=now)}. New items can "
+                       "be claimed after that.")
+    if state.phase == rules.Phase.DUE and situation.pending is None:
+        Break.objects.create(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED, due_at=state.due_at)
+        _push_later(reviewer_id, "break.due")
+    elif state.phase == rules.Phase.RESTED:
+        if state.due_at is not None or situation.pending is not None:
+            # A break fell due while nothing was open for a break's length: that time was the break.
+            row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
+                                             due_at=state.due_at)
+            row.started_at = state.break_starts_at or situation.last_activity or situation.work_since
+            row.ends_at = state.break_ends_at or now
+            row.started_automatically = True
+            row.save()
+        shift.rested_at = now
+        shift.save(update_fields=["rested_at"])
+        _push_later(reviewer_id, "break.schedule")
+
+
+def _exposure_constraints(
+    *, reviewer: User, queue: Queue, shift: Shift, policy: rules.EffectivePolicy, now: datetime
+) -> ClaimConstraints:
+    used = selectors.exposure_spoken_for(shift=shift)
+    headroom = policy.cap_seconds - used
+    fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
+    if headroom <= 0 or not fitting:
+        raise _refused("cap_reached", "You have reached this shift's exposure limit, so there are no more items "
+                       "for you this shift. That is the limit doing its job. End your shift when you are ready.")
+    max_severity = max(fitting)
+    limits: list[ReviewError] = []
+    if max_severity < Severity.SEVERE:
+        limits.append(_refused("cap_near", "You are close to this shift's exposure limit, so only milder items are "
+                               "offered now, and none of those are waiting here."))
+    if max_severity == Severity.SEVERE:
+        count, oldest = selectors.severe_in_last_hour(reviewer=reviewer, now=now)
+        if count >= policy.severe_per_hour and oldest is not None:
+            max_severity = Severity.MEDIUM
+            limits.append(_refused(
+                "severe_limit", f"You have had {count} severe items in the last hour, the most allowed. Milder "
+                f"items are still offered, but none are waiting here; severe ones open again at "
+                f"{clock(oldest + timedelta(hours=1), now=now)}."))
+    if max_severity == Severity.SEVERE and policy.cooldown:
+        last_severe = selectors.last_severe_end(reviewer=reviewer)
+        if last_severe is not None and now < last_severe + policy.cooldown:
+            max_severity = Severity.MEDIUM
+            resumes = timezone.localtime(last_severe + policy.cooldown)
+            limits.append(_refused(
+                "cooldown", "After a severe item there is a short pause before the next one. Milder items are "
+                "offered meanwhile, but none are waiting here; the next severe item can come after "
+                f"{resumes:%H:%M:%S}."))
+    last = selectors.last_finished_entry(shift=shift)
+    excluded = selectors.categories_excluded(reviewer=reviewer, queue=queue)
+    if excluded:
+        limits.append(_refused("opted_out", "What is waiting here is in categories you chose not to review. You can "
+                               "change that in My limits."))
+    return ClaimConstraints(
+        shift_id=shift.pk,
+        policy=policy,
+        max_severity=max_severity,
+        prefer_benign=policy.interleave_benign and last is not None and last.severity == Severity.SEVERE,
+        lower_severity_first=used * 100 >= policy.near_cap_percent * policy.cap_seconds,
+        excluded_categories=excluded,
+        limits=tuple(limits),
+    )
+
+
+# ---- the exposure ledger ----------------------------------------------------------------------------------------
+
+
+def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEntry:
+    """Record that an item was shown, reserving the most it can count for, in the claim's transaction: the next
+    claim of the same reviewer waits for the shift lock and then sees this reservation."""
+    item = claim.item
+    weight = constraints.policy.weight(item.severity)
+    day = timezone.localdate(claim.claimed_at)
+    return ExposureEntry.objects.create(
+        reviewer_id=claim.reviewer_id,
+        shift_id=constraints.shift_id,
+        claim=claim,
+        item=item,
+        queue_id=claim.queue_id,
+        severity=item.severity,
+        category=item.category,
+        weight_percent=weight,
+        claimed_at=claim.claimed_at,
+        reserved=rules.weighted(constraints.policy.item_seconds_max, weight),
+        day=day,
+        week=selectors.week_start(day),
+    )
+
+
+def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:
+    entries = list(
+        ExposureEntry.objects.filter(reviewer_id=reviewer_id, exposure__isnull=True)
+        .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
+        .select_related("claim")
+    )
+    if not entries:
+        return 0
+    reveals: dict[int, list[float]] = defaultdict(list)
+    for reveal in RevealEvent.objects.filter(claim_id__in=[e.claim_id for e in entries if e.claim_id]):
+        reveals[reveal.claim_id].append(reveal.seconds_shown)
+    for entry in entries:
+        claim = entry.claim
+        if claim is None or claim.ended_at is None:
+            # The claim is gone (content purged): count the reservation, the most it could have been.
+            ended, screen, shown = entry.claimed_at + timedelta(seconds=policy.item_seconds_max), 0.0, []
+            counted, exposure = policy.item_seconds_max, entry.reserved
+        else:
+            ended = claim.ended_at
+            screen = max(0.0, (ended - entry.claimed_at).total_seconds())
+            shown = reveals.get(claim.pk, [])
+            counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=sum(shown), policy=policy)
+            # Never more than was reserved at claim time, even if the policy changed since.
+            exposure = min(rules.weighted(counted, entry.weight_percent), entry.reserved)
+        ExposureEntry.objects.filter(pk=entry.pk, exposure__isnull=True).update(
+            ended_at=ended, screen_seconds=round(screen), reveal_count=len(shown), reveal_seconds=round(sum(shown)),
+            counted_seconds=counted, exposure=exposure,
+        )
+    return len(entries)
+
+
+def exposure_settle(*, reviewer: User) -> int:
+    """Settle the reviewer's finished items (idempotent; safe beside a concurrent claim)."""
+    return _settle(reviewer_id=reviewer.pk, policy=selectors.policy_effective(reviewer=reviewer))
+
+
+# ---- breaks -----------------------------------------------------------------------------------------------------
+
+
+def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | None = None) -> Break:
+    """Start a break now. When a scheduled break is due (or past its window) this is that break, and it lasts at
+    least the scheduled length; otherwise it is voluntary, of the chosen length, and never counted against anyone.
+    Starting while holding an item is fine: the item waits (and returns to the queue if the lease runs out)."""
+    now = now or timezone.now()
+    if minutes is not None and minutes not in VOLUNTARY_BREAK_MINUTES:
+        raise ReviewError("invalid_length", "Choose one of the offered break lengths.", status=400)
+    policy = selectors.policy_effective(reviewer=reviewer)
+    length = policy.break_length if minutes is None else timedelta(minutes=minutes)
+    with transaction.atomic():
+        shift = _shift_locked(reviewer_id=reviewer.pk)
+        if shift is not None and now >= shift.ends_at:
+            shift = None
+        if shift is None:
+            row = (Break.objects.filter(reviewer=reviewer, shift__isnull=True, started_at__lte=now, ends_at__gt=now,
+                                        ended_at__isnull=True).first()
+                   or Break.objects.create(reviewer=reviewer, kind=Break.Kind.VOLUNTARY, started_at=now,
+                                           ends_at=now + length))
+        else:
+            holding = selectors.is_holding(reviewer_id=reviewer.pk, now=now)
+            situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
+            state = situation.state
+            if situation.active is not None:
+                return situation.active
+            if state.phase == rules.Phase.ON_BREAK:  # the scheduled break has already begun by the schedule
+                row = situation.pending or Break(reviewer=reviewer, shift=shift, kind=Break.Kind.SCHEDULED,
+                                                 due_at=state.due_at)
+                row.started_at, row.ends_at, row.started_automatically = (state.break_starts_at,
+                                                                          state.break_ends_at, True)
+                row.save()
+            elif state.phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM) or situation.pending is not None:
+                row = situation.pending or Break(reviewer=reviewer, shift=shift, kind=Break.Kind.SCHEDULED,
+                                                 due_at=state.due_at)
+                row.started_at, row.ends_at = now, now + max(length, policy.break_length)
+                row.save()
+            else:
+                row = Break.objects.create(reviewer=reviewer, shift=shift, kind=Break.Kind.VOLUNTARY,
+                                           started_at=now, ends_at=now + length)
+        _push_later(reviewer.pk, "break.started")
+    return row
+
+
+def break_end(*, reviewer: User, now: datetime | None = None) -> Break:
+    """End a voluntary break early (recorded as cut short). Scheduled breaks end by themselves."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _shift_locked(reviewer_id=reviewer.pk)
+        active = (
+            Break.objects.select_for_update()
+            .filter(reviewer=reviewer, started_at__lte=now, ends_at__gt=now, ended_at__isnull=True)
+            .first()
+        )
+        if active is None:
+            raise _refused("not_on_break", "You are not on a break right now.")
+        if active.kind == Break.Kind.SCHEDULED:
+            raise _refused("break_enforced", "This break is part of your shift's schedule; it ends by itself at "
+                           f"{clock(active.ends_at, now=now)}.")
+        active.ended_at = now
+        active.save(update_fields=["ended_at"])
+        _push_later(reviewer.pk, "break.ended")
+    return active
+
+
+# ---- check-ins --------------------------------------------------------------------------------------------------
+
+
+def checkin_record(
+    *, user: User, kind: str, mood: int | None = None, who5_answers: Iterable[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Store an optional check-in. Returns only its id: answers go back out only through the logged selector."""
+    now = now or timezone.now()
+    if kind == CheckIn.Kind.WHO5:
+        answers = list(who5_answers or [])
+        if len(answers) != len(WHO5_ITEMS) or any(not isinstance(a, int) or not 0 <= a <= 5 for a in answers):
+            raise ReviewError("invalid_checkin", "Answer each of the five statements with a value from 0 to 5.",
+                              status=400)
+        row = CheckIn.objects.create(user=user, kind=kind, created_at=now, who5_answers=answers,
+                                     who5_raw=sum(answers))
+    elif kind in (CheckIn.Kind.AFTER_BREAK, CheckIn.Kind.SHIFT_END):
+        if not isinstance(mood, int) or not 1 <= mood <= 5:
+            raise ReviewError("invalid_checkin", "Choose a number from 1 to 5.", status=400)
+        row = CheckIn.objects.create(user=user, kind=kind, created_at=now, mood=mood)
+    else:
+        raise ReviewError("invalid_checkin", "Unknown kind of check-in.", status=400)
+    return row.pk
+
+
+def checkins_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete check-ins (and the log of reads) older than VEIL_CHECKIN_RETENTION_DAYS, without loading them."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=int(settings.VEIL_CHECKIN_RETENTION_DAYS))
+    deleted, _ = CheckIn.objects.filter(created_at__lt=cutoff).delete()
+    CheckInRead.objects.filter(at__lt=cutoff).delete()
+    return deleted
+
+
+# ---- policy changes, always audited ------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if hasattr(value, "strftime"):
+        return value.strftime("%H:%M")
+    return value
+
+
+def _snapshot(obj: Any, names: Iterable[str]) -> dict[str, Any]:
+    return {name: _jsonable(getattr(obj, name)) for name in names} if obj is not None else {}
+
+
+def _audit(*, layer: str, by: User | None, before: Mapping[str, Any], after: Mapping[str, Any], now: datetime,
+           queue: Queue | None = None, subject: User | None = None) -> PolicyChange | None:
+    changed = [name for name in after if before.get(name) != after[name]]
+    if not changed:
+        return None
+    return PolicyChange.objects.create(
+        at=now, changed_by=by, layer=layer, queue=queue, subject=subject,
+        before={name: before.get(name) for name in changed}, after={name: after[name] for name in changed},
+    )
+
+
+def organisation_policy_save(*, policy: OrganisationPolicy, by: User | None, now: datetime | None = None) -> None:
+    """Validate and save the organisation's policy; audit what changed."""
+    now = now or timezone.now()
+    policy.pk = OrganisationPolicy.SINGLETON_PK
+    policy.full_clean(validate_unique=False)
+    with transaction.atomic():
+        previous = OrganisationPolicy.objects.select_for_update().filter(pk=policy.pk).first()
+        policy.save()
+        _audit(layer=PolicyChange.Layer.ORGANISATION, by=by, before=_snapshot(previous, rules.POLICY_FIELDS),
+               after=_snapshot(policy, rules.POLICY_FIELDS), now=now)
+
+
+def queue_policy_save(*, policy: QueuePolicy, by: User | None, now: datetime | None = None) -> None:
+    """Validate (stricter than the organisation only) and save a queue's policy; audit what changed."""
+    now = now or timezone.now()
+    policy.full_clean(validate_unique=False)
+    with transaction.atomic():
+        previous = QueuePolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
+        policy.save()
+        _audit(layer=PolicyChange.Layer.QUEUE, by=by, before=_snapshot(previous, QUEUE_FIELDS),
+               after=_snapshot(policy, QUEUE_FIELDS), now=now, queue=policy.queue)
+
+
+def personal_policy_update(
+    *, user: User, values: Mapping[str, Any], opted_out_categories: Iterable[str], now: datetime | None = None
+) -> PersonalPolicy:
+    """A moderator's own limits: each empty (the organisation's) or stricter than the organisation's."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        personal = PersonalPolicy.objects.select_for_update().filter(user=user).first() or PersonalPolicy(user=user)
+        before = _snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")) if personal.pk else {}
+        for name in PERSONAL_FIELDS:
+            value = values.get(name)
+            if value is not None:
+                org_field = OrganisationPolicy._meta.get_field(name)
+                assert isinstance(org_field, Field)
+                try:
+                    org_field.run_validators(value)
+                except ValidationError as exc:
+                    raise ReviewError("invalid_limit", " ".join(exc.messages), status=400) from None
+            setattr(personal, name, value)
+        looser = rules.looser_than(personal, selectors.organisation_policy())
+        if looser:
+            raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
+                              "looser. " + " ".join(sorted(set(looser.values()))), status=400)
+        choosable = set(Category.values) - {Category.UNSPECIFIED}
+        personal.opted_out_categories = sorted(set(opted_out_categories) & choosable)
+        personal.save()
+        _audit(layer=PolicyChange.Layer.PERSONAL, by=user, before=before,
+               after=_snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")), now=now, subject=user)
+        _push_later(user.pk, "break.schedule")
+    return personal

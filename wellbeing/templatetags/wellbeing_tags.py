@@ -1,0 +1,43 @@
+"""`{% wellbeing_banner %}` in base.html: the calm break notice, rendered by the server on every console page and
+kept current by static/veil/wellbeing.js from websocket pushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from config.roles import Role, has_role
+from wellbeing import rules, selectors
+
+register = template.Library()
+
+NOTICE_PHASES = (rules.Phase.DUE, rules.Phase.FINISH_ITEM, rules.Phase.ON_BREAK)
+
+
+@register.inclusion_tag("wellbeing/_banner.html", takes_context=True)
+def wellbeing_banner(context: template.Context) -> dict[str, Any]:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not has_role(user, Role.MODERATOR, Role.TEAM_LEAD):
+        return {"show": False}
+    state = selectors.break_state(reviewer_id=user.pk)
+    match = getattr(request, "resolver_match", None)
+    url_name = match.url_name if match is not None else ""
+    return {
+        "show": True,
+        "phase": state.phase.value,
+        "message": selectors.break_message(state) if state.phase in NOTICE_PHASES else "",
+        # From the queue list a running break opens the break screen; elsewhere (an item in hand) it only says so.
+        "redirect": state.phase == rules.Phase.ON_BREAK and url_name == "console-queues",
+        "on_break_page": url_name == "wellbeing-break",
+    }
+
+
+@register.filter
+def duration_words(value: Any) -> str:
+    """A timedelta (or minutes) in plain words: "50 min", "1 h 10 min"."""
+    if hasattr(value, "total_seconds"):
+        seconds = int(value.total_seconds())
+        return selectors.duration_words(seconds // 60, seconds=seconds)
+    return selectors.duration_words(int(value))

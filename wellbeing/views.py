@@ -1,0 +1,266 @@
+"""My wellbeing, the break screen, check-ins, personal limits and the export: thin views over services/selectors.
+
+Every page shows the signed-in person's own data only; nothing here takes another user's id.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from config.roles import Role, role_required, signed_in
+from moderation.models import Category
+from moderation.services import ReviewError
+from wellbeing import rules, selectors, services
+from wellbeing.models import CheckIn
+
+REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
+MOOD_CHOICES = [(1, "Very low"), (2, "Low"), (3, "Okay"), (4, "Good"), (5, "Very good")]
+WHO5_SCALE = [(5, "All of the time"), (4, "Most of the time"), (3, "More than half of the time"),
+              (2, "Less than half of the time"), (1, "Some of the time"), (0, "At no time")]
+PRIVATE_EXPORT = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def home(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    now = timezone.now()
+    services.exposure_settle(reviewer=user)
+    overview = selectors.overview(reviewer=user, now=now)
+    checkins = selectors.checkins_read(subject=user, reader=user, purpose="own page",
+                                       since=now - timedelta(days=30))
+    return render(request, "wellbeing/home.html", {
+        "o": overview,
+        "checkins": checkins,
+        "shift_ended": request.GET.get("ended") == "1",
+        "mood_choices": MOOD_CHOICES,
+        "break_message": selectors.break_message(overview.break_state, now=now),
+        "shift_ends_text": selectors.clock_phrase(overview.shift.ends_at, now=now) if overview.shift else "",
+        "next_shift_text": selectors.clock_phrase(overview.next_shift_at, now=now) if overview.next_shift_at else "",
+        "cap_words": selectors.duration_words(overview.policy.exposure_cap_units),
+        "week_words": selectors.duration_words(overview.week_total_minutes),
+        "retention_months": round(int(settings.VEIL_CHECKIN_RETENTION_DAYS) / 30.4),
+    })
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def break_screen(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    now = timezone.now()
+    state = selectors.break_state(reviewer_id=user.pk, now=now)
+    on_break = state.phase == rules.Phase.ON_BREAK
+    recent = None if on_break else selectors.break_recent(reviewer=user, now=now)
+    return render(request, "wellbeing/break.html", {
+        "state": state,
+        "on_break": on_break,
+        "message": selectors.break_message(state, now=now),
+        "ends_text": selectors.clock(state.break_ends_at, now=now),
+        "welcome_back": request.GET.get("after") == "1" or recent is not None,
+        "due": state.phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM),
+        "lengths": services.VOLUNTARY_BREAK_MINUTES,
+        "default_minutes": int(selectors.policy_effective(reviewer=user).break_length.total_seconds() // 60),
+        "mood_choices": MOOD_CHOICES,
+    })
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def break_state(request: HttpRequest) -> JsonResponse:
+    """The console asks after a reconnect, in case a push was missed while the socket was down."""
+    user = signed_in(request)
+    payload = selectors.break_payload(selectors.break_state(reviewer_id=user.pk))
+    return JsonResponse(payload, headers={"Cache-Control": "no-store"})
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def break_start(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    raw = request.POST.get("minutes", "")
+    try:
+        services.break_start(reviewer=user, minutes=int(raw) if raw else None)
+    except ValueError:
+        messages.error(request, "Choose one of the offered break lengths.")
+    except ReviewError as exc:
+        messages.error(request, exc.detail)
+    return redirect("wellbeing-break")
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def break_end(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    try:
+        services.break_end(reviewer=user)
+    except ReviewError as exc:
+        messages.info(request, exc.detail)
+        return redirect("wellbeing-break")
+    return redirect("/wellbeing/break/?after=1")
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def shift_start(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    try:
+        shift = services.shift_start(reviewer=user)
+    except ReviewError as exc:
+        messages.info(request, exc.detail)
+        return redirect("wellbeing-home")
+    messages.success(request, f"Your shift has started. It ends {selectors.clock_phrase(shift.ends_at)} at the latest.")
+    return redirect(_next_url(request, "/console/"))
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def shift_end(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    if services.shift_end(reviewer=user) is None:
+        messages.info(request, "You are not on a shift.")
+        return redirect("wellbeing-home")
+    return redirect("/wellbeing/?ended=1")
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def checkin(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    kind = request.POST.get("kind", "")
+    if kind not in (CheckIn.Kind.AFTER_BREAK, CheckIn.Kind.SHIFT_END):
+        raise Http404
+    try:
+        services.checkin_record(user=user, kind=kind, mood=int(request.POST.get("mood", "")))
+    except (ValueError, ReviewError):
+        messages.info(request, "Nothing was saved. Choose a number from 1 to 5, or simply skip it.")
+        return redirect(_next_url(request, "/wellbeing/"))
+    messages.success(request, "Thank you. Only you and occupational health can see this.")
+    return redirect(_next_url(request, "/wellbeing/"))
+
+
+@role_required(*REVIEWERS)
+def who5(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    context: dict[str, object] = {"items": list(enumerate(services.WHO5_ITEMS)), "scale": WHO5_SCALE}
+    if request.method == "POST":
+        try:
+            answers = [int(request.POST.get(f"q{n}", "")) for n in range(len(services.WHO5_ITEMS))]
+            services.checkin_record(user=user, kind=CheckIn.Kind.WHO5, who5_answers=answers)
+        except (ValueError, ReviewError):
+            context["error"] = "Please answer all five statements, or leave this page: it is entirely optional."
+        else:
+            # The result is shown from what was just sent, not read back from storage.
+            raw = sum(answers)
+            context.update({"raw": raw, "percent": raw * 4, "low": raw < services.WHO5_LOW_RAW})
+    return render(request, "wellbeing/who5.html", context)
+
+
+@role_required(*REVIEWERS)
+def limits(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    organisation = selectors.organisation_policy()
+    personal = selectors.personal_policy_of(user=user)
+    if request.method == "POST":
+        try:
+            values = _limits_from(request)
+            services.personal_policy_update(user=user, values=values,
+                                            opted_out_categories=request.POST.getlist("opt_out"))
+        except ValueError:
+            messages.error(request, "Use whole numbers, or leave a box empty to use the organisation's setting.")
+        except ReviewError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, "Saved. Your limits apply from your next item.")
+            return redirect("wellbeing-limits")
+    return render(request, "wellbeing/limits.html", {
+        "fields": _limit_fields(organisation, personal),
+        "categories": [(value, label, value in (personal.opted_out_categories or []))
+                       for value, label in Category.choices if value != Category.UNSPECIFIED],
+    })
+
+
+# (field, label, unit, seconds per unit, help)
+LIMIT_FIELDS = [
+    ("exposure_cap_units", "Exposure limit per shift", "minutes", None,
+     "Minutes of severe-equivalent exposure; milder items count less."),
+    ("break_every", "A break after every", "minutes", 60, "Minutes of work between breaks."),
+    ("break_length", "Break length", "minutes", 60, None),
+    ("cooldown", "Pause after a severe item", "seconds", 1, "No other severe item for this long."),
+    ("severe_per_hour", "Most severe items in an hour", "items", None, None),
+    ("shift_length", "Longest shift", "hours", 3600, None),
+]
+
+
+def _as_number(value: object, per: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return int(value.total_seconds() // (per or 1))
+    return int(str(value))
+
+
+def _limit_fields(organisation: object, personal: object) -> list[dict[str, object]]:
+    return [
+        {"name": name, "label": label, "unit": unit, "help": help_text,
+         "organisation": _as_number(getattr(organisation, name), per), "mine": _as_number(getattr(personal, name), per)}
+        for name, label, unit, per, help_text in LIMIT_FIELDS
+    ]
+
+
+def _limits_from(request: HttpRequest) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, _label, _unit, per, _help in LIMIT_FIELDS:
+        raw = request.POST.get(name, "").strip()
+        if not raw:
+            values[name] = None
+            continue
+        number = int(raw)
+        values[name] = timedelta(seconds=number * per) if per else number
+    return values
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def export_json(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    services.exposure_settle(reviewer=user)
+    data = selectors.export_for(user=user)
+    body = json.dumps({"user": user.get_username(), "exported_at": timezone.now().isoformat(), **data}, indent=2)
+    return HttpResponse(body, content_type="application/json", headers={
+        **PRIVATE_EXPORT, "Content-Disposition": 'attachment; filename="veil-my-wellbeing.json"'})
+
+
+@require_GET
+@role_required(*REVIEWERS)
+def export_csv(request: HttpRequest, part: str) -> HttpResponse:
+    if part not in selectors.EXPORT_PARTS:
+        raise Http404
+    user = signed_in(request)
+    services.exposure_settle(reviewer=user)
+    rows = selectors.export_for(user=user, parts=(part,))[part]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8", headers={
+        **PRIVATE_EXPORT, "Content-Disposition": f'attachment; filename="veil-my-{part}.csv"'})
