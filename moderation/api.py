@@ -111,7 +111,7 @@ class ItemReveal(APIView):
                    operation_id="items_reveal")
     def post(self, request: Request, item_id: int) -> Response:
         user = signed_in(request)
-        item = selectors.item_held_by(user=user, item_id=item_id)
+        item = selectors.item_revealable_by(user=user, item_id=item_id)
         if item is None:
             raise ApiError("not_lease_holder", "You do not hold this item.", 409)
         try:

@@ -18,7 +18,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Final
 
 import imagehash
@@ -72,6 +72,8 @@ class Derivatives:
     height: int
     phash: int  # signed 64-bit
     dhash: int  # signed 64-bit
+    # The display rendition as pixels, so the fingerprint step needs no second decode of the JPEG.
+    display_image: Image.Image = field(repr=False, compare=False)
 
 
 def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, max_frames: int) -> ImageInfo:
@@ -141,6 +143,7 @@ def make_derivatives(
                 height=display.height,
                 phash=to_signed64(phash),
                 dhash=to_signed64(dhash),
+                display_image=display,
             )
     finally:
         fp.seek(0)

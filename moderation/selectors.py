@@ -17,12 +17,25 @@ def items_visible_to(*, user: User) -> QuerySet[ContentItem]:
         return items
     rule = Q(submitted_by=user) if has_role(user, Role.REQUESTER) else Q(pk__in=[])
     if has_role(user, Role.MODERATOR):
-        rule |= Q(lease_holder=user) | Q(decisions__reviewer=user)
+        # Copies of the picture someone is reviewing are theirs to see too (blurred, reveal logged).
+        rule |= Q(lease_holder=user) | Q(decisions__reviewer=user) | Q(cluster__members__lease_holder=user)
     return items.filter(rule).distinct()
 
 
 def item_held_by(*, user: User, item_id: int) -> ContentItem | None:
     return ContentItem.objects.select_related("queue").filter(pk=item_id, lease_holder=user).first()
+
+
+def item_revealable_by(*, user: User, item_id: int) -> ContentItem | None:
+    """The item if the user holds its lease, or holds the lease of a copy of the same picture."""
+    item = ContentItem.objects.select_related("queue").filter(pk=item_id).first()
+    if item is None:
+        return None
+    if item.lease_holder_id == user.pk:
+        return item
+    if item.cluster_id is None:
+        return None
+    return item if ContentItem.objects.filter(cluster_id=item.cluster_id, lease_holder=user).exists() else None
 
 
 def viewing_preference_of(*, user: User) -> ViewingPreference:
@@ -31,4 +44,16 @@ def viewing_preference_of(*, user: User) -> ViewingPreference:
     found = ViewingPreference.objects.filter(user=user).first()
     return found or ViewingPreference(
         user=user, blur_level=settings.VEIL_MIN_BLUR_LEVEL, reveal_seconds=settings.VEIL_REVEAL_SECONDS
+    )
+
+
+def cluster_arrivals(*, item: ContentItem) -> list[ContentItem]:
+    """Every copy of this picture that arrived, oldest first, each with how it matched (`matches`)."""
+    if item.cluster_id is None:
+        return [item]
+    return list(
+        ContentItem.objects.filter(cluster_id=item.cluster_id)
+        .select_related("queue", "submitted_by")
+        .prefetch_related("matches")
+        .order_by("created_at", "id")
     )

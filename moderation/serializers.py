@@ -24,10 +24,16 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
 class DecisionSerializer(serializers.ModelSerializer[Decision]):
     policy: serializers.SlugRelatedField[Policy] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     decided_at = serializers.DateTimeField(source="created_at", read_only=True)
+    carried_over = serializers.SerializerMethodField(
+        help_text="True when the decision came from an earlier copy of the picture or a hash list, not a review."
+    )
 
     class Meta:
         model = Decision
-        fields = ["action", "policy", "reason", "is_final", "decided_at"]
+        fields = ["action", "policy", "reason", "is_final", "decided_at", "carried_over"]
+
+    def get_carried_over(self, decision: Decision) -> bool:
+        return decision.carried_over_from_id is not None or decision.hash_list_id is not None
 
 
 class ItemIngestSerializer(serializers.Serializer[Any]):
@@ -53,7 +59,7 @@ class ItemSerializer(serializers.ModelSerializer[ContentItem]):
                   "processed_at", "failure", "decision"]
 
     def get_decision(self, item: ContentItem) -> dict[str, Any] | None:
-        final = next((d for d in item.decisions.all() if d.is_final), None)
+        final = next((d for d in item.decisions.all() if d.is_final and d.voided_at is None), None)
         return DecisionSerializer(final).data if final else None
 
 

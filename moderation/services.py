@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 
-from moderation import media
+from moderation import media, neardup
 from moderation.models import AuditEvent, Category, ContentItem, Decision, RevealEvent, Severity, ViewingPreference
 from review_queue.models import Claim, Policy, Queue
 
@@ -112,17 +112,30 @@ def _enqueue_processing(item_id: int) -> None:
 
 
 def item_process(*, item_id: int) -> ContentItem | None:
-    """Derive the blurred preview, the display rendition and the hashes. Idempotent: a redelivered task for an item
-    already processed does nothing, so acks_late redelivery after a crash is safe."""
+    """Derive the renditions and the fingerprint, then place the item (new picture, or a copy of one seen).
+
+    Idempotent in both steps, so an acks_late redelivery after a crash is safe: derivation is skipped when it
+    was already committed, and only items still PROCESSING are placed.
+    """
+    item = _item_derive(item_id=item_id)
+    if item is None or item.status != ContentItem.Status.PROCESSING:
+        return item
+    from moderation.matching import item_match
+
+    return item_match(item_id=item_id)
+
+
+def _item_derive(*, item_id: int) -> ContentItem | None:
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().filter(pk=item_id).first()
-        if item is None or item.status != ContentItem.Status.PROCESSING:
+        if item is None or item.status != ContentItem.Status.PROCESSING or item.fingerprint:
             return item
         try:
             with item.original.open("rb") as fp:
                 derived = media.make_derivatives(
                     fp, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE, max_pixels=settings.VEIL_MAX_PIXELS
                 )
+            fingerprint = neardup.fingerprint(derived.display_image)
         except (media.UnsafeImage, OSError) as exc:
             if isinstance(exc, media.UnsafeImage):
                 detail = exc.detail
@@ -144,21 +157,19 @@ def item_process(*, item_id: int) -> ContentItem | None:
         stored = [name for name in (item.preview.name, item.display.name) if name]
         item.width, item.height = derived.width, derived.height
         item.phash, item.dhash = derived.phash, derived.dhash
+        item.fingerprint = fingerprint.to_bytes()
+        item.pdq, item.pdq_quality = fingerprint.pdq, fingerprint.pdq_quality
         item.processed_at = timezone.now()
-        item.status = ContentItem.Status.READY
         try:
             item.save()
-            audit_record(action=AuditEvent.Action.READY, item=item)
         except BaseException:
             for name in stored:
                 storage.delete(name)
             raise
-        queue_id = item.queue_id
-        transaction.on_commit(lambda: _broadcast_counts(queue_id))
     return item
 
 
-def _broadcast_counts(queue_id: int) -> None:
+def broadcast_counts(queue_id: int) -> None:
     from review_queue import realtime
 
     realtime.queue_counts_changed(queue_ids=[queue_id])
@@ -183,11 +194,20 @@ class RevealGrant:
     seconds: int
 
 
+def _reviewing_claim(*, item: ContentItem, reviewer: User) -> Claim:
+    """The reviewer's live lease on this item, or on the copy of the same picture they are reviewing."""
+    held = item
+    if item.lease_holder_id != reviewer.pk and item.cluster_id is not None:
+        held = ContentItem.objects.filter(cluster_id=item.cluster_id, lease_holder=reviewer).first() or item
+    return _open_claim(item=held, reviewer=reviewer)
+
+
 def reveal_start(*, item: ContentItem, reviewer: User) -> RevealGrant:
-    """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only)."""
+    """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only, for the
+    item or a copy of the same picture in its cluster)."""
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
-        claim = _open_claim(item=item, reviewer=reviewer)
+        claim = _reviewing_claim(item=item, reviewer=reviewer)
         prefs = viewing_preference_for(user=reviewer)
         seconds = prefs.effective_reveal_seconds()
         reveal = RevealEvent.objects.create(
@@ -206,7 +226,7 @@ def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEven
         raise ReviewError("reveal_expired", "This reveal has expired. Reveal the image again.", status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
         raise ReviewError("forbidden", "This reveal belongs to someone else.", status=403)
-    claim = _open_claim(item=item, reviewer=reviewer)
+    claim = _reviewing_claim(item=item, reviewer=reviewer)
     if payload.get("c") != claim.pk:
         raise ReviewError("reveal_expired", "This reveal belongs to an earlier lease.", status=403)
     reveal = RevealEvent.objects.get(pk=payload["r"])
@@ -284,9 +304,23 @@ def decision_record(
         RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=now)
         audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
                      policy=policy.code if policy else None, reason=reason)
+        if is_final and item.cluster_id is not None:
+            _decide_waiting_copies(item, decision)
         queue_id = item.queue_id
-        transaction.on_commit(lambda: _broadcast_counts(queue_id))
+        transaction.on_commit(lambda: broadcast_counts(queue_id))
     return decision
+
+
+def _decide_waiting_copies(item: ContentItem, decision: Decision) -> None:
+    """One review decides all: copies that waited with this picture get the decision, audited per copy."""
+    from moderation.matching import carry_over
+
+    copies = ContentItem.objects.select_for_update().filter(
+        cluster=item.cluster, status=ContentItem.Status.CLUSTERED
+    )
+    for copy in copies:
+        carry_over(copy, decision, why=f"the same picture as item #{item.pk}, decided in review")
+        copy.save(update_fields=["status"])
 
 
 def viewing_preference_for(*, user: User) -> ViewingPreference:
@@ -318,3 +352,53 @@ def viewing_preference_update(
                  after={"blur_level": blur_level, "reveal_seconds": reveal_seconds,
                         "grayscale_on_reveal": grayscale_on_reveal})
     return prefs
+
+
+def cluster_split(*, item: ContentItem, by: User, reason: str = "") -> ContentItem:
+    """"Not the same picture": detach an item from its cluster, audited, never to be merged with it again.
+
+    A carried-over decision on the item is voided and the item goes back to its queue for its own review.
+    """
+    from config.roles import Role, has_role
+    from moderation.models import Cluster, SplitPair
+
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().get(pk=item.pk)
+        cluster = item.cluster
+        if cluster is None:
+            raise ReviewError("not_clustered", "This item is not part of a group of copies.", status=409)
+        holds_representative = cluster.representative_id is not None and ContentItem.objects.filter(
+            pk=cluster.representative_id, lease_holder=by, cluster=cluster
+        ).exists()
+        if not (has_role(by, Role.TEAM_LEAD) or holds_representative):
+            raise ReviewError("forbidden", "Only a lead, or whoever is reviewing this picture, can split copies.",
+                              status=403)
+        if cluster.representative_id == item.pk:
+            raise ReviewError("is_representative", "This is the copy being reviewed; split the other copies from "
+                              "it instead.", status=409)
+        if item.status == ContentItem.Status.IN_REVIEW:
+            raise ReviewError("in_review", "Someone is reviewing this copy right now.", status=409)
+        others = list(cluster.members.exclude(pk=item.pk).values_list("pk", flat=True))
+        SplitPair.objects.bulk_create(
+            [SplitPair(item_low_id=min(item.pk, o), item_high_id=max(item.pk, o), split_by=by, reason=reason[:500])
+             for o in others],
+            ignore_conflicts=True,
+        )
+        now = timezone.now()
+        voided = list(
+            Decision.objects.filter(item=item, is_final=True, voided_at__isnull=True).exclude(
+                carried_over_from__isnull=True, hash_list__isnull=True
+            ).values_list("pk", flat=True)
+        )
+        Decision.objects.filter(pk__in=voided).update(is_final=False, voided_at=now)
+        item.cluster = Cluster.objects.create(representative=item)
+        # A copy that waited, or was decided only by carry-over, now needs its own review. One decided in review
+        # on its own keeps that decision.
+        if item.status == ContentItem.Status.CLUSTERED or (item.status == ContentItem.Status.DECIDED and voided):
+            item.status = ContentItem.Status.READY
+        item.save(update_fields=["cluster", "status"])
+        audit_record(action=AuditEvent.Action.SPLIT, actor=by, item=item, from_cluster=cluster.pk,
+                     new_cluster=item.cluster_id, separated_from=others, voided_decisions=voided, reason=reason)
+        queue_id = item.queue_id
+        transaction.on_commit(lambda: broadcast_counts(queue_id))
+    return item

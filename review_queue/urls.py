@@ -8,5 +8,6 @@ urlpatterns = [
     path("items/<int:item_id>/", views.item_page, name="console-item"),
     path("items/<int:item_id>/decide/", views.decide, name="console-decide"),
     path("items/<int:item_id>/release/", views.release, name="console-release"),
+    path("items/<int:item_id>/copies/<int:copy_id>/split/", views.split, name="console-split"),
     path("preferences/", views.preferences, name="console-preferences"),
 ]

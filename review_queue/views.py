@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from config.roles import Role, has_role, role_required, signed_in
 from moderation import selectors as item_selectors
 from moderation import services as item_services
-from moderation.models import Decision
+from moderation.models import ContentItem, Decision
 from review_queue import selectors, services
 from review_queue.models import Policy, Queue
 
@@ -93,6 +93,7 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
             "actions": Decision.Action.choices,
             "shortcuts": SHORTCUTS,
             "reveal_api": reverse("api-item-reveal", args=[item.pk]),
+            "arrivals": item_selectors.cluster_arrivals(item=item),
         },
     )
 
@@ -142,6 +143,21 @@ def release(request: HttpRequest, item_id: int) -> HttpResponse:
         except item_services.ReviewError as exc:
             messages.error(request, exc.detail)
     return redirect("console-queues")
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def split(request: HttpRequest, item_id: int, copy_id: int) -> HttpResponse:
+    """"Not the same picture": the copy leaves this item's cluster and gets its own review."""
+    user = signed_in(request)
+    copy = get_object_or_404(ContentItem, pk=copy_id, cluster__members=item_id)
+    try:
+        item_services.cluster_split(item=copy, by=user, reason=request.POST.get("reason", ""))
+    except item_services.ReviewError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Item {copy.pk} was separated and will be reviewed on its own.")
+    return redirect("console-item", item_id=item_id)
 
 
 @role_required(*REVIEWERS)
