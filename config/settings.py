@@ -208,6 +208,9 @@ VEIL_MIN_BLUR_LEVEL = env_int("VEIL_MIN_BLUR_LEVEL", 2, minimum=0, maximum=6)
 # Wellbeing. Check-in answers are health data: kept this many days, then deleted by a scheduled task (or
 # `manage.py purge_expired_checkins` in embedded mode). Exposure caps and breaks are an admin-edited policy.
 VEIL_CHECKIN_RETENTION_DAYS = env_int("VEIL_CHECKIN_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+# Occupational-health reports hide any figure over fewer than this many people (COPSOQ survey practice: 5). It can
+# be raised, never lowered below 5.
+VEIL_MIN_GROUP_SIZE = env_int("VEIL_MIN_GROUP_SIZE", 5, minimum=5, maximum=100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

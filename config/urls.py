@@ -8,6 +8,7 @@ from moderation import api as item_api
 from moderation import views as media_views
 from review_queue import api as queue_api
 from review_queue import views as console_views
+from wellbeing import api as wellbeing_api
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -23,6 +24,11 @@ api_v1 = [
     path("reveals/<int:reveal_id>/end/", item_api.RevealEnd.as_view(), name="api-reveal-end"),
     path("queues/", queue_api.QueueList.as_view(), name="api-queues"),
     path("queues/<slug:slug>/claim/", queue_api.QueueClaim.as_view(), name="api-queue-claim"),
+    path("lead/teams/<int:team_id>/", wellbeing_api.TeamLoad.as_view(), name="api-lead-team"),
+    path("lead/teams/<int:team_id>/reviewers/<int:reviewer_id>/<slug:action>/", wellbeing_api.TeamAction.as_view(),
+         name="api-lead-team-act"),
+    path("health/departments/<int:department_id>/report/", wellbeing_api.HealthReport.as_view(),
+         name="api-health-report"),
 ]
 
 urlpatterns = [
@@ -31,6 +37,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", include("review_queue.urls")),
     path("wellbeing/", include("wellbeing.urls")),
+    path("lead/", include("wellbeing.lead_urls")),
+    path("health/", include("wellbeing.health_urls")),
     path("media/items/<int:item_id>/preview", media_views.preview, name="media-preview"),
     path("media/items/<int:item_id>/clear", media_views.clear, name="media-clear"),
     path("api/v1/", include(api_v1)),

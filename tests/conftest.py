@@ -115,3 +115,13 @@ def _eager_celery() -> Iterator[None]:
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_matching_caches() -> Iterator[None]:
+    """Each test starts with an empty matching index: rolled-back rows must not linger in process memory."""
+    from moderation import matching
+
+    matching.reset_caches()
+    yield
+    matching.reset_caches()

@@ -110,7 +110,11 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
 
     items = list(ContentItem.objects.filter(queue__in=queues))
     assert 36 <= len(items) <= 45
-    assert {item.status for item in items} == {ContentItem.Status.READY}
+    # Near-duplicates and re-submissions are recognised at ingest and wait with their picture (one review decides
+    # all); everything else is ready for review.
+    statuses = [item.status for item in items]
+    assert set(statuses) == {ContentItem.Status.READY, ContentItem.Status.CLUSTERED}
+    assert statuses.count(ContentItem.Status.CLUSTERED) >= 5
     for item in items:
         assert item.preview.name and item.display.name
         assert default_storage.exists(item.preview.name) and default_storage.exists(item.display.name)
@@ -122,9 +126,24 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
     assert original.sha256 != resized.sha256
     assert original.phash is not None and resized.phash is not None
     assert media.hamming(original.phash, resized.phash) <= 8
+    assert resized.cluster_id == original.cluster_id and resized.status == ContentItem.Status.CLUSTERED
     shas = [item.sha256 for item in items]
     assert len(shas) - len(set(shas)) >= 2  # exact re-submissions
     assert f"Seeded {len(items)} synthetic items" in output
+
+    # Teams of different sizes with weeks of history, so the lead's view and the OH reports show something.
+    from wellbeing.models import Shift, Team
+
+    sizes = {team.name: team.memberships.count() for team in Team.objects.all()}
+    assert sorted(sizes.values()) == [4, 5, 6, 8]
+    riverbank = Team.objects.get(memberships__user__username="moderator")
+    assert riverbank.leads.filter(username="lead").exists()
+    assert all(team.health_staff.filter(username="health").exists() for team in Team.objects.all())
+    assert Shift.objects.filter(reviewer__username="moderator").count() >= 20  # several weeks, all closed
+    assert not Shift.objects.filter(reviewer__username="moderator", ended_at__isnull=True).exists()
+    assert Shift.objects.filter(reviewer__team_membership__team=riverbank, ended_at__isnull=True).count() >= 3
+    assert "Wellbeing demo: 4 teams" in output
+    shifts = Shift.objects.count()
 
     counts = (User.objects.count(), Queue.objects.count(), Policy.objects.count(), ContentItem.objects.count(),
               AuditEvent.objects.count())
@@ -136,12 +155,14 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
     assert logins(path) == passwords
     assert all(password in again for password in passwords.values())
     assert "none added" in again
+    assert Shift.objects.count() == shifts and "0 past shifts added, 0 people put on shift now" in again
 
 
 @pytest.fixture
 def few_items(monkeypatch):  # type: ignore[no-untyped-def]
-    """The account and password tests do not need forty pictures."""
+    """The account and password tests do not need forty pictures, nor weeks of wellbeing history."""
     monkeypatch.setattr(seed_demo, "ITEMS", seed_demo.ITEMS[:2])
+    monkeypatch.setattr(seed_demo, "seed_wellbeing_demo", lambda: "Wellbeing demo skipped")
 
 
 @pytest.mark.django_db

@@ -1,19 +1,36 @@
 """Admin for the exposure policy (organisation and queue layers, validated and audited) and read-only records.
 
 Check-ins are deliberately absent: they are health data, and administrators are not occupational health. Personal
-limits and category opt-outs are absent too: they belong to the moderator.
+limits, category opt-outs and consent to OH follow-up are absent too: they belong to the moderator. Administrators
+manage departments, teams, their members, leads and OH staff, and team limits (stricter than the organisation's).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from wellbeing import services
-from wellbeing.models import Break, ExposureEntry, OrganisationPolicy, PolicyChange, QueuePolicy, Shift
+from config.roles import Role
+from wellbeing import services, team_services
+from wellbeing.models import (
+    Break,
+    DataAccess,
+    Department,
+    ExposureEntry,
+    LeadAction,
+    OrganisationPolicy,
+    PolicyChange,
+    QueuePolicy,
+    Shift,
+    Team,
+    TeamMembership,
+    TeamPolicy,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -85,3 +102,90 @@ class ExposureEntryAdmin(ReadOnlyAdmin):
 class BreakAdmin(ReadOnlyAdmin):
     list_display = ["reviewer", "kind", "due_at", "started_at", "ends_at", "ended_at", "started_automatically"]
     list_filter = ["kind", "started_automatically"]
+
+
+# ---- teams ---------------------------------------------------------------------------------------------------------
+
+
+def _without(users: list[User], role: Role) -> list[str]:
+    """Accounts not in the role's group (a superuser's blanket roles do not make them a lead or OH staff)."""
+    return [u.get_username() for u in users if not u.groups.filter(name=role.value).exists()]
+
+
+class TeamForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Team
+        fields = ["name", "department", "leads", "health_staff"]
+
+    def clean_leads(self) -> list[User]:
+        leads = list(self.cleaned_data["leads"])
+        missing = _without(leads, Role.TEAM_LEAD)
+        if missing:
+            raise forms.ValidationError(f"Not in the team_lead group: {', '.join(missing)}.")
+        return leads
+
+    def clean_health_staff(self) -> list[User]:
+        staff = list(self.cleaned_data["health_staff"])
+        missing = _without(staff, Role.OCCUPATIONAL_HEALTH)
+        if missing:
+            raise forms.ValidationError(f"Not in the occupational_health group: {', '.join(missing)}.")
+        return staff
+
+
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = TeamMembership
+        fields = ["user"]
+
+    def clean_user(self) -> User:
+        user: User = self.cleaned_data["user"]
+        if not user.groups.filter(name__in=[Role.MODERATOR.value, Role.TEAM_LEAD.value]).exists():
+            raise forms.ValidationError("Team members review items: give the account the moderator or team_lead role.")
+        return user
+
+
+class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TeamMembership
+    form = MembershipForm
+    extra = 1
+    autocomplete_fields = ["user"]
+    verbose_name = "member"
+    verbose_name_plural = "members (a reviewer belongs to one team at most)"
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name"]
+    search_fields = ["name"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = TeamForm
+    list_display = ["name", "department"]
+    list_filter = ["department"]
+    search_fields = ["name"]
+    filter_horizontal = ["leads", "health_staff"]
+    inlines = [MembershipInline]
+
+
+@admin.register(TeamPolicy)
+class TeamPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["team", "exposure_cap_units", "break_every", "break_length", "severe_per_hour", "shift_length"]
+
+    def save_model(self, request: HttpRequest, obj: TeamPolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        team_services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)  # type: ignore[arg-type]
+
+
+@admin.register(LeadAction)
+class LeadActionAdmin(ReadOnlyAdmin):
+    list_display = ["at", "lead", "action", "subject", "team"]
+    list_filter = ["action"]
+    date_hierarchy = "at"
+
+
+@admin.register(DataAccess)
+class DataAccessAdmin(ReadOnlyAdmin):
+    list_display = ["at", "viewer", "what", "team", "department", "period_start", "period_end", "subject"]
+    list_filter = ["what"]
+    date_hierarchy = "at"

@@ -226,12 +226,14 @@ class PolicyChange(models.Model):
     class Layer(models.TextChoices):
         ORGANISATION = "organisation", "Organisation"
         QUEUE = "queue", "Queue"
+        TEAM = "team", "Team"
         PERSONAL = "personal", "Personal"
 
     at = models.DateTimeField(db_index=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     layer = models.CharField(max_length=16, choices=Layer.choices)
     queue = models.ForeignKey("review_queue.Queue", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    team = models.ForeignKey("wellbeing.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     subject = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
         help_text="Whose personal limits changed.",
@@ -253,6 +255,7 @@ class Shift(models.Model):
         MANUAL = "manual", "Ended by the moderator"
         LENGTH = "length", "Reached its length"
         CUTOFF = "cutoff", "Reached the day's cut-off"
+        LEAD = "lead", "Ended early by a team lead"
 
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shifts")
     started_at = models.DateTimeField()
@@ -262,6 +265,9 @@ class Shift(models.Model):
     # Set when time with nothing open was long enough to count as rest: the work stretch restarts here.
     rested_at = models.DateTimeField(null=True, blank=True)
     day = models.DateField(help_text="Local date the shift started on.")
+    # A team lead moved the reviewer to a lighter queue: for the rest of this shift, items come only from there.
+    queue_assigned = models.ForeignKey("review_queue.Queue", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
 
     class Meta:
         ordering = ["-started_at"]
@@ -330,6 +336,7 @@ class Break(models.Model):
     class Kind(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
         VOLUNTARY = "voluntary", "Voluntary"
+        LEAD = "lead", "Sent by a team lead"
 
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="breaks")
     # Empty for a voluntary break taken off shift: never refused, nothing to pause.
@@ -341,6 +348,10 @@ class Break(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True, help_text="Set when it ended before its planned end.")
     started_automatically = models.BooleanField(
         default=False, help_text="Claiming paused when the window to start it had passed, or the time off was idle.",
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who started it: the reviewer, or a team lead who sent them on it. Empty when it began by itself.",
     )
 
     class Meta:
@@ -450,3 +461,158 @@ class CheckInRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.reader_id} read check-ins of {self.subject_id} ({self.purpose})"
+
+
+# ---- teams, consent to follow-up, and the audit of who looked at whose data -----------------------------------------
+
+
+class Department(models.Model):
+    """A grouping of teams. OH reports show a department's teams side by side with their total, which is why
+    suppression there must be complementary (a total minus the shown teams must not reveal a hidden one)."""
+
+    name = models.CharField(max_length=120, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    """Reviewers belong to at most one team (so department totals are plain sums); leads and OH staff may be
+    assigned to several. Managed by administrators in Django admin."""
+
+    name = models.CharField(max_length=120)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="teams")
+    leads = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams_led",
+                                   help_text="Team leads who see this team's live load and may act on it.")
+    health_staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="teams_in_care",
+        help_text="Occupational-health staff who see this team's reports and follow-up list.",
+    )
+
+    class Meta:
+        ordering = ["department__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["department", "name"], name="wellbeing_team_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.department})"
+
+
+class TeamMembership(models.Model):
+    """A reviewer's team: one at most."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_membership")
+    since = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"
+
+
+class TeamPolicy(models.Model):
+    """A team's stricter settings (empty = the organisation's). Leads may only tighten them further; an
+    administrator may also loosen them back, never past the organisation's policy."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="policy")
+    shift_length = models.DurationField(null=True, blank=True)
+    exposure_cap_units = models.PositiveIntegerField(null=True, blank=True)
+    severe_per_hour = models.PositiveSmallIntegerField(null=True, blank=True)
+    cooldown = models.DurationField(null=True, blank=True)
+    break_every = models.DurationField(null=True, blank=True)
+    break_length = models.DurationField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "team exposure policy"
+        verbose_name_plural = "team exposure policies"
+
+    def __str__(self) -> str:
+        return f"Exposure policy of {self.team}"
+
+    def clean(self) -> None:
+        from wellbeing import rules, selectors
+
+        errors = rules.looser_than(self, selectors.organisation_policy())
+        if errors:
+            raise ValidationError(errors)
+
+
+class LeadAction(models.Model):
+    """Every action a team lead takes on a reviewer's shift: who, on whom, what, when. The reviewer sees these."""
+
+    class Action(models.TextChoices):
+        BREAK = "break", "Sent on a break"
+        MOVE = "move", "Moved to a lighter queue"
+        END_SHIFT = "end_shift", "Ended the shift early"
+
+    at = models.DateTimeField(db_index=True)
+    lead = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    detail: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.lead_id} {self.action} {self.subject_id}"
+
+
+class FollowUpConsent(models.Model):
+    """A reviewer's choice about individual occupational-health follow-up: append-only, the latest row counts.
+
+    Refusing or withdrawing has no consequence anywhere in Veil: nothing but the OH follow-up list reads this, and
+    it only decides whether the person is named there or counted."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="followup_consents")
+    given = models.BooleanField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"follow-up consent of {self.user_id}: {'given' if self.given else 'withdrawn'}"
+
+
+class DataAccess(models.Model):
+    """The audit of every look at team or individual data: lead dashboard views, OH reports and exports, follow-up.
+
+    `subject` is set when the view showed that person's individual data; the person sees those rows on their own
+    wellbeing page. Aggregate reports have no subject, only the team or department and period."""
+
+    class What(models.TextChoices):
+        LEAD_PAGE = "lead_page", "Live team view"
+        LEAD_API = "lead_api", "Live team view (API)"
+        LEAD_SOCKET = "lead_socket", "Live team view (live updates)"
+        REPORT_PAGE = "report_page", "Exposure report"
+        REPORT_API = "report_api", "Exposure report (API)"
+        REPORT_CSV = "report_csv", "Exposure report (CSV export)"
+        REPORT_PDF = "report_pdf", "Exposure report (PDF export)"
+        FOLLOWUP = "followup", "Follow-up list"
+        PERSON = "person", "Individual follow-up page"
+
+    at = models.DateTimeField(db_index=True)
+    viewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    what = models.CharField(max_length=16, choices=What.choices)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    subject = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "data access"
+        verbose_name_plural = "data accesses"
+        indexes = [models.Index(fields=["subject", "at"], name="dataaccess_subject_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.viewer_id} {self.what}"

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.roles import Role, has_role
-from moderation.models import Category, Severity
+from moderation.models import Category, RevealEvent, Severity
 from review_queue.models import Claim, Queue
 from wellbeing import rules
 from wellbeing.models import (
@@ -27,6 +27,7 @@ from wellbeing.models import (
     PersonalPolicy,
     QueuePolicy,
     Shift,
+    TeamPolicy,
     _checkin_read_allowed,
 )
 
@@ -45,14 +46,17 @@ def personal_policy_of(*, user: User) -> PersonalPolicy:
 
 
 def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
-    """Organisation, then queue, then personal. A team layer (later) goes between queue and personal; the order
-    does not change the result, since every layer after the first can only tighten."""
+    """Organisation, then queue, then the reviewer's team, then personal. The order does not change the result,
+    since every layer after the first can only tighten."""
     reviewer_id = reviewer if isinstance(reviewer, int) else reviewer.pk
     layers = [rules.PolicyLayer.from_model("organisation", organisation_policy())]
     if queue is not None:
         queue_policy = QueuePolicy.objects.filter(queue=queue).first()
         if queue_policy is not None:
             layers.append(rules.PolicyLayer.from_model("queue", queue_policy))
+    team_policy = TeamPolicy.objects.filter(team__memberships__user_id=reviewer_id).first()
+    if team_policy is not None:
+        layers.append(rules.PolicyLayer.from_model("team", team_policy))
     personal = PersonalPolicy.objects.filter(user_id=reviewer_id).first()
     if personal is not None:
         layers.append(rules.PolicyLayer.from_model("personal", personal))
@@ -432,6 +436,52 @@ def overview(*, reviewer: User, now: datetime) -> WellbeingOverview:
 def settled_exposure(*, shift: Shift) -> int:
     total = ExposureEntry.objects.filter(shift=shift).aggregate(total=Sum("exposure"))
     return int(total["total"] or 0)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What an exposure entry counts for once its claim has ended (see services._settle, which stores it)."""
+
+    ended_at: datetime
+    screen_seconds: int
+    reveal_count: int
+    reveal_seconds: int
+    counted_seconds: int
+    exposure: int
+
+
+def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> dict[int, Settlement]:
+    """Compute, without writing, what finished entries count for: from the claim's own times and the logged
+    reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been."""
+    reveals: dict[int, list[float]] = {}
+    claim_ids = [e.claim_id for e in entries if e.claim_id]
+    for reveal in RevealEvent.objects.filter(claim_id__in=claim_ids):
+        reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
+    found: dict[int, Settlement] = {}
+    for entry in entries:
+        claim = entry.claim
+        if claim is None or claim.ended_at is None:
+            if entry.claim_id is not None:
+                continue  # still open: nothing to settle yet
+            found[entry.pk] = Settlement(entry.claimed_at + timedelta(seconds=policy.item_seconds_max), 0, 0, 0,
+                                         policy.item_seconds_max, entry.reserved)
+            continue
+        screen = max(0.0, (claim.ended_at - entry.claimed_at).total_seconds())
+        shown = reveals.get(claim.pk, [])
+        counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=sum(shown), policy=policy)
+        # Never more than was reserved at claim time, even if the policy changed since.
+        exposure = min(rules.weighted(counted, entry.weight_percent), entry.reserved)
+        found[entry.pk] = Settlement(claim.ended_at, round(screen), len(shown), round(sum(shown)), counted, exposure)
+    return found
+
+
+def exposure_finished(*, shift: Shift, policy: rules.EffectivePolicy) -> int:
+    """Weighted seconds of the items finished in this shift, settled or not yet (read-only): what the moderator's
+    own gauge shows once their page has settled them. Items still on screen are not counted yet."""
+    settled = settled_exposure(shift=shift)
+    pending = list(ExposureEntry.objects.filter(shift=shift, exposure__isnull=True)
+                   .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True)).select_related("claim"))
+    return settled + sum(s.exposure for s in settlements(pending, policy=policy).values())
 
 
 # ---- check-ins: health data, every read logged ----------------------------------------------------------------------

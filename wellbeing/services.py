@@ -7,7 +7,6 @@ inside its transaction. Everything else wellbeing learns (time on screen, reveal
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,9 +19,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
-from moderation.models import Category, RevealEvent, Severity
+from moderation.models import Category, Severity
 from moderation.services import ReviewError
 from review_queue.models import Claim, Queue
+from wellbeing import realtime as team_realtime
 from wellbeing import rules, selectors
 from wellbeing.models import (
     Break,
@@ -64,6 +64,7 @@ def _push_later(reviewer_id: int, event: str) -> None:
 
         payload = selectors.break_payload(selectors.break_state(reviewer_id=reviewer_id))
         realtime.notify_user(user_id=reviewer_id, event=event, **payload)
+        team_realtime.reviewer_changed(reviewer_id=reviewer_id)
 
     transaction.on_commit(send)
 
@@ -92,6 +93,8 @@ def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) 
             how: dict[str, str] = {
                 Shift.EndReason.LENGTH.value: f"Your shift reached its full length at {ended}",
                 Shift.EndReason.CUTOFF.value: f"Your shift reached the day's cut-off at {ended}",
+                Shift.EndReason.LEAD.value: f"Your team lead ended your shift early at {ended}, to protect your "
+                "rest",
             }
             how_it_ended = how.get(latest.end_reason, f"Your last shift ended at {ended}")
             raise _refused("shift_over", f"{how_it_ended}, so there are no more items for now. Thank you; please "
@@ -163,8 +166,9 @@ def shift_start(*, reviewer: User, now: datetime | None = None) -> Shift:
     return shift
 
 
-def shift_end(*, reviewer: User, now: datetime | None = None) -> Shift | None:
-    """End the open shift now. A break running at that moment is recorded as cut short."""
+def shift_end(*, reviewer: User, now: datetime | None = None, by_lead: bool = False) -> Shift | None:
+    """End the open shift now. A break running at that moment is recorded as cut short. Ended by a team lead
+    (wellbeing.team_services.lead_end_shift), it cannot be resumed: the rest between shifts starts now."""
     now = now or timezone.now()
     with transaction.atomic():
         shift = _shift_locked(reviewer_id=reviewer.pk)
@@ -174,7 +178,7 @@ def shift_end(*, reviewer: User, now: datetime | None = None) -> Shift | None:
             _shift_close(shift, at=shift.ends_at, reason=_planned_end_reason(shift, selectors.policy_effective(
                 reviewer=reviewer)))
         else:
-            _shift_close(shift, at=now, reason=Shift.EndReason.MANUAL)
+            _shift_close(shift, at=now, reason=Shift.EndReason.LEAD if by_lead else Shift.EndReason.MANUAL)
         _push_later(reviewer.pk, "shift.ended")
     return shift
 
@@ -211,6 +215,10 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstrain
     shift = _shift_for(reviewer=reviewer, policy=policy, now=now)
     _settle(reviewer_id=reviewer.pk, policy=policy)
     _breaks_check(shift=shift, policy=policy, now=now)
+    if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
+        assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
+        raise _refused("moved", f"Your team lead moved you to {assigned or 'a lighter queue'} for the rest of this "
+                       "shift, to lighten the load. New items come from there.")
     return _exposure_constraints(reviewer=reviewer, queue=queue, shift=shift, policy=policy, now=now)
 
 
@@ -303,6 +311,8 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
     item = claim.item
     weight = constraints.policy.weight(item.severity)
     day = timezone.localdate(claim.claimed_at)
+    reviewer_id = claim.reviewer_id
+    transaction.on_commit(lambda: team_realtime.reviewer_changed(reviewer_id=reviewer_id))
     return ExposureEntry.objects.create(
         reviewer_id=claim.reviewer_id,
         shift_id=constraints.shift_id,
@@ -327,25 +337,10 @@ def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:
     )
     if not entries:
         return 0
-    reveals: dict[int, list[float]] = defaultdict(list)
-    for reveal in RevealEvent.objects.filter(claim_id__in=[e.claim_id for e in entries if e.claim_id]):
-        reveals[reveal.claim_id].append(reveal.seconds_shown)
-    for entry in entries:
-        claim = entry.claim
-        if claim is None or claim.ended_at is None:
-            # The claim is gone (content purged): count the reservation, the most it could have been.
-            ended, screen, shown = entry.claimed_at + timedelta(seconds=policy.item_seconds_max), 0.0, []
-            counted, exposure = policy.item_seconds_max, entry.reserved
-        else:
-            ended = claim.ended_at
-            screen = max(0.0, (ended - entry.claimed_at).total_seconds())
-            shown = reveals.get(claim.pk, [])
-            counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=sum(shown), policy=policy)
-            # Never more than was reserved at claim time, even if the policy changed since.
-            exposure = min(rules.weighted(counted, entry.weight_percent), entry.reserved)
-        ExposureEntry.objects.filter(pk=entry.pk, exposure__isnull=True).update(
-            ended_at=ended, screen_seconds=round(screen), reveal_count=len(shown), reveal_seconds=round(sum(shown)),
-            counted_seconds=counted, exposure=exposure,
+    for pk, found in selectors.settlements(entries, policy=policy).items():
+        ExposureEntry.objects.filter(pk=pk, exposure__isnull=True).update(
+            ended_at=found.ended_at, screen_seconds=found.screen_seconds, reveal_count=found.reveal_count,
+            reveal_seconds=found.reveal_seconds, counted_seconds=found.counted_seconds, exposure=found.exposure,
         )
     return len(entries)
 
@@ -358,11 +353,17 @@ def exposure_settle(*, reviewer: User) -> int:
 # ---- breaks -----------------------------------------------------------------------------------------------------
 
 
-def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | None = None) -> Break:
+def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | None = None,
+                sent_by: User | None = None) -> Break:
     """Start a break now. When a scheduled break is due (or past its window) this is that break, and it lasts at
     least the scheduled length; otherwise it is voluntary, of the chosen length, and never counted against anyone.
-    Starting while holding an item is fine: the item waits (and returns to the queue if the lease runs out)."""
+    Starting while holding an item is fine: the item waits (and returns to the queue if the lease runs out).
+
+    `sent_by`: a team lead sends the reviewer on a break (wellbeing.team_services.lead_send_on_break). It is the
+    scheduled break when one is due, else a break of the scheduled length that, like a scheduled one, ends by
+    itself; claims are refused meanwhile, exactly as for any other break."""
     now = now or timezone.now()
+    started_by = sent_by or reviewer
     if minutes is not None and minutes not in VOLUNTARY_BREAK_MINUTES:
         raise ReviewError("invalid_length", "Choose one of the offered break lengths.", status=400)
     policy = selectors.policy_effective(reviewer=reviewer)
@@ -375,7 +376,7 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
             row = (Break.objects.filter(reviewer=reviewer, shift__isnull=True, started_at__lte=now, ends_at__gt=now,
                                         ended_at__isnull=True).first()
                    or Break.objects.create(reviewer=reviewer, kind=Break.Kind.VOLUNTARY, started_at=now,
-                                           ends_at=now + length))
+                                           ends_at=now + length, started_by=started_by))
         else:
             holding = selectors.is_holding(reviewer_id=reviewer.pk, now=now)
             situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
@@ -392,10 +393,14 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
                 row = situation.pending or Break(reviewer=reviewer, shift=shift, kind=Break.Kind.SCHEDULED,
                                                  due_at=state.due_at)
                 row.started_at, row.ends_at = now, now + max(length, policy.break_length)
+                row.started_by = started_by
                 row.save()
+            elif sent_by is not None:
+                row = Break.objects.create(reviewer=reviewer, shift=shift, kind=Break.Kind.LEAD, started_at=now,
+                                           ends_at=now + policy.break_length, started_by=sent_by)
             else:
                 row = Break.objects.create(reviewer=reviewer, shift=shift, kind=Break.Kind.VOLUNTARY,
-                                           started_at=now, ends_at=now + length)
+                                           started_at=now, ends_at=now + length, started_by=started_by)
         _push_later(reviewer.pk, "break.started")
     return row
 
@@ -414,6 +419,9 @@ def break_end(*, reviewer: User, now: datetime | None = None) -> Break:
             raise _refused("not_on_break", "You are not on a break right now.")
         if active.kind == Break.Kind.SCHEDULED:
             raise _refused("break_enforced", "This break is part of your shift's schedule; it ends by itself at "
+                           f"{clock(active.ends_at, now=now)}.")
+        if active.kind != Break.Kind.VOLUNTARY:
+            raise _refused("break_enforced", "Your team lead started this break for you; it ends by itself at "
                            f"{clock(active.ends_at, now=now)}.")
         active.ended_at = now
         active.save(update_fields=["ended_at"])
@@ -471,12 +479,12 @@ def _snapshot(obj: Any, names: Iterable[str]) -> dict[str, Any]:
 
 
 def _audit(*, layer: str, by: User | None, before: Mapping[str, Any], after: Mapping[str, Any], now: datetime,
-           queue: Queue | None = None, subject: User | None = None) -> PolicyChange | None:
+           queue: Queue | None = None, subject: User | None = None, team: Any = None) -> PolicyChange | None:
     changed = [name for name in after if before.get(name) != after[name]]
     if not changed:
         return None
     return PolicyChange.objects.create(
-        at=now, changed_by=by, layer=layer, queue=queue, subject=subject,
+        at=now, changed_by=by, layer=layer, queue=queue, subject=subject, team=team,
         before={name: before.get(name) for name in changed}, after={name: after[name] for name in changed},
     )
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("check-in/", views.checkin, name="wellbeing-checkin"),
     path("check-in/weekly/", views.who5, name="wellbeing-who5"),
     path("limits/", views.limits, name="wellbeing-limits"),
+    path("follow-up-consent/", views.followup_consent, name="wellbeing-followup-consent"),
     path("export.json", views.export_json, name="wellbeing-export-json"),
     path("export/<slug:part>.csv", views.export_csv, name="wellbeing-export-csv"),
 ]

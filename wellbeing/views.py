@@ -21,13 +21,14 @@ from django.views.decorators.http import require_GET, require_POST
 from config.roles import Role, role_required, signed_in
 from moderation.models import Category
 from moderation.services import ReviewError
-from wellbeing import rules, selectors, services
+from wellbeing import reports, rules, selectors, services, team_selectors, team_services
 from wellbeing.models import CheckIn
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
 MOOD_CHOICES = [(1, "Very low"), (2, "Low"), (3, "Okay"), (4, "Good"), (5, "Very good")]
 WHO5_SCALE = [(5, "All of the time"), (4, "Most of the time"), (3, "More than half of the time"),
               (2, "Less than half of the time"), (1, "Some of the time"), (0, "At no time")]
+LOOKS_DAYS = 90
 PRIVATE_EXPORT = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -59,7 +60,26 @@ def home(request: HttpRequest) -> HttpResponse:
         "cap_words": selectors.duration_words(overview.policy.exposure_cap_units),
         "week_words": selectors.duration_words(overview.week_total_minutes),
         "retention_months": round(int(settings.VEIL_CHECKIN_RETENTION_DAYS) / 30.4),
+        "consent_given": reports.consent_given(user=user),
+        "looks": team_selectors.looks_at(user=user, since=now - timedelta(days=LOOKS_DAYS))[:30],
+        "looks_days": LOOKS_DAYS,
     })
+
+
+@require_POST
+@role_required(*REVIEWERS)
+def followup_consent(request: HttpRequest) -> HttpResponse:
+    """Give or withdraw consent to individual OH follow-up. Either answer is fine and changes nothing else."""
+    user = signed_in(request)
+    given = request.POST.get("consent") == "yes"
+    team_services.followup_consent_set(user=user, given=given)
+    if given:
+        messages.success(request, "Thank you. Occupational health may now see your name if your pattern suggests "
+                         "a conversation could help. You can withdraw this at any time, here.")
+    else:
+        messages.success(request, "Done. Occupational health will not see your name in follow-up lists. Nothing "
+                         "else changes.")
+    return redirect("/wellbeing/#followup-title")
 
 
 @require_GET
@@ -76,6 +96,7 @@ def break_screen(request: HttpRequest) -> HttpResponse:
         "message": selectors.break_message(state, now=now),
         "ends_text": selectors.clock(state.break_ends_at, now=now),
         "welcome_back": request.GET.get("after") == "1" or recent is not None,
+        "sent_by_lead": on_break and team_selectors.break_started_by_lead(reviewer_id=user.pk, now=now),
         "due": state.phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM),
         "lengths": services.VOLUNTARY_BREAK_MINUTES,
         "default_minutes": int(selectors.policy_effective(reviewer=user).break_length.total_seconds() // 60),

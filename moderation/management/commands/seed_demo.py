@@ -26,6 +26,7 @@ from config.roles import Role
 from moderation import demo, services
 from moderation.models import Category, ContentItem, Severity
 from review_queue.models import Policy, Queue
+from wellbeing.demo import seed_wellbeing_demo
 
 DEMO_URL = "http://127.0.0.1:8000/"
 LOGINS_FILE = "demo-logins.txt"
@@ -179,8 +180,11 @@ class Command(BaseCommand):
         queues = self._ensure_queues()
         with quiet_task_logs(enabled=int(options["verbosity"]) < 2):
             summary = self._ensure_items(queues)
+        # Teams and weeks of exposure, breaks and check-ins, so the lead's live view and the OH reports show
+        # something (wellbeing/demo.py; idempotent like the rest).
+        wellbeing_summary = seed_wellbeing_demo()
         self._print_logins(logins)
-        self.stdout.write(f"{summary} ({time.monotonic() - started:.1f} s).")
+        self.stdout.write(f"{summary}. {wellbeing_summary} ({time.monotonic() - started:.1f} s).")
 
     # --- accounts -------------------------------------------------------------------------------------------
 
@@ -284,10 +288,13 @@ class Command(BaseCommand):
                                             external_id=spec.ref, category=spec.category, severity=spec.severity)
                 services.item_process(item_id=item.pk)
             made.append(item.pk)
-        ready = ContentItem.objects.filter(pk__in=made, status=ContentItem.Status.READY).count()
-        failed = len(made) - ready
+        placed = ContentItem.objects.filter(pk__in=made)
+        ready = placed.filter(status=ContentItem.Status.READY).count()
+        copies = placed.filter(status=ContentItem.Status.CLUSTERED).count()
+        failed = len(made) - ready - copies
         return (f"Seeded {len(made)} synthetic items in {len(queues)} queues ({near} near-duplicates, {exact} exact "
-                f"re-submissions): {ready} ready" + (f", {failed} not ready" if failed else ""))
+                f"re-submissions): {ready} ready for review, {copies} recognised as copies waiting with their "
+                "picture" + (f", {failed} not ready" if failed else ""))
 
 
 @contextmanager

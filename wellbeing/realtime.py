@@ -1,0 +1,38 @@
+"""Pushes to the live team view. Like review_queue.realtime: state changes happen in the request path, this only
+says "something changed for this team"; each lead's socket then reads the team's load again (wellbeing.lead_consumer).
+
+The nudge carries no data at all, so nothing about a reviewer travels through the channel layer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
+
+
+def team_changed(*, team_id: int) -> bool:
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(team_group(team_id), {"type": "team.changed"})
+    except Exception:  # the realtime layer must never break a committed change
+        log.warning("realtime push to team %s failed", team_id, exc_info=True)
+        return False
+    return True
+
+
+def reviewer_changed(*, reviewer_id: int) -> bool:
+    """A reviewer's shift, break or exposure changed: tell their team's live view, if they have a team."""
+    from wellbeing.models import TeamMembership
+
+    team_id = TeamMembership.objects.filter(user_id=reviewer_id).values_list("team_id", flat=True).first()
+    return team_changed(team_id=team_id) if team_id is not None else False
