@@ -15,6 +15,7 @@ from config.roles import Role, role_required, signed_in
 from moderation.services import ReviewError
 from wellbeing import selectors, team_selectors, team_services
 from wellbeing.models import DataAccess, LeadAction, Team
+from wellbeing.views import _as_number
 
 # (field, label, unit, seconds per unit)
 TEAM_LIMIT_FIELDS = [
@@ -25,14 +26,6 @@ TEAM_LIMIT_FIELDS = [
     ("severe_per_hour", "Most severe items in an hour", "items", None),
     ("shift_length", "Longest shift", "hours", 3600),
 ]
-
-
-def _as_number(value: object, per: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return int(value.total_seconds() // (per or 1))
-    return int(str(value))
 
 
 @require_GET

@@ -64,6 +64,17 @@ COOLDOWN = (timedelta(0), timedelta(minutes=15))
 CAP_UNITS = (10, 600)
 
 
+class StricterThanOrganisation:
+    """Validation shared by the policy layers below the organisation: a setting may only be stricter."""
+
+    def clean(self) -> None:
+        from wellbeing import rules, selectors
+
+        errors = rules.looser_than(self, selectors.organisation_policy())
+        if errors:
+            raise ValidationError(errors)
+
+
 class OrganisationPolicy(models.Model):
     """The organisation's exposure policy: one row (pk=1), edited by administrators in Django admin.
 
@@ -171,7 +182,7 @@ class OrganisationPolicy(models.Model):
             raise ValidationError(errors)
 
 
-class QueuePolicy(models.Model):
+class QueuePolicy(StricterThanOrganisation, models.Model):
     """A queue's stricter settings (empty = the organisation's), and the category it is a specialist queue for."""
 
     queue = models.OneToOneField("review_queue.Queue", on_delete=models.CASCADE, related_name="wellbeing_policy")
@@ -194,13 +205,6 @@ class QueuePolicy(models.Model):
 
     def __str__(self) -> str:
         return f"Exposure policy of {self.queue}"
-
-    def clean(self) -> None:
-        from wellbeing import rules, selectors
-
-        errors = rules.looser_than(self, selectors.organisation_policy())
-        if errors:
-            raise ValidationError(errors)
 
 
 class PersonalPolicy(models.Model):
@@ -514,7 +518,7 @@ class TeamMembership(models.Model):
         return f"{self.user} in {self.team}"
 
 
-class TeamPolicy(models.Model):
+class TeamPolicy(StricterThanOrganisation, models.Model):
     """A team's stricter settings (empty = the organisation's). Leads may only tighten them further; an
     administrator may also loosen them back, never past the organisation's policy."""
 
@@ -533,13 +537,6 @@ class TeamPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"Exposure policy of {self.team}"
-
-    def clean(self) -> None:
-        from wellbeing import rules, selectors
-
-        errors = rules.looser_than(self, selectors.organisation_policy())
-        if errors:
-            raise ValidationError(errors)
 
 
 class LeadAction(models.Model):
