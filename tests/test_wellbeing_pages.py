@@ -153,3 +153,19 @@ def test_admins_set_queue_policies_stricter_only_and_audited(admin_user):
 def test_the_nav_offers_a_break_on_every_console_page(moderator):
     html = logged_in(moderator).get("/console/").content.decode()
     assert 'href="/wellbeing/break/"' in html and "Take a break" in html and 'href="/wellbeing/"' in html
+
+
+def test_my_wellbeing_shows_the_latest_check_ins_and_folds_older_ones_away(moderator):
+    from django.utils import timezone
+
+    from wellbeing.services import checkin_record
+
+    now = timezone.now()
+    for hours in range(12):  # newest has mood 5, then 4, 3, ... cycling
+        checkin_record(user=moderator, kind="after_break", mood=5 - hours % 5, now=now - timedelta(hours=hours + 1))
+    html = logged_in(moderator).get("/wellbeing/").content.decode()
+    latest, _, older = html.partition('<details class="wb-older">')
+    assert older, "older check-ins should be folded into a <details> element"
+    assert "Earlier check-ins in the last 30 days (4)" in older
+    assert latest.count("out of 5</td>") == 8
+    assert older.split("</details>")[0].count("out of 5</td>") == 4
