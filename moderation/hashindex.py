@@ -12,7 +12,8 @@ possible chunk value (2**21 + 1) and, in the same order, the rows' full keys and
 contiguous slice. The three chunk sections live in one set of arrays so that every step is a single gather.
 Memory is about 3 x (8 + 8) bytes per row plus 3 x 2**21 x 8 bytes of offsets: ~0.53 GB at 10M rows.
 
-Updates. ``add_many`` builds the CSR with one stable argsort per chunk. ``add`` appends to a small unsorted buffer
+Updates. ``add_many`` of more rows than the buffer holds builds the CSR with one stable argsort per chunk; ``add``
+and small ``add_many`` batches append to a small unsorted buffer
 (searched by brute force) that is merged into the CSR when it reaches ``buffer_rows`` (a linear-time
 ``np.insert`` at the end of each bucket, no re-sort). ``remove`` hides an item at once and frees its rows at the
 next compaction. Not thread-safe: the matching worker owns its index.
@@ -118,6 +119,13 @@ class HashIndex:
             raise ValueError("item_ids and keys must have the same length")
         if self._removed.intersection(np.unique(ids).tolist()):
             self._compact()
+        if self._buffered + len(arr) <= self.buffer_rows:
+            # A small batch (the matching worker's sync after each picture): into the buffer, as add() does.
+            # Inserting into the sorted arrays costs a pass over the offsets (3 x 2**21 entries) whatever the batch.
+            self._buffer_keys[self._buffered : self._buffered + len(arr)] = arr
+            self._buffer_ids[self._buffered : self._buffered + len(arr)] = ids
+            self._buffered += len(arr)
+            return
         self._flush_buffer_into(ids, arr)
 
     def remove(self, item_id: int) -> None:

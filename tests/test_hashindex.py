@@ -83,6 +83,26 @@ def test_incremental_adds_with_merges_equal_bulk_load():
         assert as_dict(bulk.search(query, radius)) == expected
 
 
+def test_small_add_many_batches_are_buffered_and_equal_bulk_load():
+    """The matching worker syncs one picture's keys at a time: those go to the buffer (no pass over the offsets),
+    and the buffer merges as it fills, mixed with large batches that go straight into the sorted arrays."""
+    rng = np.random.default_rng(12)
+    ids, keys, query = planted(rng, n=9_000, items=2_000, queries=10, near=400)
+    bulk = HashIndex()
+    bulk.add_many(ids, keys)
+    synced = HashIndex(buffer_rows=500)
+    synced.add_many(ids[:26], keys[:26])  # a tiny first batch into an empty index
+    assert synced._rows == 0 and synced._buffered == 26
+    for start in range(26, 5_993, 13):
+        synced.add_many(ids[start : start + 13], keys[start : start + 13])
+        assert synced._buffered <= 500
+    synced.add_many(ids[5_993:], keys[5_993:])  # larger than the buffer: merged into the sorted arrays
+    assert len(synced) == len(bulk) == len(keys)
+    for radius in (0, 4, 8, 11):
+        expected = brute_force(ids, keys, query, radius)
+        assert as_dict(synced.search(query, radius)) == expected
+
+
 def test_add_starts_an_empty_index_and_searches_the_buffer():
     index = HashIndex()
     assert len(index) == 0 and index.search([1, 2, 3], 8) == []
