@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from moderation import api as item_api
+from moderation import coop_api, hma_api
 from moderation import views as media_views
 from review_queue import api as queue_api
 from review_queue import views as console_views
@@ -17,6 +18,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 api_v1 = [
     path("items/", item_api.ItemCollection.as_view(), name="api-items"),
+    path("items/async/", coop_api.CoopItemsAsync.as_view(), name="api-items-async"),
     path("items/<int:item_id>/", item_api.ItemDetail.as_view(), name="api-item"),
     path("items/<int:item_id>/decision/", item_api.ItemDecision.as_view(), name="api-item-decision"),
     path("items/<int:item_id>/reveal/", item_api.ItemReveal.as_view(), name="api-item-reveal"),
@@ -46,4 +48,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # HMA-compatible matching, at HMA's own paths so its clients need only a new base URL.
+    path("h/hash", hma_api.HashMedia.as_view(), name="hma-hash"),
+    path("m/lookup", hma_api.MatchLookup.as_view(), name="hma-lookup"),
+    path("m/raw_lookup", hma_api.RawLookup.as_view(), name="hma-raw-lookup"),
 ]

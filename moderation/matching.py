@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
-from moderation import hashlists, neardup
+from moderation import hashlists, neardup, webhooks
 from moderation.hashindex import HashIndex
 from moderation.models import (
     AuditEvent,
@@ -143,6 +143,7 @@ def carry_over(item: ContentItem, source: Decision, *, why: str) -> Decision:
 
     audit_record(action=AuditEvent.Action.CARRIED_OVER, item=item, decision=decision.pk, source=source.pk,
                  source_item=source.item_id, action_taken=source.action, why=why)
+    webhooks.decision_announce(decision=decision)
     return decision
 
 
@@ -280,11 +281,12 @@ def _apply_hash_lists(item: ContentItem, fp: neardup.Fingerprint) -> None:
         if hash_list.severity is not None and hash_list.severity > item.severity:
             item.severity = hash_list.severity
         if hash_list.action == HashList.Action.REMOVE and item.status != ContentItem.Status.DECIDED:
-            Decision.objects.create(
+            decision = Decision.objects.create(
                 item=item, reviewer=None, action=Decision.Action.REMOVE, is_final=True, hash_list=hash_list,
                 reason=f"Matched hash list {hash_list.name} ({hash_list.label}) by {hit.signal_type} at distance "
                 f"{hit.distance}.",
             )
+            webhooks.decision_announce(decision=decision)
             item.status = ContentItem.Status.DECIDED
             return
         target = hash_list.target_queue_id

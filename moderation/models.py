@@ -343,6 +343,10 @@ class AuditEvent(models.Model):
         SPLIT = "split", "Split from its cluster"
         HASH_LIST_IMPORTED = "hash_list_imported", "Hash list imported"
         TOKEN_CREATED = "token_created", "API token created"
+        SUBMISSION_REFUSED = "submission_refused", "Submission refused"
+        HASH_LOOKUP = "hash_lookup", "Hash looked up (HMA API)"
+        WEBHOOK_DELIVERED = "webhook_delivered", "Decision webhook delivered"
+        WEBHOOK_FAILED = "webhook_failed", "Decision webhook gave up"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -355,3 +359,45 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} item={self.item_id} actor={self.actor_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One final decision announced to its queue's callback URL: at least once, with a stable idempotency key."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Gave up"
+
+    # The Idempotency-Key header: the same on every attempt, so a receiver can drop a repeat.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    decision = models.OneToOneField(Decision, on_delete=models.CASCADE, related_name="webhook_delivery")
+    # The queue the item was submitted to: its secret signs every attempt (so a rotated secret applies at once).
+    queue = models.ForeignKey("review_queue.Queue", null=True, on_delete=models.SET_NULL, related_name="+")
+    url = models.CharField(max_length=500)
+    payload: models.JSONField[Any, Any] = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"webhook {self.key} of decision #{self.decision_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"attempt on {self.delivery_id} at {self.at:%H:%M:%S}: {self.status_code or self.error}"

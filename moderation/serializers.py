@@ -28,12 +28,24 @@ class DecisionSerializer(serializers.ModelSerializer[Decision]):
         help_text="True when the decision came from an earlier copy of the picture or a hash list, not a review."
     )
 
+    carried_over_from_item = serializers.SerializerMethodField(
+        help_text="The item whose review decided this one, when the decision was carried over from a copy."
+    )
+    hash_list: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The hash list that decided the item, if one did."
+    )
+
     class Meta:
         model = Decision
-        fields = ["action", "policy", "reason", "is_final", "decided_at", "carried_over"]
+        fields = ["action", "policy", "reason", "is_final", "decided_at", "carried_over", "carried_over_from_item",
+                  "hash_list"]
 
     def get_carried_over(self, decision: Decision) -> bool:
         return decision.carried_over_from_id is not None or decision.hash_list_id is not None
+
+    def get_carried_over_from_item(self, decision: Decision) -> int | None:
+        source = decision.carried_over_from
+        return source.item_id if source is not None else None
 
 
 class ItemIngestSerializer(serializers.Serializer[Any]):

@@ -14,6 +14,11 @@ class QueueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["submitters"]
     inlines = [PolicyInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "purpose", "requester", "is_active", "submitters", "lease_seconds"]}),
+        ("Integrations", {"fields": ["coop_type_id", "webhook_url", "webhook_secret"],
+                          "description": "Decision webhooks and Coop submission: see the README, Integrations."}),
+    ]
 
 
 @admin.register(Claim)

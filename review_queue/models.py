@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinLengthValidator
+from django.core.validators import MinLengthValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -32,11 +32,29 @@ class Queue(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Integrations (moderation/webhooks.py, moderation/coop_api.py).
+    webhook_url = models.CharField(
+        max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Final decisions are POSTed here as signed JSON (see the README, Integrations). Empty: none.",
+    )
+    webhook_secret = models.CharField(
+        max_length=128, blank=True, validators=[MinLengthValidator(16)],
+        help_text="HMAC-SHA256 key of the X-Veil-Signature header; at least 16 characters.",
+    )
+    coop_type_id = models.CharField(
+        max_length=64, blank=True,
+        help_text="The Coop item typeId that submits to this queue (POST /api/v1/items/async/); the slug also works.",
+    )
+
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~Q(purpose=""), name="queue_purpose_required"),
             models.CheckConstraint(condition=~Q(requester=""), name="queue_requester_required"),
+            models.UniqueConstraint(fields=["coop_type_id"], condition=~Q(coop_type_id=""),
+                                    name="queue_coop_type_id_unique"),
+            models.CheckConstraint(condition=Q(webhook_url="") | ~Q(webhook_secret=""),
+                                   name="queue_webhook_needs_secret"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,67 @@
+"""Reads behind the HMA-compatible endpoints: hash a picture the way ingest does, look a signal up in the lists.
+
+Matching is moderation.matching.hash_list_hits, the same search ingest uses (PDQ: distance <= 31; Veil pHash:
+distance <= VEIL_LIST_PHASH_RADIUS). A looked-up PDQ has no quality score, so, as in HMA, none is required of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+
+from moderation import hashlists, media, neardup
+from moderation.matching import hash_list_hits
+from moderation.services import ReviewError
+
+BANK_NAME = re.compile(r"^[A-Z0-9_]+$")
+CONTENT_TYPES = ("photo",)
+
+
+@dataclass(frozen=True)
+class BankMatch:
+    bank: str
+    bank_content_id: int
+    distance: int
+
+
+def signal_parse(*, signal_type: str | None, signal: str | None) -> tuple[str, str]:
+    """(signal_type, normalised signal) or a 400 naming what is wrong."""
+    if not signal_type:
+        raise ReviewError("signal_type_required", "signal_type is required (pdq or phash).", status=400)
+    if signal is None or signal == "":
+        raise ReviewError("signal_required", "signal is required.", status=400)
+    if signal_type not in hashlists.SIGNAL_TYPES:
+        raise ReviewError("unknown_signal_type", f"No such SignalType {signal_type[:40]!r}: use pdq or phash.",
+                          status=400)
+    try:
+        return signal_type, hashlists.normalise_signal(signal_type, signal)
+    except ValueError as exc:
+        raise ReviewError("invalid_signal", f"invalid signal: {exc}.", status=400) from None
+
+
+def signal_lookup(*, signal_type: str, signal: str, banks: set[str] | None = None) -> list[BankMatch]:
+    """Every list entry within the match distance, from lists with HMA-style bank names, closest first."""
+    if signal_type == "pdq":
+        hits = hash_list_hits(pdq=signal, pdq_quality=100, phash=None)
+    else:
+        hits = hash_list_hits(pdq="", pdq_quality=0, phash=hashlists.phash_to_int(signal))
+    found = [
+        BankMatch(hit.entry.hash_list.name, hit.entry.pk, hit.distance)
+        for hit in hits
+        if hit.signal_type == signal_type and BANK_NAME.match(hit.entry.hash_list.name)
+        and (banks is None or hit.entry.hash_list.name in banks)
+    ]
+    return sorted(found, key=lambda m: (m.distance, m.bank, m.bank_content_id))
+
+
+def image_pdq(fp: IO[bytes], *, size: int) -> str:
+    """The PDQ hash ingest would store for this file, through the same checks (magic bytes, size, pixels,
+    frames). Raises media.UnsafeImage."""
+    media.inspect_image(fp, size=size, max_bytes=settings.VEIL_MAX_UPLOAD_BYTES, max_pixels=settings.VEIL_MAX_PIXELS,
+                        max_frames=settings.VEIL_MAX_FRAMES)
+    derived = media.make_derivatives(fp, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE,
+                                     max_pixels=settings.VEIL_MAX_PIXELS)
+    return neardup.fingerprint(derived.display_image).pdq
