@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -46,7 +47,15 @@ def _sentence(detail: Any) -> str:
     return str(detail)
 
 
+DATABASE_UNAVAILABLE = "The database could not be reached, so this request did not complete. Try again in a moment."
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError | InterfaceError):
+        # A lost or refused connection (or a deadlock, a timeout): the service's transaction was rolled back, so
+        # the client may simply retry.
+        return Response({"error": "database_unavailable", "detail": DATABASE_UNAVAILABLE},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, PermissionDenied):

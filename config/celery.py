@@ -11,4 +11,5 @@ app.autodiscover_tasks()
 # Run `celery -A config beat` beside the worker. Embedded mode has no beat: use `manage.py purge_expired_checkins`.
 app.conf.beat_schedule = {
     "purge-expired-checkins": {"task": "wellbeing.checkins_purge_expired", "schedule": crontab(hour=3, minute=17)},
+    "requeue-stuck-processing": {"task": "moderation.processing_requeue_stuck", "schedule": 600.0},
 }

@@ -1,6 +1,10 @@
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+from config.api_errors import DATABASE_UNAVAILABLE
 
 # Nothing is loaded from another origin: no CDN, no third-party script can see what a moderator sees.
 _POLICY = (
@@ -22,4 +26,27 @@ class ContentSecurityPolicyMiddleware:
         if "Content-Security-Policy" not in response:
             policy = _SCHEMA_UI_POLICY if request.path.startswith("/api/docs") else _POLICY
             response["Content-Security-Policy"] = policy
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A lost database connection is a 503 with a sentence, not a bare 500: the service's transaction was rolled
+    back, so trying again is safe. The page template uses no database (it may be down), and the API gets the usual error
+    shape (DRF views answer through config.api_errors first; this covers the rest)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse({"error": "database_unavailable", "detail": DATABASE_UNAVAILABLE},
+                                                  status=503)
+        else:
+            response = HttpResponse(render_to_string("503.html", {"detail": DATABASE_UNAVAILABLE}), status=503)
+        response["Retry-After"] = "5"
         return response

@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -212,7 +213,7 @@ VEIL_CHECKIN_RETENTION_DAYS = env_int("VEIL_CHECKIN_RETENTION_DAYS", 365, minimu
 # be raised, never lowered below 5.
 VEIL_MIN_GROUP_SIZE = env_int("VEIL_MIN_GROUP_SIZE", 5, minimum=5, maximum=100)
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -254,3 +255,27 @@ LOGGING = {
 VEIL_NEARDUP_THRESHOLDS = env_json_object("VEIL_NEARDUP_THRESHOLDS")
 # pHash hash-list entries match within this many bits (PDQ entries use HMA's rule: distance <= 31, quality >= 50).
 VEIL_LIST_PHASH_RADIUS = env_int("VEIL_LIST_PHASH_RADIUS", 6, minimum=0, maximum=16)
+
+# Integrations (README, "Integrations"): decision webhooks, HMA-compatible matching, Coop-style submission.
+# Outbound HTTP (webhooks, allow-listed fetches) never follows redirects and refuses loopback, private, link-local
+# and other non-public addresses unless VEIL_OUTBOUND_ALLOW_PRIVATE is on (tests and closed networks).
+VEIL_OUTBOUND_ALLOW_PRIVATE = env_bool("VEIL_OUTBOUND_ALLOW_PRIVATE", default=False)
+VEIL_OUTBOUND_TIMEOUT_SECONDS = env_int("VEIL_OUTBOUND_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
+VEIL_WEBHOOK_MAX_ATTEMPTS = env_int("VEIL_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=20)
+# The first retry waits this long, each later one twice as long (capped at an hour).
+VEIL_WEBHOOK_BACKOFF_SECONDS = env_int("VEIL_WEBHOOK_BACKOFF_SECONDS", 30, minimum=0, maximum=3600)
+# URL prefixes images may be fetched from (GET /h/hash?url=, Coop data.images). Empty: Veil fetches nothing.
+VEIL_FETCH_URL_PREFIXES = env_list("VEIL_FETCH_URL_PREFIXES", [])
+for _prefix in VEIL_FETCH_URL_PREFIXES:
+    if not _prefix.startswith(("http://", "https://")) or _prefix.count("/") < 3 or not _prefix.endswith("/"):
+        raise ImproperlyConfigured(
+            f"VEIL_FETCH_URL_PREFIXES entries must look like https://host/path/ (ending in /), got {_prefix!r}"
+        )
+# Requests per minute per account on the integration endpoints (/h/, /m/, /api/v1/items/async/).
+VEIL_INTEGRATION_RATE_PER_MINUTE = env_int("VEIL_INTEGRATION_RATE_PER_MINUTE", 600, minimum=1)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"integrations": f"{VEIL_INTEGRATION_RATE_PER_MINUTE}/min"}
+VEIL_COOP_MAX_ITEMS = env_int("VEIL_COOP_MAX_ITEMS", 100, minimum=1, maximum=1000)
+# A JSON batch is refused above this size before it is read: base64 makes an image 4/3 larger.
+VEIL_COOP_MAX_BODY_BYTES = env_int(
+    "VEIL_COOP_MAX_BODY_BYTES", VEIL_MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024, minimum=1024
+)

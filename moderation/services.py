@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 
-from moderation import media, neardup
+from moderation import media, neardup, webhooks
 from moderation.models import AuditEvent, Category, ContentItem, Decision, RevealEvent, Severity, ViewingPreference
 from review_queue.models import Claim, Policy, Queue
 
@@ -106,9 +106,29 @@ def item_ingest(
 
 
 def _enqueue_processing(item_id: int) -> None:
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
     from moderation.tasks import process_item
 
-    process_item.delay(item_id)
+    try:
+        process_item.delay(item_id)
+    except BrokerUnavailable:
+        # The broker (Redis) is down: the item is stored and waits in PROCESSING; items_requeue_processing (a beat
+        # task) sends it again once the broker is back. The upload itself succeeded, so it is not an error here.
+        log.warning("could not queue item %s for processing; it will be sent again later", item_id, exc_info=True)
+
+
+def items_requeue_processing(*, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Send items still processing after `older_than` to the media pipeline again (their task was never queued,
+    or was lost). Safe beside a worker that is still on one: item_process is idempotent."""
+    from moderation.tasks import process_item
+
+    cutoff = timezone.now() - older_than
+    stuck = list(ContentItem.objects.filter(status=ContentItem.Status.PROCESSING, created_at__lte=cutoff)
+                 .order_by("id").values_list("pk", flat=True)[:1000])
+    for item_id in stuck:
+        process_item.delay(item_id)
+    return len(stuck)
 
 
 def item_process(*, item_id: int) -> ContentItem | None:
@@ -304,6 +324,8 @@ def decision_record(
         RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=now)
         audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
                      policy=policy.code if policy else None, reason=reason)
+        if is_final:
+            webhooks.decision_announce(decision=decision)
         if is_final and item.cluster_id is not None:
             _decide_waiting_copies(item, decision)
         queue_id = item.queue_id

@@ -1,0 +1,399 @@
+"""Claim benchmark: Veil's real claim service vs a raw-SQL SKIP LOCKED claim, same PostgreSQL database, same run.
+
+Veil's path is `review_queue.services.item_claim` with everything on: lease expiry sweep, the held-claim check,
+the wellbeing gate under the reviewer's shift lock (policy layers, settling finished items, breaks, the exposure
+cap), the claim row, the exposure reservation, the audit event and the after-commit broadcast of queue counts.
+The items are rated "none", so the default exposure policy never stops anyone, but every check still runs.
+The baseline is one statement in autocommit:
+
+    UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
+
+Each claimer finishes its item right after claiming it (one UPDATE for the baseline, claim + item UPDATEs for
+Veil), because a holder who claims again gets the same item back. Latency is the claim call alone.
+
+(a) saturation: C claimers (P processes x C/P threads, one database connection each) claim until the queue is
+    empty. (b) open loop: each of C moderators claims once a second on a fixed schedule; latency is measured from
+    the scheduled moment, so a slow claim delays the next one and is counted, not hidden.
+
+Afterwards it checks that no item was assigned twice and that no reviewer's shift went over its exposure cap.
+
+Run: python -m benchmarks.claim [--items 10000] [--claimers 50] [--procs 5] [--open-seconds 20] [--open-interval 1]
+Needs PostgreSQL; recreates the database named by --database-url (default veil_bench on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.services import BENCH_DATABASE_URL, fresh_database, machine_line, percentile_ms, postgres_reachable
+
+RAW_CLAIM = """
+UPDATE moderation_contentitem SET status = 'in_review', lease_holder_id = %s,
+       lease_expires_at = now() + interval '600 seconds'
+ WHERE id = (SELECT id FROM moderation_contentitem WHERE queue_id = %s AND status = 'ready'
+              ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1)
+RETURNING id
+"""
+
+
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)
+    item_ids: list[int] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+    empty_retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _setup(args: argparse.Namespace) -> None:
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.pop("REDIS_URL", None)  # in-memory channel layer: the broadcast's DB read runs, no Redis hop
+    os.environ.setdefault("VEIL_DATA_DIR", tempfile.mkdtemp(prefix="veil-bench-"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("VEIL_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def _seed(items: int, claimers: int) -> tuple[int, list[int]]:
+    from django.contrib.auth.models import Group, User
+
+    from moderation.models import ContentItem, Severity
+    from review_queue.models import Queue
+
+    queue = Queue.objects.create(slug="bench", name="Bench", purpose="Benchmark of the claim path.",
+                                 requester="Veil benchmarks")
+    group = Group.objects.get_or_create(name="moderator")[0]
+    users = []
+    for n in range(claimers):
+        user = User.objects.create_user(username=f"bench-{n}", password=None)
+        user.groups.add(group)
+        users.append(user.pk)
+    ContentItem.objects.bulk_create(
+        [ContentItem(queue=queue, status=ContentItem.Status.READY, severity=Severity.NONE, sha256=f"{n:064x}",
+                     byte_size=1, mime="image/png", original=f"bench/{n}.png", source_width=1, source_height=1)
+         for n in range(items)],
+        batch_size=2000,
+    )
+    return queue.pk, users
+
+
+def _reset(queue_id: int) -> None:
+    """Every item waiting again, no claims and no wellbeing rows: the next phase starts from the same data."""
+    from moderation.models import ContentItem
+    from review_queue.models import Claim
+    from wellbeing.models import ExposureEntry, Shift
+
+    ExposureEntry.objects.all().delete()
+    Claim.objects.all().delete()
+    Shift.objects.all().delete()
+    ContentItem.objects.filter(queue_id=queue_id).update(status=ContentItem.Status.READY, lease_holder=None,
+                                                        lease_expires_at=None)
+
+
+# ---- the two claim paths, each returning the claimed item id (None: nothing left for this claimer) -------------
+
+
+def _raw_claim(user_id: int, queue_id: int) -> int | None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(RAW_CLAIM, [user_id, queue_id])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _raw_finish(item_id: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE moderation_contentitem SET status = 'decided' WHERE id = %s", [item_id])
+
+
+def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
+    from django.contrib.auth.models import User
+
+    from review_queue.models import Queue
+    from review_queue.services import NothingToClaim, item_claim
+
+    reviewer = User.objects.get(pk=user_id)  # a request loads its user and the queue too
+    queue = Queue.objects.get(pk=queue_id)
+    try:
+        claim = item_claim(reviewer=reviewer, queue=queue)
+    except NothingToClaim:
+        return None
+    return claim.item_id, claim.pk
+
+
+def _veil_finish(ids: tuple[int, int]) -> None:
+    from django.utils import timezone
+
+    from moderation.models import ContentItem
+    from review_queue.models import Claim
+
+    item_id, claim_id = ids
+    Claim.objects.filter(pk=claim_id).update(ended_at=timezone.now(), outcome=Claim.Outcome.DECIDED)
+    ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED, lease_holder=None,
+                                                 lease_expires_at=None)
+
+
+def _ready_left(queue_id: int) -> bool:
+    from moderation.models import ContentItem
+
+    return ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.READY).exists()
+
+
+PATHS: dict[str, tuple[Callable[[int, int], Any], Callable[[Any], None]]] = {
+    "raw": (_raw_claim, _raw_finish),
+    "veil": (_veil_claim, _veil_finish),
+}
+
+
+def _item_id(claimed: Any) -> int:
+    return int(claimed[0] if isinstance(claimed, tuple) else claimed)
+
+
+# ---- claimers ---------------------------------------------------------------------------------------------------
+
+
+def _saturate(path: str, user_id: int, queue_id: int, barrier: Any) -> Result:
+    claim, finish = PATHS[path]
+    result = Result()
+    barrier.wait(timeout=120)
+    result.started = time.time()
+    empty_streak = 0
+    while empty_streak < 50:  # bounded: a queue that stays non-empty but unclaimable ends the run
+        start = time.perf_counter()
+        claimed = claim(user_id, queue_id)
+        elapsed = time.perf_counter() - start
+        if claimed is None:
+            # SKIP LOCKED may find every candidate it looked at locked while others are still waiting.
+            if not _ready_left(queue_id):
+                break
+            result.empty_retries += 1
+            empty_streak += 1
+            continue
+        empty_streak = 0
+        result.latencies.append(elapsed)
+        result.item_ids.append(_item_id(claimed))
+        finish(claimed)
+    result.ended = time.time()
+    return result
+
+
+def _open_loop(path: str, user_id: int, queue_id: int, barrier: Any, t0: float, offset: float,
+               seconds: int, interval: float) -> Result:
+    claim, finish = PATHS[path]
+    result = Result()
+    barrier.wait(timeout=120)
+    result.started = time.time()
+    for k in range(int(seconds / interval)):
+        scheduled = t0 + (offset + k) * interval
+        delay = scheduled - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        claimed = claim(user_id, queue_id)
+        result.latencies.append(time.time() - scheduled)
+        if claimed is None:
+            result.empty_retries += 1
+            continue
+        result.item_ids.append(_item_id(claimed))
+        finish(claimed)
+    result.ended = time.time()
+    return result
+
+
+def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any) -> None:
+    from django.db import connection
+
+    results: list[Result] = []
+
+    def run(index: int, user_id: int) -> None:
+        try:
+            connection.ensure_connection()
+            if job["kind"] == "saturate":
+                results.append(_saturate(job["path"], user_id, job["queue_id"], barrier))
+            else:
+                results.append(_open_loop(job["path"], user_id, job["queue_id"], barrier, job["t0"],
+                                          job["offsets"][index], job["seconds"], job["interval"]))
+        except BaseException as exc:
+            results.append(Result(errors=[f"{type(exc).__name__}: {exc}"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n, u)) for n, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=job["timeout"])
+    out.put([r.__dict__ for r in results])
+
+
+def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> list[Result]:
+    from django.db import connections
+
+    connections.close_all()  # forked children must not share the parent's socket
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(users))
+    out = ctx.Queue()
+    index = {u: n for n, u in enumerate(users)}
+    chunks = [users[p::procs] for p in range(procs)]
+    workers = []
+    for chunk in chunks:
+        # Each thread needs its moderator's position for its open-loop offset.
+        part = {**job, "offsets": {i: job.get("offsets", {}).get(index[u], 0.0) for i, u in enumerate(chunk)}}
+        workers.append(ctx.Process(target=_process_main, args=(part, chunk, barrier, out)))
+    for w in workers:
+        w.start()
+    results: list[Result] = []
+    for _ in workers:
+        results.extend(Result(**r) for r in out.get(timeout=job["timeout"] + 30))
+    for w in workers:
+        w.join(timeout=30)
+    errors = [e for r in results for e in r.errors]
+    if errors:
+        sys.exit(f"claimers failed: {errors[:3]}")
+    return results
+
+
+# ---- checks -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Checks:
+    claims: int
+    double_assignments: int
+    cap_overruns: int
+
+
+def _check(path: str, results: list[Result], queue_id: int) -> Checks:
+    from django.db.models import Count
+
+    from moderation.models import ContentItem
+    from review_queue.models import Claim, Queue
+    from wellbeing import selectors
+    from wellbeing.models import Shift
+
+    ids = [i for r in results for i in r.item_ids]
+    doubles = len(ids) - len(set(ids))  # every claimed item is finished at once, so a repeat is a double
+    overruns = 0
+    if path == "veil":
+        doubles += Claim.objects.values("item").annotate(n=Count("id")).filter(n__gt=1).count()
+        doubles += (Claim.objects.filter(ended_at__isnull=True).values("item").annotate(n=Count("id"))
+                    .filter(n__gt=1).count())
+        doubles += abs(Claim.objects.count() - len(ids))
+        queue = Queue.objects.get(pk=queue_id)
+        for shift in Shift.objects.all():
+            cap = selectors.policy_effective(reviewer=shift.reviewer_id, queue=queue).cap_seconds
+            overruns += selectors.exposure_spoken_for(shift=shift) > cap
+    decided = ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.DECIDED).count()
+    doubles += abs(decided - len(set(ids)))
+    return Checks(claims=len(ids), double_assignments=doubles, cap_overruns=overruns)
+
+
+# ---- report -----------------------------------------------------------------------------------------------------
+
+
+def _summary(results: list[Result]) -> tuple[int, float, list[float], int]:
+    latencies = [x for r in results for x in r.latencies]
+    claims = sum(len(r.item_ids) for r in results)
+    wall = max(r.ended for r in results) - min(r.started for r in results)
+    return claims, wall, latencies, sum(r.empty_retries for r in results)
+
+
+LABELS = {"raw": "raw SQL `UPDATE … FOR UPDATE SKIP LOCKED`", "veil": "Veil `item_claim` (wellbeing gate on)"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--claimers", type=int, default=50)
+    parser.add_argument("--procs", type=int, default=5, help="processes the claimers are spread over (default 5)")
+    parser.add_argument("--open-seconds", type=int, default=20, help="length of the open-loop run (default 20)")
+    parser.add_argument("--open-interval", type=float, default=1.0,
+                        help="seconds between one moderator's claims in the open loop (default 1)")
+    parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
+    args = parser.parse_args()
+    if not postgres_reachable(args.database_url):
+        sys.exit(f"benchmarks.claim needs PostgreSQL at {args.database_url} (trust or password in the URL)")
+    command = "python -m benchmarks.claim " + " ".join(sys.argv[1:])
+    header = machine_line(command.strip())
+    fresh_database(args.database_url)
+    _setup(args)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    queue_id, users = _seed(args.items, args.claimers)
+    procs = max(1, min(args.procs, args.claimers))
+    timeout = 600
+
+    saturation: dict[str, tuple[int, float, list[float], int]] = {}
+    checks: dict[tuple[str, str], Checks] = {}
+    for path in ("raw", "veil"):
+        _reset(queue_id)
+        results = _run_phase({"kind": "saturate", "path": path, "queue_id": queue_id, "timeout": timeout},
+                             users, procs)
+        saturation[path] = _summary(results)
+        checks[("saturation", path)] = _check(path, results, queue_id)
+
+    open_loop: dict[str, tuple[int, float, list[float], int]] = {}
+    offsets = {n: n / args.claimers for n in range(args.claimers)}  # arrivals spread evenly over each second
+    for path in ("raw", "veil"):
+        _reset(queue_id)
+        job = {"kind": "open", "path": path, "queue_id": queue_id, "timeout": args.open_seconds + 120,
+               "t0": time.time() + 3, "offsets": offsets, "seconds": args.open_seconds,
+               "interval": args.open_interval}
+        results = _run_phase(job, users, procs)
+        open_loop[path] = _summary(results)
+        checks[("open loop", path)] = _check(path, results, queue_id)
+
+    print(header)
+    print()
+    print(f"(a) Saturation: {args.claimers} claimers ({procs} processes x {args.claimers // procs} threads) "
+          f"empty a queue of {args.items} ready items")
+    print()
+    print("| claim path | claims | claims / s | p50 ms | p99 ms | throughput vs raw |")
+    print("|---|---:|---:|---:|---:|---:|")
+    raw_rate = saturation["raw"][0] / saturation["raw"][1]
+    for path, (claims, wall, latencies, _retries) in saturation.items():
+        rate = claims / wall
+        print(f"| {LABELS[path]} | {claims} | {rate:.0f} | {percentile_ms(latencies, 50):.1f} | "
+              f"{percentile_ms(latencies, 99):.1f} | {rate / raw_rate:.0%} |")
+    print()
+    print(f"(b) Open loop: {args.claimers} moderators each claiming every {args.open_interval:g} s for "
+          f"{args.open_seconds} s ({args.claimers / args.open_interval:g} claims/s offered), latency from the "
+          "scheduled moment")
+    print()
+    print("| claim path | claims | p50 ms | p99 ms | max ms | p99 vs raw |")
+    print("|---|---:|---:|---:|---:|---:|")
+    raw_p99 = percentile_ms(open_loop["raw"][2], 99)
+    for path, (claims, _wall, latencies, _retries) in open_loop.items():
+        p99 = percentile_ms(latencies, 99)
+        print(f"| {LABELS[path]} | {claims} | {percentile_ms(latencies, 50):.1f} | {p99:.1f} | "
+              f"{percentile_ms(latencies, 100):.1f} | {p99 / raw_p99:.1f}x |")
+    print()
+    print("Checks (Veil's cap overruns: shifts whose settled + reserved exposure exceeds their cap)")
+    print()
+    print("| run | claim path | items claimed | double assignments | cap overruns |")
+    print("|---|---|---:|---:|---:|")
+    for (run, path), found in checks.items():
+        overruns = str(found.cap_overruns) if path == "veil" else "n/a"
+        print(f"| {run} | {LABELS[path]} | {found.claims} | {found.double_assignments} | {overruns} |")
+    failed = [key for key, found in checks.items() if found.double_assignments or found.cap_overruns]
+    if failed:
+        sys.exit(f"integrity checks failed for {failed}")
+
+
+if __name__ == "__main__":
+    main()

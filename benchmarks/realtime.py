@@ -1,0 +1,358 @@
+"""Realtime benchmark: state changes to N authenticated console websockets served by a real daphne process.
+
+A fresh PostgreSQL database (veil_bench_rt), Redis (channels_redis pub/sub, a key prefix of this run's own), one
+daphne process on a free loopback port, and N moderators each signed in (a session in the database) with one
+console socket (`websockets` client, all in this process). Another process, the trigger, makes the changes the
+way a request does, on one event loop with the layer's connection kept (as daphne's request threads do):
+
+- queue counts: an item is decided (one committed UPDATE), then `review_queue.realtime.queue_counts_changed()`
+  broadcasts the new counts to every console; latency = arrival at a console - the moment after the commit.
+- break.due: for each moderator, the break state is read and `realtime.notify_user(event="break.due")` pushes it
+  to that moderator's consoles (what wellbeing.services does after a break falls due); latency per console from
+  its own send.
+
+The same run measures N = the baseline size (default 50) and N (default 200); the ratio is p99(N) / p99(baseline).
+Everything is bounded: counted rounds, timeouts on every wait, daphne stopped at the end, loopback only.
+
+Run: python -m benchmarks.realtime [--consoles 200] [--baseline-consoles 50] [--rounds 20]
+Needs PostgreSQL and Redis (VEIL_BENCH_DATABASE_URL, VEIL_BENCH_REDIS_URL; defaults on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from benchmarks.services import (
+    BENCH_DATABASE_URL,
+    BENCH_REDIS_URL,
+    fresh_database,
+    machine_line,
+    percentile_ms,
+    postgres_reachable,
+    redis_reachable,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUE_SLUG = "bench-live"
+COUNTS_INTERVAL = 0.5  # seconds between queue-count broadcasts
+BREAK_INTERVAL = 1.0  # seconds between rounds of break.due pushes (one per moderator)
+CONNECT_BATCH = 20  # sockets opened at once
+
+
+def _database_url(base: str) -> str:
+    return base.rsplit("/", 1)[0] + "/veil_bench_rt"
+
+
+def _configure(database_url: str, redis_url: str, prefix: str, data_dir: str, secret: str) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "VEIL_CHANNEL_PREFIX": prefix,
+        "VEIL_DATA_DIR": data_dir,
+        "VEIL_SECRET_KEY": secret,
+        "VEIL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "VEIL_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    os.environ.update(env)
+    return env
+
+
+# ---- the trigger process ----------------------------------------------------------------------------------------
+
+
+async def _trigger(rounds: int, user_ids: list[int]) -> list[dict[str, Any]]:
+    from asgiref.sync import sync_to_async
+
+    from moderation.models import ContentItem
+    from review_queue import realtime
+    from review_queue.models import Queue
+    from wellbeing import selectors
+
+    def decide_one() -> None:
+        queue = Queue.objects.get(slug=QUEUE_SLUG)
+        item = ContentItem.objects.filter(queue=queue, status=ContentItem.Status.READY).order_by("id").first()
+        assert item is not None, "the benchmark queue ran dry"
+        ContentItem.objects.filter(pk=item.pk).update(status=ContentItem.Status.DECIDED)
+
+    def push_counts() -> bool:
+        return realtime.queue_counts_changed()
+
+    def push_break(user_id: int, round_no: int) -> bool:
+        payload = selectors.break_payload(selectors.break_state(reviewer_id=user_id))
+        return realtime.notify_user(user_id=user_id, event="break.due", bench_round=round_no, **payload)
+
+    sent: list[dict[str, Any]] = []
+    await sync_to_async(push_counts)()  # warm the layer's connection
+    for round_no in range(rounds):
+        await sync_to_async(decide_one)()
+        at = time.time()
+        ok = await sync_to_async(push_counts)()
+        sent.append({"kind": "counts", "round": round_no, "at": at, "ok": ok})
+        await asyncio.sleep(COUNTS_INTERVAL)
+    for round_no in range(rounds):
+        for user_id in user_ids:
+            at = time.time()
+            ok = await sync_to_async(push_break)(user_id, round_no)
+            sent.append({"kind": "break", "round": round_no, "user": user_id, "at": at, "ok": ok})
+        await asyncio.sleep(BREAK_INTERVAL)
+    return sent
+
+
+def trigger_main(rounds: int, user_ids: list[int]) -> None:
+    import django
+
+    django.setup()
+    print(json.dumps(asyncio.run(_trigger(rounds, user_ids))))
+
+
+# ---- setup ------------------------------------------------------------------------------------------------------
+
+
+def _seed(consoles: int, waiting: int) -> list[tuple[int, str]]:
+    """N moderators with a signed-in session each, and a queue with `waiting` ready items."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group, User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from moderation.models import ContentItem
+    from review_queue.models import Queue
+
+    queue = Queue.objects.create(slug=QUEUE_SLUG, name="Bench live", purpose="Benchmark of live updates.",
+                                 requester="Veil benchmarks")
+    ContentItem.objects.bulk_create(
+        [ContentItem(queue=queue, status=ContentItem.Status.READY, sha256=f"{n:064x}", byte_size=1,
+                     mime="image/png", original=f"bench/{n}.png", source_width=1, source_height=1)
+         for n in range(waiting)]
+    )
+    group = Group.objects.get_or_create(name="moderator")[0]
+    users: list[tuple[int, str]] = []
+    for n in range(consoles):
+        user = User.objects.create_user(username=f"live-{n}", password=None)
+        user.groups.add(group)
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        users.append((user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
+    return users
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"daphne exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return process, port
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    process.kill()
+    sys.exit("daphne did not answer within 30 s")
+
+
+# ---- the consoles -----------------------------------------------------------------------------------------------
+
+
+class Console:
+    def __init__(self, user_id: int, cookie: str) -> None:
+        self.user_id = user_id
+        self.cookie = cookie
+        self.counts: dict[int, float] = {}  # waiting count -> arrival
+        self.breaks: dict[int, float] = {}  # round -> arrival
+        self.ws: Any = None
+
+    async def open(self, port: int) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(f"ws://127.0.0.1:{port}/ws/console/", open_timeout=30,
+                                additional_headers={"Cookie": self.cookie, "Origin": f"http://127.0.0.1:{port}"})
+        first = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=30))
+        assert first["type"] == "queue.counts", first
+
+    async def listen(self, until: float) -> None:
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                raw = await asyncio.wait_for(self.ws.recv(), timeout=left)
+            except TimeoutError:
+                return
+            arrived = time.time()
+            message = json.loads(raw)
+            if message.get("type") == "queue.counts":
+                waiting = message["counts"].get(QUEUE_SLUG, {}).get("waiting")
+                if waiting is not None:
+                    self.counts.setdefault(int(waiting), arrived)
+            elif message.get("type") == "break.due" and "bench_round" in message:
+                self.breaks.setdefault(int(message["bench_round"]), arrived)
+
+
+async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting: int,
+                   env: dict[str, str]) -> dict[str, Any]:
+    consoles = [Console(uid, cookie) for uid, cookie in users]
+    opened = time.monotonic()
+    for start in range(0, len(consoles), CONNECT_BATCH):
+        await asyncio.gather(*(c.open(port) for c in consoles[start:start + CONNECT_BATCH]))
+    connect_seconds = time.monotonic() - opened
+    await asyncio.sleep(1.0)  # let the consumers' start-up reads settle
+    budget = rounds * (COUNTS_INTERVAL + BREAK_INTERVAL) + 120
+    trigger = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.realtime", "--trigger", "--rounds", str(rounds),
+        "--users", ",".join(str(uid) for uid, _ in users),
+        cwd=str(ROOT), env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+    )
+    listeners = [asyncio.create_task(c.listen(time.monotonic() + budget)) for c in consoles]
+    out, _ = await asyncio.wait_for(trigger.communicate(), timeout=budget)
+    if trigger.returncode != 0:
+        sys.exit(f"the trigger process failed ({trigger.returncode})")
+    await asyncio.sleep(2.0)  # the last pushes arrive
+    for task in listeners:
+        task.cancel()
+    await asyncio.gather(*listeners, return_exceptions=True)
+    for console in consoles:
+        await console.ws.close()
+    sent = json.loads(out.decode().strip().splitlines()[-1])
+    counts_lat: list[float] = []
+    break_lat: list[float] = []
+    missing = {"counts": 0, "break": 0}
+    for event in sent:
+        if event["kind"] == "counts":
+            expected_waiting = waiting - event["round"] - 1
+            for console in consoles:
+                arrived = console.counts.get(expected_waiting)
+                if arrived is None:
+                    missing["counts"] += 1
+                else:
+                    counts_lat.append(arrived - event["at"])
+        else:
+            console = next(c for c in consoles if c.user_id == event["user"])
+            arrived = console.breaks.get(event["round"])
+            if arrived is None:
+                missing["break"] += 1
+            else:
+                break_lat.append(arrived - event["at"])
+    return {"counts": counts_lat, "break": break_lat, "missing": missing, "connect_seconds": connect_seconds,
+            "failed_sends": sum(1 for e in sent if not e["ok"])}
+
+
+def _waiting_now() -> int:
+    from django.db import connections
+
+    from moderation.models import ContentItem
+
+    waiting = ContentItem.objects.filter(queue__slug=QUEUE_SLUG, status=ContentItem.Status.READY).count()
+    connections.close_all()
+    return waiting
+
+
+def run_size(users: list[tuple[int, str]], rounds: int, env: dict[str, str], data_dir: str) -> dict[str, Any]:
+    """One daphne process of its own for this many consoles."""
+    log = Path(data_dir) / f"daphne-{len(users)}.log"
+    waiting = _waiting_now()
+    daphne, port = _start_daphne(env, log)
+    try:
+        result = asyncio.run(_measure(port, users, rounds, waiting, env))
+    finally:
+        daphne.terminate()
+        try:
+            daphne.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daphne.kill()
+            daphne.wait(timeout=5)
+    result["consoles"] = len(users)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--consoles", type=int, default=200)
+    parser.add_argument("--baseline-consoles", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
+    parser.add_argument("--trigger", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--users", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.trigger:
+        trigger_main(args.rounds, [int(u) for u in args.users.split(",") if u])
+        return
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        sys.exit("benchmarks.realtime needs the websockets package (pip install -e '.[dev]')")
+    if not postgres_reachable(args.database_url) or not redis_reachable(args.redis_url):
+        sys.exit(f"benchmarks.realtime needs PostgreSQL at {args.database_url} and Redis at {args.redis_url}")
+    header = machine_line(("python -m benchmarks.realtime " + " ".join(sys.argv[1:])).strip())
+    sizes = (args.baseline_consoles, args.consoles)
+    with tempfile.TemporaryDirectory(prefix="veil-bench-rt-") as data_dir:
+        database_url = _database_url(args.database_url)
+        fresh_database(database_url)
+        env = _configure(database_url, args.redis_url, f"veil-bench-{secrets.token_hex(4)}", data_dir,
+                         secrets.token_urlsafe(50))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        users = _seed(max(sizes), waiting=args.rounds * len(sizes) + 10)
+        results = [run_size(users[:n], args.rounds, env, data_dir) for n in sizes]
+    print(header)
+    print()
+    print(f"Console websockets on one daphne process (channels_redis pub/sub); {args.rounds} queue-count broadcasts "
+          f"{COUNTS_INTERVAL:g} s apart, then {args.rounds} rounds of one break.due push per moderator; latency "
+          "from the committed change to arrival at each console")
+    print()
+    print("| consoles | event | deliveries | p50 ms | p99 ms | max ms | lost | p99 vs baseline |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    base = results[0]
+    for result in results:
+        for kind, label in (("counts", "queue counts (broadcast)"), ("break", "break.due (per user)")):
+            latencies = result[kind]
+            ratio = percentile_ms(latencies, 99) / percentile_ms(base[kind], 99)
+            print(f"| {result['consoles']} | {label} | {len(latencies)} | {percentile_ms(latencies, 50):.1f} | "
+                  f"{percentile_ms(latencies, 99):.1f} | {percentile_ms(latencies, 100):.1f} | "
+                  f"{result['missing'][kind]} | {ratio:.1f}x |")
+    print()
+    for result in results:
+        print(f"- {result['consoles']} consoles: opened in {result['connect_seconds']:.1f} s; "
+              f"{sum(result['missing'].values())} deliveries missing; {result['failed_sends']} sends refused by the "
+              "layer")
+    if any(sum(r["missing"].values()) or r["failed_sends"] for r in results):
+        sys.exit("some pushes were lost")
+
+
+if __name__ == "__main__":
+    main()
