@@ -91,8 +91,8 @@ def _published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
     return ports
 
 
-def test_four_services(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"postgres", "redis", "web", "worker"}
+def test_five_services(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {"postgres", "redis", "web", "worker", "beat"}
     assert config["services"]["postgres"]["image"] == "postgres:16"
     assert config["services"]["redis"]["image"] == "redis:7"
 
@@ -104,7 +104,10 @@ def test_web_migrates_then_serves_with_daphne_and_worker_runs_celery(config: dic
     assert "daphne -b 0.0.0.0 -p 8000 config.asgi:application" in web
     worker = config["services"]["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "config", "worker"]
-    for service in ("web", "worker"):
+    # One scheduler beside the workers: check-ins past their retention are deleted even in the compose stack.
+    beat = config["services"]["beat"]["command"]
+    assert beat[:4] == ["celery", "-A", "config", "beat"] and "-B" not in worker
+    for service in ("web", "worker", "beat"):
         build = config["services"][service]["build"]
         assert Path(build["context"]).resolve() == ROOT
         assert build["dockerfile"] == "compose/Dockerfile"
@@ -114,7 +117,7 @@ def test_databases_have_healthchecks_and_apps_wait_for_them(config: dict[str, An
     services = config["services"]
     assert "pg_isready" in _healthcheck(services["postgres"])
     assert "redis-cli ping" in _healthcheck(services["redis"])
-    for service in ("web", "worker"):
+    for service in ("web", "worker", "beat"):
         depends = services[service]["depends_on"]
         assert {name: depends[name]["condition"] for name in ("postgres", "redis")} == {
             "postgres": "service_healthy",
