@@ -18,7 +18,6 @@ import argparse
 import functools
 import gc
 import os
-import platform
 import resource
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
 from tests import evalset
@@ -184,17 +184,6 @@ def time_adds(ids: np.ndarray, keys: np.ndarray, adds: int, seed: int) -> float:
     return (time.perf_counter() - t) / adds * 1e6
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="stored hashes, comma-separated")
@@ -249,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.collect()
 
     print("## Lookup benchmark\n")
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, one thread "
+    print(f"Machine: {cpu_model()}, {os.cpu_count()} cores, one thread "
           f"per method (faiss.omp_set_num_threads(1)); Python {sys.version.split()[0]}, numpy {np.__version__}. "
           f"Index radius {radius} bits; {len(neardup.WINDOWS)} window keys per picture (query keys: 13-26 with the "
           f"mirror-ambiguous ones). Times in ms, p50 / p99.\n")

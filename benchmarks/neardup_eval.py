@@ -15,7 +15,6 @@ import argparse
 import collections
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from collections.abc import Iterable
 import imagehash
 import numpy as np
 
+from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
 from tests import evalset
@@ -80,17 +80,6 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # --- report -------------------------------------------------------------------------------------------------
     print("## Near-duplicate evaluation\n")
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python "
+    print(f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}, numpy {np.__version__}. Total run time {time.perf_counter() - started:.0f} s.\n")
     edited = len({it.group for it in items if it.edit != "original"})
     print(f"Labelled set: {len(originals)} distinct pictures ({edited} with edits, {len(originals) - edited} hard "

@@ -43,6 +43,7 @@ from benchmarks.services import (
     postgres_reachable,
     redis_reachable,
 )
+from tests.livesrv import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE_SLUG = "bench-live"
@@ -285,12 +286,7 @@ def run_size(users: list[tuple[int, str]], rounds: int, env: dict[str, str], dat
     try:
         result = asyncio.run(_measure(port, users, rounds, waiting, env))
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
-            daphne.wait(timeout=5)
+        stop_process(daphne, grace=10)
     result["consoles"] = len(users)
     return result
 

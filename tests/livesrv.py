@@ -95,6 +95,18 @@ def _server_env() -> dict[str, str]:
     return env
 
 
+def stop_process(process: subprocess.Popen[Any], *, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `grace` seconds (servers and workers the tests start)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def _answering(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
@@ -138,12 +150,7 @@ def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Itera
             time.sleep(0.1)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, grace=5)
         if request.session.testsfailed > failed_before:
             # Past pytest's capture on purpose: the call report is already written, and this is what explains it.
             stream = sys.__stderr__ or sys.stderr

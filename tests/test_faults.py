@@ -470,13 +470,7 @@ def _start_worker(queue_name: str, media_root: Path, hold_file: Path | None) -> 
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> str:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=5)
+    livesrv.stop_process(worker, grace=15)
     return (worker.stdout.read() if worker.stdout else b"").decode(errors="replace")[-3000:]
 
 
