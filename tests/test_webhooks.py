@@ -410,3 +410,24 @@ def test_embedded_retries_wait_for_their_backoff(queue, peer, moderator, setting
         resend_due(1)
     assert len(peer.posts()) == 2
     assert WebhookDelivery.objects.get(decision=decision).status == "delivered"
+
+
+def test_the_webhook_secret_is_write_only_in_the_admin(queue, admin_user):  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/review_queue/queue/{queue.pk}/change/").content.decode()
+    assert SECRET not in page and "A secret is set (not shown)" in page
+    form = {"name": queue.name, "slug": queue.slug, "purpose": queue.purpose, "requester": queue.requester,
+            "is_active": "on", "lease_seconds": "", "coop_type_id": "", "webhook_url": queue.webhook_url,
+            "webhook_secret": "", "policies-TOTAL_FORMS": "0", "policies-INITIAL_FORMS": "0"}
+    saved = client.post(f"/admin/review_queue/queue/{queue.pk}/change/", form)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    queue.refresh_from_db()
+    assert queue.webhook_secret == SECRET  # left empty: kept
+    client.post(f"/admin/review_queue/queue/{queue.pk}/change/", {**form, "webhook_secret": "a-new-secret-long-enough"})
+    queue.refresh_from_db()
+    assert queue.webhook_secret == "a-new-secret-long-enough"
+    short = client.post(f"/admin/review_queue/queue/{queue.pk}/change/", {**form, "webhook_secret": "short"})
+    assert short.status_code == 200 and "at least 16" in short.content.decode()
