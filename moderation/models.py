@@ -109,7 +109,7 @@ class ContentItem(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
-            models.Index(fields=["queue", "status", "created_at"], name="item_claim_order"),
+            models.Index(fields=["queue", "status", "created_at", "id"], name="item_claim_order"),
             models.Index(fields=["status", "lease_expires_at"], name="item_lease_expiry"),
             models.Index(fields=["queue", "sha256"], name="item_sha256_in_queue"),
         ]

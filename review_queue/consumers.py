@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -18,6 +19,50 @@ log = logging.getLogger(__name__)
 CLOSE_LAYER_DOWN = 4503
 
 
+class CountsReader:
+    """Reads the queue counts once for all the consoles of this process that heard of the same change.
+
+    A change is broadcast to every console. Each asks here; the first to ask starts a read and the others wait for
+    it. Every caller gets counts from a read that began after it asked, so nobody is sent counts from before the
+    change they heard of; asks that arrive during a read share the next one.
+    """
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[dict[str, dict[str, int]]] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def counts_after_now(self) -> dict[str, dict[str, int]]:
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        future = self._next
+        if self._reader is None or self._reader.done():
+            self._reader = loop.create_task(self._read_while_asked())
+        return await asyncio.shield(future)
+
+    async def _read_while_asked(self) -> None:
+        while self._next is not None:
+            future, self._next = self._next, None
+            try:
+                counts = await database_sync_to_async(selectors.queue_counts)()
+            except Exception as exc:  # the consoles waiting log it and skip this update
+                future.set_exception(exc)
+            else:
+                future.set_result(counts)
+
+
+# One reader per event loop: daphne has one; tests start a loop per test.
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CountsReader] = weakref.WeakKeyDictionary()
+
+
+def counts_reader() -> CountsReader:
+    loop = asyncio.get_running_loop()
+    reader = _readers.get(loop)
+    if reader is None:
+        reader = _readers[loop] = CountsReader()
+    return reader
+
+
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     """Keeps a reviewer's console current: queue counts and their own state. It only forwards events; nothing is
     decided here (claims, decisions and breaks go through the same services as the page and the API)."""
@@ -25,7 +70,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     groups: list[str] = []
     # Group messages this consumer only forwards (user events re-read the break state through
     # database_sync_to_async, which looks after its own connections).
-    FORWARDED = {"queue.counts": "queue_counts", "user.event": "user_event", "console.probe": "console_probe"}
+    FORWARDED = {"queue.changed": "queue_changed", "queue.counts": "queue_counts", "user.event": "user_event",
+                 "console.probe": "console_probe"}
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -85,7 +131,16 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     async def console_probe(self, event: dict[str, Any]) -> None:
         """A heartbeat's probe of the layer (see receive_json) comes back here: nothing to do."""
 
+    async def queue_changed(self, event: dict[str, Any]) -> None:
+        try:
+            counts = await counts_reader().counts_after_now()
+        except Exception:  # the counts stay as they were until the next change; nothing else is affected
+            log.warning("console %s: could not read the queue counts", self.channel_name, exc_info=True)
+            return
+        await self.send_json({"type": "queue.counts", "counts": counts})
+
     async def queue_counts(self, event: dict[str, Any]) -> None:
+        """Counts sent by an older Veil process during a rolling upgrade."""
         await self.send_json({"type": "queue.counts", "counts": event["counts"]})
 
     async def user_event(self, event: dict[str, Any]) -> None:

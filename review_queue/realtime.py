@@ -34,9 +34,10 @@ def _send(group: str, message: dict[str, Any]) -> bool:
 
 
 def queue_counts_changed(*, queue_ids: list[int] | None = None) -> bool:
-    from review_queue.selectors import queue_counts
-
-    return _send(QUEUES_GROUP, {"type": "queue.counts", "counts": queue_counts(queue_ids=queue_ids)})
+    """Say that queue counts changed. The message carries no counts: each console process reads them once for all
+    its consoles (review_queue.consumers.CountsReader), so a claim or decision does not read them in its request,
+    and a burst of changes costs one read per process instead of one per change."""
+    return _send(QUEUES_GROUP, {"type": "queue.changed", "queues": queue_ids})
 
 
 def notify_user(*, user_id: int, event: str, **payload: Any) -> bool:

@@ -68,43 +68,31 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
         raise ReviewError("forbidden", "Only moderators and team leads review items.", status=403)
 
     now = timezone.now()
-    leases_expire(queue=queue, now=now)
     refusal: ReviewError | None = None
     with transaction.atomic():
-        held = _held_claim(reviewer=reviewer, now=now)
-        if held is not None:
-            return held
         try:
-            constraints = wellbeing.claim_gate(reviewer=reviewer, queue=queue, now=now)
+            gate = wellbeing.claim_gate(reviewer=reviewer, queue=queue, now=now)
         except ReviewError as exc:
             # Commit what the gate recorded on the way (a shift that ended, a break that began), then refuse.
             refusal = exc
         else:
-            # Again, now that the gate holds the reviewer's lock: a concurrent claim of theirs may have won.
-            held = _held_claim(reviewer=reviewer, now=now)
-            if held is not None:
-                return held
+            if isinstance(gate, wellbeing.HeldClaim):
+                return Claim.objects.select_related("item").get(pk=gate.claim_id)
+            if gate.expired_leases_waiting:
+                leases_expire(queue=queue, now=now)  # items whose lease ran out go back before choosing one
             wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
             waiting = ContentItem.objects.filter(queue=queue, status=wanted).exclude(second_opinion_excluded=reviewer)
-            batches = _offer(waiting, constraints)
-            claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches)
+            batches = _offer(waiting, gate)
+            claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches,
+                                 constraints=gate)
             if claim is not None:
-                wellbeing.exposure_open(claim=claim, constraints=constraints)
                 return claim
             if waiting.exclude(pk__in=batches[-1].order_by().values("pk")).exists():
                 # Items are waiting, but the gate held them back: say why rather than "nothing is waiting".
-                refusal = constraints.refusal_when_empty()
+                refusal = gate.refusal_when_empty()
     if refusal is not None:
         raise refusal
     raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
-
-
-def _held_claim(*, reviewer: User, now: datetime) -> Claim | None:
-    return (
-        Claim.objects.select_related("item")
-        .filter(reviewer=reviewer, ended_at__isnull=True, expires_at__gt=now)
-        .first()
-    )
 
 
 def _offer(waiting: QuerySet[ContentItem], constraints: wellbeing.ClaimConstraints) -> list[QuerySet[ContentItem]]:
@@ -121,31 +109,103 @@ def _offer(waiting: QuerySet[ContentItem], constraints: wellbeing.ClaimConstrain
 
 
 def _lease_first(
-    *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[QuerySet[ContentItem]]
+    *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[QuerySet[ContentItem]],
+    constraints: wellbeing.ClaimConstraints,
 ) -> Claim | None:
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
     for batch in batches:
+        if _claims_in_one_statement():
+            claim = _claim_in_one_statement(reviewer=reviewer, queue=queue, now=now, expires=expires, wanted=wanted,
+                                            batch=batch, constraints=constraints)
+            if claim is None:
+                continue
+            return claim
         candidates = batch
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        # On PostgreSQL skip_locked hands each claimer a different row. On SQLite the IMMEDIATE transaction
-        # serialises claimers, and the conditional UPDATE below is a second guard on any backend.
+        # On SQLite the IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard.
         for item in candidates[:5]:
             updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(
                 status=ContentItem.Status.IN_REVIEW, lease_holder=reviewer, lease_expires_at=expires
             )
             if not updated:
                 continue
+            item.status, item.lease_holder, item.lease_expires_at = ContentItem.Status.IN_REVIEW, reviewer, expires
             claim = Claim.objects.create(item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
-            item.refresh_from_db()
             claim.item = item
             audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
                          expires_at=expires.isoformat())
-            from review_queue import realtime
-
-            transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue.pk]))
+            wellbeing.exposure_open(claim=claim, constraints=constraints)
+            _counts_change_on_commit(queue)
             return claim
     return None
+
+
+def _claims_in_one_statement() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _claim_in_one_statement(
+    *, reviewer: User, queue: Queue, now: datetime, expires: datetime, wanted: str, batch: QuerySet[ContentItem],
+    constraints: wellbeing.ClaimConstraints,
+) -> Claim | None:
+    """PostgreSQL: what the loop above does, in one round trip. Pick, lock and lease the first allowed item as a
+    raw SKIP LOCKED claim would (`UPDATE … WHERE id = (SELECT id … FOR UPDATE SKIP LOCKED LIMIT 1)`), and in the
+    same statement write the claim, its audit event and its exposure entry (data-modifying CTEs). The subquery is
+    the ORM's own SQL for the batch, so the filters and the order are the portable path's; tests compare the rows
+    both paths write."""
+    picked = batch.select_for_update(skip_locked=True, of=("self",)).values("pk")[:1]
+    sub_sql, sub_params = picked.query.get_compiler(connection=connection).as_sql()
+    fields = ContentItem._meta.concrete_fields
+    quote = connection.ops.quote_name
+    item_columns = ", ".join(quote(str(f.column)) for f in fields)
+    exposure_sql, exposure_params = wellbeing.exposure_insert_sql(constraints=constraints, reviewer_id=reviewer.pk,
+                                                                  queue_id=queue.pk, claimed_at=now)
+    sql = f"""
+WITH leased AS (
+  UPDATE {quote(ContentItem._meta.db_table)} SET status = %s, lease_holder_id = %s, lease_expires_at = %s
+  WHERE id = ({sub_sql}) AND status = %s
+  RETURNING {item_columns}
+), claimed AS (
+  INSERT INTO {quote(Claim._meta.db_table)} (item_id, queue_id, reviewer_id, claimed_at, expires_at, ended_at, outcome)
+  SELECT id, %s, %s, %s, %s, NULL, %s FROM leased
+  RETURNING id, item_id
+), audited AS (
+  INSERT INTO {quote(AuditEvent._meta.db_table)} (at, actor_id, action, item_id, data)
+  SELECT %s, %s, %s, claimed.item_id, jsonb_build_object('claim', claimed.id, 'expires_at', %s::text) FROM claimed
+  RETURNING id
+), exposed AS ({exposure_sql})
+SELECT claimed.id, (SELECT count(*) FROM audited), (SELECT count(*) FROM exposed), leased.*
+FROM claimed JOIN leased ON leased.id = claimed.item_id
+"""  # noqa: S608 (names from the models; every value is a bound parameter)
+    params = [
+        ContentItem.Status.IN_REVIEW.value, reviewer.pk, expires, *sub_params, wanted,
+        queue.pk, reviewer.pk, now, expires, Claim.Outcome.OPEN.value,
+        timezone.now(), reviewer.pk, AuditEvent.Action.CLAIMED.value, expires.isoformat(),
+        *exposure_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    claim_id, audited, exposed, *item_values = row
+    if (audited, exposed) != (1, 1):  # cannot happen: both insert from the one claimed row
+        raise RuntimeError(f"claim {claim_id}: {audited} audit events and {exposed} exposure entries")
+    item = ContentItem.from_db(connection.alias, [f.attname for f in fields], item_values)
+    item.lease_holder = reviewer
+    claim = Claim(id=claim_id, item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
+    claim._state.adding, claim._state.db = False, connection.alias
+    wellbeing.exposure_opened(constraints=constraints)
+    _counts_change_on_commit(queue)
+    return claim
+
+
+def _counts_change_on_commit(queue: Queue) -> None:
+    from review_queue import realtime
+
+    queue_id = queue.pk
+    transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue_id]))
 
 
 def item_release(*, item: ContentItem, reviewer: User) -> None:

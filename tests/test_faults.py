@@ -110,7 +110,7 @@ def _cut_connection_inside_claim(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     from wellbeing import services as wellbeing_services
 
-    original = wellbeing_services.exposure_open
+    original = wellbeing_services.exposure_opened
     killed: list[int] = []
 
     def cut_then_continue(**kwargs: Any) -> Any:
@@ -123,7 +123,7 @@ def _cut_connection_inside_claim(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         killed.append(pid)
         return original(**kwargs)
 
-    monkeypatch.setattr(wellbeing_services, "exposure_open", cut_then_continue)
+    monkeypatch.setattr(wellbeing_services, "exposure_opened", cut_then_continue)
     return killed
 
 

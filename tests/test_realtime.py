@@ -157,3 +157,38 @@ def test_push_failure_never_breaks_the_caller(moderator, settings):
         assert realtime.notify_user(user_id=moderator.pk, event="x") is False
     finally:
         channel_layers.backends.clear()
+
+
+def test_one_counts_read_serves_every_console_that_heard_of_a_change(monkeypatch):
+    """A change reaches every console of a process; they share one read of the counts, and none gets counts read
+    before it asked (so never counts from before the change it heard of)."""
+    import asyncio
+    import threading
+
+    from review_queue import consumers
+
+    reads: list[int] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_counts(*, queue_ids: list[int] | None = None) -> dict[str, dict[str, int]]:
+        reads.append(len(reads) + 1)
+        started.set()
+        release.wait(5)
+        return {"q": {"waiting": len(reads), "escalated": 0}}
+
+    monkeypatch.setattr(consumers.selectors, "queue_counts", slow_counts)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        reader = consumers.counts_reader()
+        first_wave = [asyncio.ensure_future(reader.counts_after_now()) for _ in range(50)]
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        # A change heard while the first read is running: these must wait for a read that starts after them.
+        second_wave = [asyncio.ensure_future(reader.counts_after_now()) for _ in range(50)]
+        release.set()
+        return list(await asyncio.gather(*first_wave)), list(await asyncio.gather(*second_wave))
+
+    first, second = asyncio.run(scenario())
+    assert reads == [1, 2]  # 100 consoles, two reads
+    assert all(c == {"q": {"waiting": 1, "escalated": 0}} for c in first)
+    assert all(c == {"q": {"waiting": 2, "escalated": 0}} for c in second)

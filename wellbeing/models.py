@@ -319,6 +319,11 @@ class ExposureEntry(models.Model):
             models.Index(fields=["reviewer", "day"], name="exposure_reviewer_day"),
             models.Index(fields=["reviewer", "week"], name="exposure_reviewer_week"),
             models.Index(fields=["reviewer", "severity", "claimed_at"], name="exposure_reviewer_severity"),
+            # The claim gate's reads (wellbeing/gate_reads.py): the last settled item of a shift, the last severe
+            # item of a reviewer, and the few entries not settled yet.
+            models.Index(fields=["shift", "ended_at"], name="exposure_shift_end"),
+            models.Index(fields=["reviewer", "severity", "ended_at"], name="exposure_reviewer_severe_end"),
+            models.Index(fields=["reviewer"], condition=Q(exposure__isnull=True), name="exposure_unsettled"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(exposure__isnull=True) | Q(exposure__lte=models.F("reserved")),

@@ -112,10 +112,14 @@ class BreakSituation:
 
 
 def break_situation(
-    *, shift: Shift, policy: rules.EffectivePolicy, now: datetime, holding: bool
+    *, shift: Shift, policy: rules.EffectivePolicy, now: datetime, holding: bool, has_breaks: bool = True,
+    activity: tuple[datetime | None] | None = None,
 ) -> BreakSituation:
-    started = list(Break.objects.filter(shift=shift, started_at__isnull=False))
-    pending = Break.objects.filter(shift=shift, kind=Break.Kind.SCHEDULED, started_at__isnull=True).first()
+    """`has_breaks=False` and `activity=(last_activity,)`: the caller has read both already (the claim gate's
+    snapshot), so neither is asked again."""
+    rows = list(Break.objects.filter(shift=shift)) if has_breaks else []
+    started = [b for b in rows if b.started_at is not None]
+    pending = next((b for b in rows if b.kind == Break.Kind.SCHEDULED and b.started_at is None), None)
     spans = {
         b.pk: rules.BreakSpan(b.started_at, b.effective_end, b.kind == Break.Kind.VOLUNTARY)
         for b in started
@@ -126,7 +130,7 @@ def break_situation(
         shift_started_at=shift.started_at, rested_at=shift.rested_at, breaks=list(spans.values()), policy=policy,
         now=now,
     )
-    last = last_activity(shift=shift)
+    last = last_activity(shift=shift) if activity is None else activity[0]
     state = rules.break_phase(
         policy=policy, work_since=work_since, last_activity=last, holding=holding,
         active=spans[active.pk] if active is not None else None, now=now,
@@ -466,13 +470,20 @@ def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) 
             found[entry.pk] = Settlement(entry.claimed_at + timedelta(seconds=policy.item_seconds_max), 0, 0, 0,
                                          policy.item_seconds_max, entry.reserved)
             continue
-        screen = max(0.0, (claim.ended_at - entry.claimed_at).total_seconds())
-        shown = reveals.get(claim.pk, [])
-        counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=sum(shown), policy=policy)
-        # Never more than was reserved at claim time, even if the policy changed since.
-        exposure = min(rules.weighted(counted, entry.weight_percent), entry.reserved)
-        found[entry.pk] = Settlement(claim.ended_at, round(screen), len(shown), round(sum(shown)), counted, exposure)
+        found[entry.pk] = settlement_of(claimed_at=entry.claimed_at, claim_ended_at=claim.ended_at,
+                                        shown=reveals.get(claim.pk, []), weight_percent=entry.weight_percent,
+                                        reserved=entry.reserved, policy=policy)
     return found
+
+
+def settlement_of(*, claimed_at: datetime, claim_ended_at: datetime, shown: list[float], weight_percent: int,
+                  reserved: int, policy: rules.EffectivePolicy) -> Settlement:
+    """What one finished entry counts for: claim to end on screen, plus its reveals (seconds shown each)."""
+    screen = max(0.0, (claim_ended_at - claimed_at).total_seconds())
+    counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=sum(shown), policy=policy)
+    # Never more than was reserved at claim time, even if the policy changed since.
+    exposure = min(rules.weighted(counted, weight_percent), reserved)
+    return Settlement(claim_ended_at, round(screen), len(shown), round(sum(shown)), counted, exposure)
 
 
 def exposure_finished(*, shift: Shift, policy: rules.EffectivePolicy) -> int:

@@ -19,11 +19,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
-from moderation.models import Category, Severity
+from moderation.models import Category, RevealEvent, Severity
 from moderation.services import ReviewError
 from review_queue.models import Claim, Queue
 from wellbeing import realtime as team_realtime
 from wellbeing import rules, selectors
+from wellbeing.gate_reads import GateSnapshot, Unsettled, gate_snapshot
 from wellbeing.models import (
     Break,
     CheckIn,
@@ -198,32 +199,65 @@ class ClaimConstraints:
     excluded_categories: frozenset[str]
     # Why the offer is narrowed, most important first: the refusal when only held-back items are waiting.
     limits: tuple[ReviewError, ...] = ()
+    team_id: int | None = None  # the reviewer's team, whose live view hears of the claim
+    expired_leases_waiting: bool = False  # leases in this queue ran out and are not yet returned to it
 
     def refusal_when_empty(self) -> ReviewError | None:
         return self.limits[0] if self.limits else None
 
 
-def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstraints:
+@dataclass(frozen=True)
+class HeldClaim:
+    """The reviewer holds a live lease already: item_claim gives that item back and the gate decides nothing."""
+
+    claim_id: int
+
+
+def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstraints | HeldClaim:
     """May this reviewer take another item now, and of what kind? Call inside item_claim's transaction.
 
     Locks the reviewer's shift row (starting a shift if none is open), so a reviewer's concurrent claims queue up
-    behind each other; settles finished items; then checks the shift, the break schedule and the exposure cap.
-    Raises ReviewError with a sentence a tired person understands; what it recorded on the way (a shift that ended,
-    a break that started) is meant to be committed, so item_claim commits before raising it.
+    behind each other; then reads everything it decides on in one statement (gate_reads), settles finished items,
+    and checks the shift, the break schedule and the exposure cap. A reviewer who holds a live lease gets
+    `HeldClaim` and nothing else is checked. Raises ReviewError with a sentence a tired person understands; what
+    it recorded on the way (a shift that ended, a break that started) is meant to be committed, so item_claim
+    commits before raising it.
     """
-    policy = selectors.policy_effective(reviewer=reviewer, queue=queue)
-    shift = _shift_for(reviewer=reviewer, policy=policy, now=now)
-    _settle(reviewer_id=reviewer.pk, policy=policy)
-    _breaks_check(shift=shift, policy=policy, now=now)
+    shift = _shift_locked(reviewer_id=reviewer.pk)
+    snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk if shift else None, now=now)
+    if snap.held_claim_id is not None:
+        return HeldClaim(snap.held_claim_id)
+    policy = snap.policy
+    if shift is None or now >= shift.ends_at:
+        if shift is not None:
+            _shift_close(shift, at=shift.ends_at, reason=_planned_end_reason(shift, policy))
+        shift = _shift_new(reviewer=reviewer, policy=policy, now=now)
+        # Read again now that the new shift's row is locked: a concurrent first claim of theirs may have won.
+        snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk, now=now)
+        if snap.held_claim_id is not None:
+            return HeldClaim(snap.held_claim_id)
+    if snap.unsettled_count:
+        if snap.unsettled_count == 1 and snap.unsettled is not None:
+            settled_by = _settle_one(snap.unsettled, policy=policy)
+        else:  # several, or an item purged before it was settled: the general path, then read again
+            _settle(reviewer_id=reviewer.pk, policy=policy)
+            snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk, now=now)
+            settled_by = 0
+    else:
+        settled_by = 0
+    _breaks_check(shift=shift, policy=policy, now=now, has_breaks=snap.break_rows > 0,
+                  last_activity=snap.last_activity)
     if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
         assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
         raise _refused("moved", f"Your team lead moved you to {assigned or 'a lighter queue'} for the rest of this "
                        "shift, to lighten the load. New items come from there.")
-    return _exposure_constraints(reviewer=reviewer, queue=queue, shift=shift, policy=policy, now=now)
+    return _exposure_constraints(shift=shift, policy=policy, snap=snap, used=snap.spoken_for - settled_by, now=now)
 
 
-def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime) -> None:
-    situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=False)
+def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime, has_breaks: bool,
+                  last_activity: datetime | None) -> None:
+    situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=False, has_breaks=has_breaks,
+                                          activity=(last_activity,))
     state = situation.state
     reviewer_id = shift.reviewer_id
     if state.phase == rules.Phase.ON_BREAK:
@@ -256,9 +290,8 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime)
 
 
 def _exposure_constraints(
-    *, reviewer: User, queue: Queue, shift: Shift, policy: rules.EffectivePolicy, now: datetime
+    *, shift: Shift, policy: rules.EffectivePolicy, snap: GateSnapshot, used: int, now: datetime
 ) -> ClaimConstraints:
-    used = selectors.exposure_spoken_for(shift=shift)
     headroom = policy.cap_seconds - used
     fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
     if headroom <= 0 or not fitting:
@@ -270,7 +303,7 @@ def _exposure_constraints(
         limits.append(_refused("cap_near", "You are close to this shift's exposure limit, so only milder items are "
                                "offered now, and none of those are waiting here."))
     if max_severity == Severity.SEVERE:
-        count, oldest = selectors.severe_in_last_hour(reviewer=reviewer, now=now)
+        count, oldest = snap.severe_last_hour, snap.severe_oldest
         if count >= policy.severe_per_hour and oldest is not None:
             max_severity = Severity.MEDIUM
             limits.append(_refused(
@@ -278,7 +311,7 @@ def _exposure_constraints(
                 f"items are still offered, but none are waiting here; severe ones open again at "
                 f"{clock(oldest + timedelta(hours=1), now=now)}."))
     if max_severity == Severity.SEVERE and policy.cooldown:
-        last_severe = selectors.last_severe_end(reviewer=reviewer)
+        last_severe = snap.last_severe_end
         if last_severe is not None and now < last_severe + policy.cooldown:
             max_severity = Severity.MEDIUM
             resumes = timezone.localtime(last_severe + policy.cooldown)
@@ -286,8 +319,7 @@ def _exposure_constraints(
                 "cooldown", "After a severe item there is a short pause before the next one. Milder items are "
                 "offered meanwhile, but none are waiting here; the next severe item can come after "
                 f"{resumes:%H:%M:%S}."))
-    last = selectors.last_finished_entry(shift=shift)
-    excluded = selectors.categories_excluded(reviewer=reviewer, queue=queue)
+    excluded = snap.opted_out
     if excluded:
         limits.append(_refused("opted_out", "What is waiting here is in categories you chose not to review. You can "
                                "change that in My limits."))
@@ -295,10 +327,12 @@ def _exposure_constraints(
         shift_id=shift.pk,
         policy=policy,
         max_severity=max_severity,
-        prefer_benign=policy.interleave_benign and last is not None and last.severity == Severity.SEVERE,
+        prefer_benign=policy.interleave_benign and snap.last_finished_severity == Severity.SEVERE,
         lower_severity_first=used * 100 >= policy.near_cap_percent * policy.cap_seconds,
         excluded_categories=excluded,
         limits=tuple(limits),
+        team_id=snap.team_id,
+        expired_leases_waiting=snap.expired_leases_in_queue,
     )
 
 
@@ -311,8 +345,7 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
     item = claim.item
     weight = constraints.policy.weight(item.severity)
     day = timezone.localdate(claim.claimed_at)
-    reviewer_id = claim.reviewer_id
-    transaction.on_commit(lambda: team_realtime.reviewer_changed(reviewer_id=reviewer_id))
+    exposure_opened(constraints=constraints)
     return ExposureEntry.objects.create(
         reviewer_id=claim.reviewer_id,
         shift_id=constraints.shift_id,
@@ -327,6 +360,49 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
         day=day,
         week=selectors.week_start(day),
     )
+
+
+def exposure_opened(*, constraints: ClaimConstraints) -> None:
+    """A claim's exposure entry is written (not committed yet): the reviewer's team view hears of it on commit."""
+    team_id = constraints.team_id
+    if team_id is not None:
+        transaction.on_commit(lambda: team_realtime.team_changed(team_id=team_id))
+
+
+def exposure_insert_sql(*, constraints: ClaimConstraints, reviewer_id: int, queue_id: int,
+                        claimed_at: datetime) -> tuple[str, list[Any]]:
+    """PostgreSQL: `exposure_open` as the INSERT … SELECT of item_claim's one statement, which names the leased
+    item `leased` and the new claim `claimed`. The same values: the weight of the item's severity (anything above
+    medium counts 100 %), the reservation rounded up (rules.weighted), the local day and its week."""
+    policy = constraints.policy
+    table = ExposureEntry._meta.db_table
+    weight = (f"CASE leased.severity WHEN {int(Severity.NONE)} THEN %s WHEN {int(Severity.LOW)} THEN %s "
+              f"WHEN {int(Severity.MEDIUM)} THEN %s ELSE 100 END")
+    day = timezone.localdate(claimed_at)
+    sql = (f'INSERT INTO "{table}" (reviewer_id, shift_id, claim_id, item_id, queue_id, severity, category, '  # noqa: S608
+           "weight_percent, claimed_at, ended_at, screen_seconds, reveal_count, reveal_seconds, counted_seconds, "
+           "reserved, exposure, day, week) "
+           "SELECT %s, %s, claimed.id, leased.id, %s, leased.severity, leased.category, w.weight, %s, NULL, 0, 0, 0, "
+           "0, (%s * w.weight + 99) / 100, NULL, %s, %s "
+           f"FROM claimed JOIN leased ON leased.id = claimed.item_id CROSS JOIN LATERAL (SELECT {weight} AS weight) w "
+           "RETURNING id")
+    return sql, [reviewer_id, constraints.shift_id, queue_id, claimed_at, policy.item_seconds_max, day,
+                 selectors.week_start(day), policy.weight_none, policy.weight_low, policy.weight_medium]
+
+
+def _settle_one(found: Unsettled, *, policy: rules.EffectivePolicy) -> int:
+    """Settle the one finished entry the gate's snapshot described; return how much of the cap it gave back."""
+    shown = ([r.seconds_shown for r in RevealEvent.objects.filter(claim_id=found.claim_id)]
+             if found.reveal_count else [])
+    settlement = selectors.settlement_of(claimed_at=found.claimed_at, claim_ended_at=found.claim_ended_at,
+                                         shown=shown, weight_percent=found.weight_percent,
+                                         reserved=found.reserved, policy=policy)
+    updated = ExposureEntry.objects.filter(pk=found.entry_id, exposure__isnull=True).update(
+        ended_at=settlement.ended_at, screen_seconds=settlement.screen_seconds,
+        reveal_count=settlement.reveal_count, reveal_seconds=settlement.reveal_seconds,
+        counted_seconds=settlement.counted_seconds, exposure=settlement.exposure,
+    )
+    return found.reserved - settlement.exposure if updated else 0
 
 
 def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:

@@ -1,0 +1,225 @@
+"""The claim gate's one-statement read (wellbeing/gate_reads.py) says exactly what the per-question selectors say.
+
+The gate used to ask each question with its own query; it now reads them all at once, before settling. Each test
+builds a reviewer's history, takes the snapshot, and compares it with the selectors' answers (after settling, for
+the values settling changes). Runs on SQLite and, in the PostgreSQL pass, through the prepared statement.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from moderation.models import RevealEvent
+from review_queue.models import Claim
+from review_queue.services import item_claim
+from tests.factories import make_queue
+from tests.test_lead_helpers import make_team
+from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
+from wellbeing import selectors, services
+from wellbeing.gate_reads import GateSnapshot, gate_snapshot
+from wellbeing.models import Break, ExposureEntry, PersonalPolicy, QueuePolicy, Shift, TeamPolicy
+
+pytestmark = pytest.mark.django_db
+MIN = timedelta(minutes=1)
+
+
+def _snapshot(reviewer: Any, queue: Any, now: datetime) -> GateSnapshot:
+    shift = selectors.shift_open(reviewer_id=reviewer.pk)
+    return gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk if shift else None, now=now)
+
+
+def _assert_matches_selectors(reviewer, queue, now, *, settled_spoken: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    snap = _snapshot(reviewer, queue, now)
+    shift = selectors.shift_open(reviewer_id=reviewer.pk)
+    assert snap.policy == selectors.policy_effective(reviewer=reviewer, queue=queue)
+    assert snap.policy.sources == selectors.policy_effective(reviewer=reviewer, queue=queue).sources
+    assert snap.opted_out == selectors.categories_excluded(reviewer=reviewer, queue=queue)
+    assert (snap.severe_last_hour, snap.severe_oldest) == selectors.severe_in_last_hour(reviewer=reviewer, now=now)
+    assert snap.spoken_for == (selectors.exposure_spoken_for(shift=shift) if shift else 0)
+    held = Claim.objects.filter(reviewer=reviewer, ended_at__isnull=True, expires_at__gt=now).first()
+    assert snap.held_claim_id == (held.pk if held else None)
+    unsettled = ExposureEntry.objects.filter(reviewer=reviewer, exposure__isnull=True, claim__ended_at__isnull=False)
+    assert snap.unsettled_count == unsettled.count()
+    # What settling changes: compare with the selectors once everything is settled.
+    with connection.cursor():
+        services.exposure_settle(reviewer=reviewer)
+    assert snap.last_severe_end == selectors.last_severe_end(reviewer=reviewer)
+    if shift is not None:
+        last = selectors.last_finished_entry(shift=shift)
+        assert snap.last_finished_severity == (last.severity if last else None)
+        assert snap.last_activity == selectors.last_activity(shift=shift)
+        assert snap.break_rows == Break.objects.filter(shift=shift).count()
+        if settled_spoken is not None:
+            assert selectors.exposure_spoken_for(shift=shift) == settled_spoken
+
+
+def test_a_reviewer_with_no_history_reads_the_organisation_defaults(moderator):
+    queue = make_queue()
+    snap = _snapshot(moderator, queue, T0)
+    assert snap.held_claim_id is None and snap.team_id is None and snap.unsettled is None
+    assert (snap.spoken_for, snap.break_rows, snap.severe_last_hour, snap.unsettled_count) == (0, 0, 0, 0)
+    assert snap.last_finished is None and snap.last_severe_end is None and not snap.expired_leases_in_queue
+    assert snap.policy == selectors.policy_effective(reviewer=moderator, queue=queue)
+
+
+def test_every_policy_layer_and_the_opt_outs_combine_as_the_selectors_do(moderator):
+    set_policy(exposure_cap_units=200, day_cutoff=time(22, 0), interleave_benign=True)
+    queue = make_queue()
+    QueuePolicy.objects.create(queue=queue, specialist_category="violence", severe_per_hour=6, weight_low=40)
+    team = make_team("Night", department="Trust", members=[moderator])
+    TeamPolicy.objects.create(team=team, shift_length=timedelta(hours=6), cooldown=timedelta(minutes=3))
+    PersonalPolicy.objects.create(user=moderator, exposure_cap_units=120, break_every=timedelta(minutes=40),
+                                  opted_out_categories=["violence", "sexual", "not-a-category"])
+    snap = _snapshot(moderator, queue, T0)
+    assert snap.team_id == team.pk
+    assert snap.opted_out == {"sexual"}  # violence is this queue's specialist category
+    effective = snap.policy
+    assert (effective.exposure_cap_units, effective.shift_length, effective.cooldown) == (120, timedelta(hours=6),
+                                                                                         timedelta(minutes=3))
+    assert (effective.severe_per_hour, effective.weight_low, effective.day_cutoff) == (6, 40, time(22, 0))
+    assert effective.sources["exposure_cap_units"] == "personal" and effective.sources["cooldown"] == "team"
+    _assert_matches_selectors(moderator, queue, T0)
+
+
+def test_a_shift_with_settled_unsettled_severe_and_revealed_items(moderator):
+    set_policy(cooldown=timedelta(0), interleave_benign=False)
+    queue = make_queue()
+    for severity in (3, 1, 3, 2, 0, 3):
+        ready_item(queue, severity=severity)
+    with time_machine.travel(T0, tick=False) as clock:
+        for n in range(5):
+            claim = item_claim(reviewer=moderator, queue=queue)
+            clock.shift(40 + 10 * n)
+            if n in (1, 4):
+                RevealEvent.objects.create(item=claim.item, claim=claim, reviewer=moderator,
+                                           started_at=T0 + 30 * timedelta(seconds=1), allowed_seconds=10)
+            finish(claim)
+            clock.shift(5)
+        now = T0 + 10 * MIN
+        clock.move_to(now)
+        snap = _snapshot(moderator, queue, now)
+        # The 5th (benign, revealed) is finished and not settled: each claim's gate settled the one before.
+        assert snap.unsettled_count == 1 and snap.unsettled is not None and snap.unsettled.reveal_count == 1
+        assert snap.last_finished_severity == 0 and snap.held_claim_id is None
+        _assert_matches_selectors(moderator, queue, now)
+        held = item_claim(reviewer=moderator, queue=queue)  # the last one stays open
+        assert _snapshot(moderator, queue, now).held_claim_id == held.pk
+        _assert_matches_selectors(moderator, queue, now)
+
+
+def test_two_unsettled_and_a_purged_claim_take_the_general_path_and_agree(moderator):
+    queue = make_queue()
+    for severity in (3, 3, 0, 0):
+        ready_item(queue, severity=severity)
+    with time_machine.travel(T0, tick=False) as clock:
+        first = item_claim(reviewer=moderator, queue=queue)
+        clock.shift(60)
+        finish(first)
+        # A second claim ends without the gate running in between (as a lead's or an expiry sweep's would).
+        second = Claim.objects.create(item=ready_item(queue, severity=3), queue=queue, reviewer=moderator,
+                                      claimed_at=T0 + 61 * timedelta(seconds=1),
+                                      expires_at=T0 + 20 * MIN, ended_at=T0 + 90 * timedelta(seconds=1))
+        ExposureEntry.objects.create(reviewer=moderator, shift=Shift.objects.get(), claim=second, item=second.item,
+                                     queue=queue, severity=3, category="unspecified", weight_percent=100,
+                                     claimed_at=second.claimed_at, reserved=300, day=T0.date(), week=T0.date())
+        now = T0 + 2 * MIN
+        clock.move_to(now)
+        snap = _snapshot(moderator, queue, now)
+        assert snap.unsettled_count == 2
+        _assert_matches_selectors(moderator, queue, now)
+        # The gate itself settles both and then offers a benign item (interleaving after a severe one).
+        third = item_claim(reviewer=moderator, queue=queue)
+        assert third.item.severity == 0
+        assert not ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=False).exists()
+
+
+def test_the_snapshot_sees_breaks_and_expired_leases(moderator, moderator2):
+    set_policy(break_every=timedelta(minutes=50))
+    queue = make_queue(lease_seconds=60)
+    ready_item(queue)
+    ready_item(queue)
+    with time_machine.travel(T0, tick=False) as clock:
+        item_claim(reviewer=moderator2, queue=queue)  # abandoned: its lease runs out
+        claim = item_claim(reviewer=moderator, queue=queue)
+        finish(claim)
+        services.break_start(reviewer=moderator, minutes=5)
+        now = T0 + 2 * MIN
+        clock.move_to(now)
+        snap = _snapshot(moderator, queue, now)
+        assert snap.break_rows == 1 and snap.expired_leases_in_queue
+        _assert_matches_selectors(moderator, queue, now)
+
+
+def test_a_routine_claim_is_a_handful_of_statements(moderator):
+    """The point of the one-statement read: a routine claim (shift open, previous item finished) must not drift
+    back to one query per question. Counted, not timed."""
+    queue = make_queue()
+    for _ in range(3):
+        ready_item(queue, severity=1)
+    with time_machine.travel(T0, tick=False) as clock:
+        first = item_claim(reviewer=moderator, queue=queue)  # opens the shift
+        clock.shift(30)
+        finish(first)
+        clock.shift(5)
+        moderator.refresh_from_db()  # a request's fresh user: its roles are read once more
+        with CaptureQueriesContext(connection) as queries:
+            second = item_claim(reviewer=moderator, queue=queue)
+    assert second.item_id != first.item_id
+    statements = [q["sql"] for q in queries.captured_queries]
+    # roles, shift lock, the snapshot, settling the first item, picking and leasing the item (one statement on
+    # PostgreSQL, two here on SQLite), claim, audit, exposure. (The test's own transaction turns item_claim's into
+    # a savepoint and holds back the after-commit broadcast.) It was 30 before the one-statement read.
+    work = [s for s in statements if s not in ("BEGIN", "COMMIT") and not s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(work) <= 9, "\n".join(work)
+
+
+@pytest.mark.postgres
+def test_the_one_statement_claim_writes_what_the_portable_path_writes(moderator, moderator2, monkeypatch):
+    """On PostgreSQL a claim is one statement (lease, claim, audit, exposure); SQLite runs the ORM path. Both must
+    write the same rows: same item chosen, same claim, same audit event, same ledger entry."""
+    from moderation.models import AuditEvent, ContentItem
+    from review_queue import services as queue_services
+
+    set_policy(weight_none=10, weight_low=30, weight_medium=60, item_seconds_max=290, cooldown=timedelta(0))
+    severities = (2, 0, 3, 1, 3, 0)
+
+    def run(reviewer: Any, one_statement: bool) -> list[tuple[Any, ...]]:
+        monkeypatch.setattr(queue_services, "_claims_in_one_statement", lambda: one_statement)
+        queue = make_queue(slug=f"same-{int(one_statement)}")
+        for severity in severities:
+            ready_item(queue, severity=severity, category="violence" if severity == 3 else "spam")
+        rows = []
+        with time_machine.travel(T0, tick=False) as clock:
+            for _ in severities:
+                claim = item_claim(reviewer=reviewer, queue=queue)
+                claim_row = Claim.objects.get(pk=claim.pk)
+                item = ContentItem.objects.get(pk=claim.item_id)
+                entry = ExposureEntry.objects.get(claim=claim)
+                audit = AuditEvent.objects.get(action=AuditEvent.Action.CLAIMED, item=item)
+                assert claim.item.pk == item.pk and claim.item.status == item.status == "in_review"
+                assert claim.item.lease_holder_id == reviewer.pk and claim.item.severity == item.severity
+                rows.append((
+                    item.severity, item.category, item.status, item.lease_expires_at,
+                    claim_row.claimed_at, claim_row.expires_at, claim_row.ended_at, claim_row.outcome,
+                    audit.actor_id == reviewer.pk, audit.data == {"claim": claim.pk,
+                                                                 "expires_at": claim_row.expires_at.isoformat()},
+                    entry.shift_id == Shift.objects.get(reviewer=reviewer).pk, entry.item_id == item.pk,
+                    entry.queue_id == queue.pk, entry.severity, entry.category, entry.weight_percent,
+                    entry.claimed_at, entry.reserved, entry.exposure, entry.day, entry.week, entry.ended_at,
+                    entry.screen_seconds, entry.reveal_count, entry.counted_seconds,
+                ))
+                clock.shift(20)
+                finish(claim)
+        return rows
+
+    one_statement = run(moderator, True)
+    portable = run(moderator2, False)
+    assert one_statement == portable
+    # Interleaving held: after the severe item, the benign one came next.
+    assert [row[0] for row in one_statement] == [2, 0, 3, 0, 1, 3]
