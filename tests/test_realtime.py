@@ -177,7 +177,9 @@ def test_one_counts_read_serves_every_console_that_heard_of_a_change(monkeypatch
         release.wait(5)
         return {"q": {"waiting": len(reads), "escalated": 0}}
 
-    monkeypatch.setattr(consumers.selectors, "queue_counts", slow_counts)
+    from review_queue import selectors
+
+    monkeypatch.setattr(selectors, "queue_counts", slow_counts)
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         reader = consumers.counts_reader()
