@@ -1,9 +1,12 @@
 """Claim benchmark: Veil's real claim service vs a raw-SQL SKIP LOCKED claim, same PostgreSQL database, same run.
 
-Veil's path is `review_queue.services.item_claim` with everything on: lease expiry sweep, the held-claim check,
-the wellbeing gate under the reviewer's shift lock (policy layers, settling finished items, breaks, the exposure
-cap), the claim row, the exposure reservation, the audit event and the after-commit broadcast of queue counts.
-The items are rated "none", so the default exposure policy never stops anyone, but every check still runs.
+Veil's path is `review_queue.services.item_claim` with everything on: the reviewer's shift row locked, the
+wellbeing gate's one-statement read (policy layers, held claim, exposure sums, severe items in the last hour,
+breaks, unsettled items, expired leases), settling the finished item, the break schedule and the exposure cap,
+then (PostgreSQL) one statement that leases the item and writes the claim, its audit event and the exposure
+reservation, and after commit the "queue changed" broadcast (the counts themselves are read by the console
+processes, see benchmarks/realtime.py). The items are rated "none", so the default exposure policy never stops
+anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the claim.
 The baseline is one statement in autocommit:
 
     UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
