@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
+import random
 import warnings
 
 import numpy as np
@@ -380,18 +381,104 @@ def test_twelve_megapixel_jpeg_is_decoded_at_reduced_scale(monkeypatch, twelve_m
     assert max(opened(derived.preview).size) == 480
 
 
-def test_inspect_checks_jpeg_integrity_at_eighth_scale(monkeypatch, twelve_megapixel_jpeg):
-    sizes = []
+def test_inspect_hands_libjpeg_the_skeleton_not_the_pixels(monkeypatch, twelve_megapixel_jpeg):
+    """The request's check reads headers and tables, not 12 megapixels: the worker decodes those, once."""
+    seen = []
     original = JpegImagePlugin.JpegImageFile.draft
 
     def spy(self, mode, size):
         result = original(self, mode, size)
-        sizes.append(self.size)
+        seen.append((self.size, len(self.fp.getvalue())))
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
-    inspect(twelve_megapixel_jpeg)
-    assert sizes == [(500, 375)]
+    assert inspect(twelve_megapixel_jpeg).width == 4000
+    assert len(seen) == 1
+    size, stream_bytes = seen[0]
+    assert size == (500, 375)
+    assert stream_bytes < 2_000 < len(twelve_megapixel_jpeg) // 100
+
+
+def _decode_refusal(data: bytes) -> str | None:
+    """The request check Veil had before: entropy-decode every block at 1/8 scale. The refusal code, or None."""
+    fp = io.BytesIO(data)
+    try:
+        with media._pillow_errors(fp, "JPEG"), Image.open(fp, formats=("JPEG",)) as img:
+            img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except UnsafeImage as error:
+        return error.code
+    return None
+
+
+def _inspect_refusal(data: bytes) -> str | None:
+    try:
+        inspect(data)
+    except UnsafeImage as error:
+        return error.code
+    return None
+
+
+def _jpeg_variant(kind: str) -> bytes:
+    options: dict[str, object] = {"progressive": True} if kind == "progressive" else {}
+    if kind == "restarts":
+        options["restart_marker_blocks"] = 4
+    data = corpus.encode(corpus.photo(320, 240, seed=3), "JPEG", quality=90, **options)
+    assert (b"\xff\xdd" in data) == (kind == "restarts")
+    return data
+
+
+@pytest.mark.parametrize("kind", ["baseline", "progressive", "restarts"])
+def test_inspect_refuses_every_damaged_jpeg_that_a_full_decode_refuses(kind):
+    """Random damage (bytes overwritten anywhere or in the scan, or the file cut short) swept through the old
+    decode-everything check and through inspect: inspect must refuse all that the decode refused."""
+    base = _jpeg_variant(kind)
+    scan = base.index(b"\xff\xda") + 20
+    rng = random.Random(f"damage-{kind}")
+    missed, both = [], 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about the EXIF-like garbage some damage creates
+        for trial in range(200):
+            damaged = bytearray(base)
+            how = rng.choice(["scan", "scan", "anywhere", "cut"])
+            if how == "cut":
+                damaged = damaged[: rng.randrange(2, len(damaged) - 1)]
+            else:
+                start = scan if how == "scan" else 2
+                for _ in range(rng.choice([1, 3, 20])):
+                    damaged[rng.randrange(start, len(damaged) - 2)] = rng.randrange(256)
+            old, new = _decode_refusal(bytes(damaged)), _inspect_refusal(bytes(damaged))
+            if old and not new:
+                missed.append((trial, how, old))
+            both += bool(old and new)
+    assert not missed
+    assert both >= 40  # the sweep really produced refusals
+
+
+def test_inspect_refuses_bad_tables_in_a_later_progressive_scan():
+    data = bytearray(_jpeg_variant("progressive"))
+    first = data.index(b"\xff\xda")
+    later = data.index(b"\xff\xda", first + 2)
+    for index in range(data[later + 4]):  # every component of that scan names tables that were never defined
+        data[later + 6 + 2 * index] = 0x33
+    assert refusal(bytes(data)).code == "corrupt"
+
+
+def test_inspect_accepts_what_follows_the_end_of_image_and_embedded_thumbnails():
+    data = corpus.jpeg(320, 240)
+    thumbnail = corpus.jpeg(32, 24)  # an EXIF-style APP1 carrying a whole JPEG, markers and all
+    payload = b"Exif\x00\x00" + thumbnail
+    with_app1 = data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+    assert inspect(with_app1).width == 320
+    assert inspect(data + corpus.jpeg(64, 48)).width == 320  # an MPO-like second picture after the EOI
+    assert inspect(data + b"trailer bytes").width == 320
+
+
+def test_inspect_refuses_a_jpeg_cut_anywhere():
+    data = _jpeg_variant("progressive")
+    for cut in range(3, len(data) - 1, max(1, len(data) // 40)):
+        assert refusal(data[:cut]).code in {"truncated", "corrupt"}, cut
+    assert refusal(data[:-2]).code == "truncated"  # only the end-of-image marker missing
 
 
 def test_small_images_are_not_upscaled_for_display():
