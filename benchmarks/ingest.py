@@ -1,6 +1,7 @@
 """Ingest benchmark: 12-megapixel JPEGs through Veil's real pipeline vs a naive full-resolution Pillow pipeline.
 
-Each pipeline runs in its own child process so peak memory (ru_maxrss) belongs to that pipeline alone.
+Each pipeline runs once alone in its own child process, so peak memory (VmHWM) belongs to that pipeline alone;
+the timings come from "paired" child processes that put every picture through the three pipelines in turn.
 Run: python -m benchmarks.ingest [--images N] [--rounds R]
 """
 
@@ -24,6 +25,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from benchmarks.services import machine_line
 from moderation import neardup
 
 WIDTH, HEIGHT = 4000, 3000
@@ -79,22 +81,22 @@ def veil_media(data: bytes) -> None:
     neardup.fingerprint(derived.display_image)
 
 
-def veil_service(paths: list[Path], *, warm_up: Path) -> dict[str, list[float]]:
+def veil_service() -> Callable[[bytes], dict[str, float]]:
     """The whole service path: upload checks, sha256, storing the original, DB rows, derivatives, hashes, and the
-    near-duplicate step (fingerprint + match), each step timed so the cost of matching can be reported apart."""
+    near-duplicate step (fingerprint + match), each step timed so the cost of matching can be reported apart.
+    Returns a function that ingests one picture and gives its timings."""
     import django
 
     django.setup()
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.core.management import call_command
 
-    from moderation import matching, neardup, services
+    from moderation import matching, services
     from review_queue.models import Queue
 
     call_command("migrate", verbosity=0)
     queue = Queue.objects.create(slug="bench", name="Bench", purpose="Benchmark of the ingest path.",
                                  requester="Veil benchmarks")
-    steps: dict[str, list[float]] = {"total": [], "fingerprint": [], "match": []}
     timed: dict[str, float] = {}
 
     def timing(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,40 +108,46 @@ def veil_service(paths: list[Path], *, warm_up: Path) -> dict[str, list[float]]:
                 timed[name] = timed.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    # Benchmark-only instrumentation: the same functions, timed where item_process calls them.
+    # Benchmark-only instrumentation: the same functions, timed where item_process calls them. (In a paired child
+    # the naive and media pipelines call the wrapped fingerprint too; `timed` is cleared as each ingest starts.)
     neardup.fingerprint = timing("fingerprint", neardup.fingerprint)  # type: ignore[method-assign]
     matching.item_match = timing("match", matching.item_match)
-    services.item_ingest(queue=queue, upload=SimpleUploadedFile("x.jpg", warm_up.read_bytes()), submitted_by=None)
-    for path in paths:
-        data = path.read_bytes()
+
+    def ingest(data: bytes) -> dict[str, float]:
         timed.clear()
         start = time.perf_counter()
         item = services.item_ingest(queue=queue, upload=SimpleUploadedFile("x.jpg", data), submitted_by=None)
         services.item_process(item_id=item.pk)  # already run by the eager task on commit; then a no-op
-        steps["total"].append(time.perf_counter() - start)
-        steps["fingerprint"].append(timed.get("fingerprint", 0.0))
-        steps["match"].append(timed.get("match", 0.0))
-    return steps
+        return {"total": time.perf_counter() - start, "fingerprint": timed.get("fingerprint", 0.0),
+                "match": timed.get("match", 0.0)}
+
+    return ingest
 
 
 def child(kind: str, paths: list[Path]) -> None:
+    """One child process. "naive", "media" or "service" run that pipeline alone (for its peak memory); "paired"
+    runs all three on each picture in turn, rotating the order, so each picture's times are taken within a
+    second or two of each other and the ratios do not depend on the host's load coming and going."""
     # The first picture is a warm-up, not timed, in every pipeline: imports and the allocator's first growth are
     # not what is being compared (the naive pipeline's first picture took 1.4x its others, Veil's 1.3x).
-    warm_up, paths = paths[0], paths[1:]
-    if kind == "service":
-        steps = veil_service(paths, warm_up=warm_up)
-        print(json.dumps({"times": steps["total"], "steps": steps, "peak_mib": peak_rss_mib()}))
-        return
-    else:
-        fn = naive if kind == "naive" else veil_media
-        fn(warm_up.read_bytes())
-        times = []
-        for path in paths:
-            data = path.read_bytes()
+    warm_up, paths = paths[0].read_bytes(), paths[1:]
+    runners: dict[str, Callable[[bytes], Any]] = {}
+    for name in ("naive", "media", "service") if kind == "paired" else (kind,):
+        runners[name] = {"naive": naive, "media": veil_media}.get(name) or veil_service()
+        runners[name](warm_up)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    steps: dict[str, list[float]] = {"fingerprint": [], "match": []}
+    order = list(runners)
+    for index, path in enumerate(paths):
+        data = path.read_bytes()
+        for name in order[index % len(order):] + order[: index % len(order)]:
             start = time.perf_counter()
-            fn(data)
-            times.append(time.perf_counter() - start)
-    print(json.dumps({"times": times, "peak_mib": peak_rss_mib()}))
+            result = runners[name](data)
+            times[name].append(time.perf_counter() - start)
+            if name == "service":
+                for step in steps:
+                    steps[step].append(result[step])
+    print(json.dumps({"times": times, "steps": steps, "peak_mib": peak_rss_mib()}))
 
 
 def peak_rss_mib() -> float:
@@ -159,8 +167,7 @@ def run_child(kind: str, paths: list[Path], env: dict[str, str]) -> dict[str, ob
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of the three pipelines, interleaved; each figure is the median over rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds (each in a fresh process and database)")
     parser.add_argument("--child", default=None)
     parser.add_argument("paths", nargs="*")
     args = parser.parse_args()
@@ -168,48 +175,51 @@ def main() -> None:
         child(args.child, [Path(p) for p in args.paths])
         return
     kinds = ("naive", "media", "service")
-    rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for seed in range(args.images + 1):  # one more, for the warm-up
             path = Path(tmp) / f"photo-{seed}.jpg"
             path.write_bytes(make_photo(seed))
             paths.append(path)
-        # Interleaved rounds: on a shared virtual machine the host's load comes and goes for tens of seconds, and
-        # each pipeline should meet the same mix of quiet and busy moments.
-        for number in range(args.rounds):
-            env = {**os.environ, "VEIL_DATA_DIR": str(Path(tmp) / f"data-{number}"),
-                   "DJANGO_SETTINGS_MODULE": "config.settings"}
-            env.pop("DATABASE_URL", None)
-            env.pop("REDIS_URL", None)
-            rounds.append({kind: run_child(kind, paths, env) for kind in kinds})
-    per_round = [{kind: statistics.mean(r[kind]["times"]) for kind in kinds} for r in rounds]
-    mean = {kind: statistics.median(r[kind] for r in per_round) for kind in kinds}
-    peak = {kind: max(r[kind]["peak_mib"] for r in rounds) for kind in kinds}
-    print(f"Ingest of {args.images} JPEGs of {WIDTH}x{HEIGHT} (12 MP, distinct pictures), mean per image, median of "
-          f"{args.rounds} interleaved rounds; peak RSS of the process")
-    print("| pipeline | ms / image | images / s | peak RSS MiB | speed-up vs naive |")
+
+        def env(name: str) -> dict[str, str]:
+            values = {**os.environ, "VEIL_DATA_DIR": str(Path(tmp) / name), "DJANGO_SETTINGS_MODULE": "config.settings"}
+            values.pop("DATABASE_URL", None)
+            values.pop("REDIS_URL", None)
+            return values
+
+        alone = {kind: run_child(kind, paths, env(f"alone-{kind}")) for kind in kinds}
+        rounds = [run_child("paired", paths, env(f"paired-{number}")) for number in range(args.rounds)]
+    print(machine_line(f"python -m benchmarks.ingest --images {args.images} --rounds {args.rounds}"))
+    print()
+    times = {kind: [t for r in rounds for t in r["times"][kind]] for kind in kinds}  # type: ignore[index]
+    ratios = {kind: [n / t for n, t in zip(times["naive"], times[kind], strict=True)] for kind in kinds}
+    median = {kind: statistics.median(times[kind]) for kind in kinds}
+    print(f"Ingest of {args.images} JPEGs of {WIDTH}x{HEIGHT} (12 MP, distinct pictures), {args.rounds} rounds; "
+          "each picture through the three pipelines in turn; medians over all pictures")
+    print("| pipeline | ms / image | images / s | peak RSS MiB (alone) | speed-up vs naive (per picture) |")
     print("|---|---:|---:|---:|---:|")
     labels = {"naive": "naive full-resolution Pillow (same steps as Veil media)",
               "media": "Veil media (inspect, derivatives, hashes, fingerprint)",
               "service": "Veil service path (checks, sha256, store, DB, derivatives, fingerprint, match)"}
     for kind, label in labels.items():
-        m = mean[kind]
-        print(f"| {label} | {m * 1000:.0f} | {1 / m:.2f} | {peak[kind]:.0f} | {mean['naive'] / m:.1f}x |")
+        m = median[kind]
+        print(f"| {label} | {m * 1000:.0f} | {1 / m:.2f} | {alone[kind]['peak_mib']:.0f} | "
+              f"{statistics.median(ratios[kind]):.1f}x (range {min(ratios[kind]):.1f}-{max(ratios[kind]):.1f}) |")
     print()
-    print("Per round (ms / image; speed-up vs that round's naive): " + "; ".join(
-        f"naive {r['naive'] * 1000:.0f}, media {r['media'] * 1000:.0f} ({r['naive'] / r['media']:.1f}x), "
-        f"service {r['service'] * 1000:.0f} ({r['naive'] / r['service']:.1f}x)" for r in per_round))
-    steps = {name: statistics.mean(value for r in rounds for value in r["service"]["steps"][name])
-             for name in ("total", "fingerprint", "match")}
-    without = steps["total"] - steps["fingerprint"] - steps["match"]
+    print("Each pipeline alone (one process each, one pass; ms / image, mean): " + ", ".join(
+        f"{kind} {statistics.mean(alone[kind]['times'][kind]) * 1000:.0f}" for kind in kinds))  # type: ignore[index]
+    steps = {name: statistics.median(v for r in rounds for v in r["steps"][name])  # type: ignore[index]
+             for name in ("fingerprint", "match")}
+    total = median["service"]
+    without = total - steps["fingerprint"] - steps["match"]
     print()
-    print("Near-duplicate matching's share of the service path (same runs, same images)")
+    print("Near-duplicate matching's share of the service path (same runs, same images; medians)")
     print("| service path | ms / image | vs without matching |")
     print("|---|---:|---:|")
     print(f"| without near-duplicate matching (no fingerprint, no match) | {without * 1000:.0f} | 1.00x |")
     print(f"| with it: fingerprint {steps['fingerprint'] * 1000:.1f} ms + match {steps['match'] * 1000:.1f} ms | "
-          f"{steps['total'] * 1000:.0f} | {steps['total'] / without:.2f}x |")
+          f"{total * 1000:.0f} | {total / without:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -66,9 +67,21 @@ def load_average() -> str:
         return "n/a"
 
 
+def python_speed_ms() -> float:
+    """A pure-Python yardstick, so runs on different hosts can be compared: `sum(range(10**6))`, best of 5, in ms.
+    The same "2 CPU" kind of machine has measured anywhere from about 12 to 35 ms."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        sum(range(10**6))
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def machine_line(command: str) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}; "
+    return (f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()} "
+            f"(yardstick `sum(range(10**6))` {python_speed_ms():.1f} ms); "
             f"load average before the run {load_average()}; date {now}; command `{command}`")
 
 
