@@ -109,3 +109,40 @@ def test_nothing_can_be_claimed_over_the_socket(moderator):
     from review_queue.models import Claim
 
     assert not Claim.objects.exists()  # the socket only tells; claims go through the gated service
+
+
+def test_break_states_of_many_consoles_are_read_together_and_never_stale(monkeypatch):
+    """A burst of break events makes every console of a process re-read its break state: they share one trip to the
+    database thread per wave, each console gets its own user's state, and none gets a state read before it asked."""
+    import asyncio
+    import threading
+
+    from wellbeing import consumers, rules
+
+    batches: list[list[int]] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_states(user_ids: list[int]) -> dict[int, tuple[rules.BreakState, dict[str, Any]]]:
+        batches.append(sorted(user_ids))
+        wave = len(batches)
+        started.set()
+        release.wait(5)
+        return {u: (rules.BreakState(rules.Phase.WORKING), {"user": u, "wave": wave}) for u in user_ids}
+
+    monkeypatch.setattr(consumers, "_states_now", slow_states)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        reader = consumers.break_state_reader()
+        first_wave = [asyncio.ensure_future(reader.state_of(u)) for u in range(40)]
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        # Asked while the first read runs: these wait for a read that starts after them.
+        second_wave = [asyncio.ensure_future(reader.state_of(u)) for u in (3, 3, 7)]
+        release.set()
+        return list(await asyncio.gather(*first_wave)), list(await asyncio.gather(*second_wave))
+
+    first, second = asyncio.run(scenario())
+    assert batches == [list(range(40)), [3, 7]]  # 43 asks, two trips, a user asked twice is read once
+    assert [payload for _, payload in first] == [{"user": u, "wave": 1} for u in range(40)]
+    assert [payload for _, payload in second] == [{"user": 3, "wave": 2}, {"user": 3, "wave": 2},
+                                                  {"user": 7, "wave": 2}]
