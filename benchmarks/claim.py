@@ -4,15 +4,16 @@ Veil's path is `review_queue.services.item_claim` with everything on: the review
 wellbeing gate's one-statement read (policy layers, held claim, exposure sums, severe items in the last hour,
 breaks, unsettled items, expired leases), settling the finished item, the break schedule and the exposure cap,
 then (PostgreSQL) one statement that leases the item and writes the claim, its audit event and the exposure
-reservation, and after commit the "queue changed" broadcast (the counts themselves are read by the console
-processes, see benchmarks/realtime.py). The items are rated "none", so the default exposure policy never stops
-anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the claim.
-The baseline is one statement in autocommit:
+reservation, and after commit the "queue changed" broadcast through channels_redis (the counts themselves are
+read by the console processes, see benchmarks/realtime.py). The items are rated "none", so the default exposure
+policy never stops anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the
+claim. The baseline is one statement in autocommit:
 
     UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
 
-Each claimer finishes its item right after claiming it (one UPDATE for the baseline, claim + item UPDATEs for
-Veil), because a holder who claims again gets the same item back. Latency is the claim call alone.
+Each claimer finishes its item right after claiming it (one UPDATE for the baseline; for Veil the claim and item
+UPDATEs in one transaction, as a decision is one transaction), because a holder who claims again gets the same
+item back. Latency is the claim call alone.
 
 (a) saturation: C claimers (P processes x C/P threads, one database connection each) claim until the queue is
     empty. (b) open loop: each of C moderators claims once a second on a fixed schedule; latency is measured from
@@ -21,7 +22,7 @@ Veil), because a holder who claims again gets the same item back. Latency is the
 Afterwards it checks that no item was assigned twice and that no reviewer's shift went over its exposure cap.
 
 Run: python -m benchmarks.claim [--items 10000] [--claimers 50] [--procs 5] [--open-seconds 20] [--open-interval 1]
-Needs PostgreSQL; recreates the database named by --database-url (default veil_bench on 127.0.0.1).
+Needs PostgreSQL and Redis; recreates the database named by --database-url (default veil_bench on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.services import BENCH_DATABASE_URL, fresh_database, machine_line, percentile_ms, postgres_reachable
+from benchmarks.services import (
+    BENCH_DATABASE_URL,
+    BENCH_REDIS_URL,
+    fresh_database,
+    machine_line,
+    percentile_ms,
+    postgres_reachable,
+    redis_reachable,
+)
 
 RAW_CLAIM = """
 UPDATE moderation_contentitem SET status = 'in_review', lease_holder_id = %s,
@@ -60,7 +69,10 @@ class Result:
 
 def _setup(args: argparse.Namespace) -> None:
     os.environ["DATABASE_URL"] = args.database_url
-    os.environ.pop("REDIS_URL", None)  # in-memory channel layer: the broadcast's DB read runs, no Redis hop
+    # The real stack: the after-commit "queue changed" push goes through channels_redis (a prefix of this run's own,
+    # so no console anywhere hears it).
+    os.environ["REDIS_URL"] = args.redis_url
+    os.environ["VEIL_CHANNEL_PREFIX"] = f"veil-bench-claim-{os.getpid()}"
     os.environ.setdefault("VEIL_DATA_DIR", tempfile.mkdtemp(prefix="veil-bench-"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("VEIL_LOG_LEVEL", "WARNING")
@@ -146,15 +158,17 @@ def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
 
 
 def _veil_finish(ids: tuple[int, int]) -> None:
+    from django.db import transaction
     from django.utils import timezone
 
     from moderation.models import ContentItem
     from review_queue.models import Claim
 
     item_id, claim_id = ids
-    Claim.objects.filter(pk=claim_id).update(ended_at=timezone.now(), outcome=Claim.Outcome.DECIDED)
-    ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED, lease_holder=None,
-                                                 lease_expires_at=None)
+    with transaction.atomic():  # one transaction, as a decision is
+        Claim.objects.filter(pk=claim_id).update(ended_at=timezone.now(), outcome=Claim.Outcome.DECIDED)
+        ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED, lease_holder=None,
+                                                     lease_expires_at=None)
 
 
 def _ready_left(queue_id: int) -> bool:
@@ -241,6 +255,12 @@ def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any)
         finally:
             connection.close()
 
+    if job["path"] == "veil":
+        # A running server process has its channel layer connected; opening it (about 60 ms, more under load) is
+        # not a claim's cost. Without this the first push of each process makes its other nine claimers wait.
+        from review_queue import realtime
+
+        realtime.push("bench-warm-up", {"type": "warm.up"})
     threads = [threading.Thread(target=run, args=(n, u)) for n, u in enumerate(users)]
     for t in threads:
         t.start()
@@ -333,9 +353,11 @@ def main() -> None:
     parser.add_argument("--open-interval", type=float, default=1.0,
                         help="seconds between one moderator's claims in the open loop (default 1)")
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
     args = parser.parse_args()
-    if not postgres_reachable(args.database_url):
-        sys.exit(f"benchmarks.claim needs PostgreSQL at {args.database_url} (trust or password in the URL)")
+    if not postgres_reachable(args.database_url) or not redis_reachable(args.redis_url):
+        sys.exit(f"benchmarks.claim needs PostgreSQL at {args.database_url} (trust or password in the URL) and "
+                 f"Redis at {args.redis_url}")
     command = "python -m benchmarks.claim " + " ".join(sys.argv[1:])
     header = machine_line(command.strip())
     fresh_database(args.database_url)

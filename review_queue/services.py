@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config import db
 from config.roles import Role, has_role
 from moderation.models import AuditEvent, ContentItem, Severity
 from moderation.services import ReviewError, audit_record
@@ -81,13 +85,14 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
             if gate.expired_leases_waiting:
                 leases_expire(queue=queue, now=now)  # items whose lease ran out go back before choosing one
             wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
-            waiting = ContentItem.objects.filter(queue=queue, status=wanted).exclude(second_opinion_excluded=reviewer)
-            batches = _offer(waiting, gate)
+            batches = _batches(gate)
             claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches,
                                  constraints=gate)
             if claim is not None:
                 return claim
-            if waiting.exclude(pk__in=batches[-1].order_by().values("pk")).exists():
+            waiting = _waiting(queue=queue, wanted=wanted, reviewer=reviewer)
+            allowed = _batch_queryset(waiting, gate, batches[-1])
+            if waiting.exclude(pk__in=allowed.order_by().values("pk")).exists():
                 # Items are waiting, but the gate held them back: say why rather than "nothing is waiting".
                 refusal = gate.refusal_when_empty()
     if refusal is not None:
@@ -95,21 +100,40 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
     raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
 
 
-def _offer(waiting: QuerySet[ContentItem], constraints: wellbeing.ClaimConstraints) -> list[QuerySet[ContentItem]]:
-    """The candidates the wellbeing gate allows, in the order to try them."""
-    allowed = waiting.filter(severity__lte=constraints.max_severity)
-    if constraints.excluded_categories:
-        allowed = allowed.exclude(category__in=constraints.excluded_categories)
-    # Near the cap milder items come first; otherwise oldest first.
+@dataclass(frozen=True)
+class _Batch:
+    """One pass over the waiting items: which of those the gate allows to take, in what order."""
+
+    benign_only: bool
+    order: tuple[str, ...]
+
+
+def _batches(constraints: wellbeing.ClaimConstraints) -> list[_Batch]:
+    """The passes to try, in turn: near the cap milder items first, otherwise oldest first; after a severe item a
+    benign one first when the queue has one."""
     order = ("severity", "created_at", "id") if constraints.lower_severity_first else ("created_at", "id")
-    batches = [allowed.order_by(*order)]
-    if constraints.prefer_benign:  # after a severe item, a benign one when the queue has one
-        batches.insert(0, allowed.filter(severity=Severity.NONE).order_by("created_at", "id"))
+    batches = [_Batch(benign_only=False, order=order)]
+    if constraints.prefer_benign:
+        batches.insert(0, _Batch(benign_only=True, order=("created_at", "id")))
     return batches
 
 
+def _waiting(*, queue: Queue, wanted: str, reviewer: User) -> QuerySet[ContentItem]:
+    return ContentItem.objects.filter(queue=queue, status=wanted).exclude(second_opinion_excluded=reviewer)
+
+
+def _batch_queryset(waiting: QuerySet[ContentItem], constraints: wellbeing.ClaimConstraints,
+                    batch: _Batch) -> QuerySet[ContentItem]:
+    allowed = waiting.filter(severity__lte=constraints.max_severity)
+    if constraints.excluded_categories:
+        allowed = allowed.exclude(category__in=sorted(constraints.excluded_categories))
+    if batch.benign_only:
+        allowed = allowed.filter(severity=Severity.NONE)
+    return allowed.order_by(*batch.order)
+
+
 def _lease_first(
-    *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[QuerySet[ContentItem]],
+    *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[_Batch],
     constraints: wellbeing.ClaimConstraints,
 ) -> Claim | None:
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
@@ -120,7 +144,7 @@ def _lease_first(
             if claim is None:
                 continue
             return claim
-        candidates = batch
+        candidates = _batch_queryset(_waiting(queue=queue, wanted=wanted, reviewer=reviewer), constraints, batch)
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         # On SQLite the IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard.
@@ -145,26 +169,47 @@ def _claims_in_one_statement() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _claim_in_one_statement(
-    *, reviewer: User, queue: Queue, now: datetime, expires: datetime, wanted: str, batch: QuerySet[ContentItem],
-    constraints: wellbeing.ClaimConstraints,
-) -> Claim | None:
-    """PostgreSQL: what the loop above does, in one round trip. Pick, lock and lease the first allowed item as a
-    raw SKIP LOCKED claim would (`UPDATE … WHERE id = (SELECT id … FOR UPDATE SKIP LOCKED LIMIT 1)`), and in the
-    same statement write the claim, its audit event and its exposure entry (data-modifying CTEs). The subquery is
-    the ORM's own SQL for the batch, so the filters and the order are the portable path's; tests compare the rows
-    both paths write."""
-    picked = batch.select_for_update(skip_locked=True, of=("self",)).values("pk")[:1]
-    sub_sql, sub_params = picked.query.get_compiler(connection=connection).as_sql()
-    fields = ContentItem._meta.concrete_fields
+_ITEM_FIELDS = ContentItem._meta.concrete_fields
+_ITEM_ATTNAMES = [f.attname for f in _ITEM_FIELDS]
+
+
+def _pick_sql(*, batch: _Batch, excluded: int) -> str:
+    """`_batch_queryset(...).values("pk")` as the ORM writes it on PostgreSQL, kept as text: compiling the queryset
+    on every claim cost more than running it. `test_the_pick_sql_orders_as_the_queryset_does` holds the two
+    together."""
     quote = connection.ops.quote_name
-    item_columns = ", ".join(quote(str(f.column)) for f in fields)
-    exposure_sql, exposure_params = wellbeing.exposure_insert_sql(constraints=constraints, reviewer_id=reviewer.pk,
-                                                                  queue_id=queue.pk, claimed_at=now)
-    sql = f"""
+    table = quote(ContentItem._meta.db_table)
+    where = [
+        "queue_id = %s", "status = %s",
+        "NOT (second_opinion_excluded_id = %s AND second_opinion_excluded_id IS NOT NULL)", "severity <= %s",
+    ]
+    if excluded:
+        where.append(f"NOT (category IN ({', '.join(['%s'] * excluded)}))")
+    if batch.benign_only:
+        where.append("severity = %s")
+    order = ", ".join(f"{quote(name)} ASC" for name in batch.order)
+    return f"SELECT id FROM {table} WHERE ({' AND '.join(where)}) ORDER BY {order}"  # noqa: S608
+
+
+def _pick_params(*, queue: Queue, wanted: str, reviewer: User, constraints: wellbeing.ClaimConstraints,
+                 batch: _Batch) -> list[Any]:
+    params: list[Any] = [queue.pk, wanted, reviewer.pk, int(constraints.max_severity),
+                         *sorted(constraints.excluded_categories)]
+    if batch.benign_only:
+        params.append(int(Severity.NONE))
+    return params
+
+
+@cache
+def _claim_sql(*, batch: _Batch, excluded: int) -> str:
+    quote = connection.ops.quote_name
+    item_columns = ", ".join(quote(str(f.column)) for f in _ITEM_FIELDS)
+    table = quote(ContentItem._meta.db_table)
+    return f"""
 WITH leased AS (
-  UPDATE {quote(ContentItem._meta.db_table)} SET status = %s, lease_holder_id = %s, lease_expires_at = %s
-  WHERE id = ({sub_sql}) AND status = %s
+  UPDATE {table} SET status = %s, lease_holder_id = %s, lease_expires_at = %s
+  WHERE id = ({_pick_sql(batch=batch, excluded=excluded)} LIMIT 1 FOR UPDATE OF {table} SKIP LOCKED)
+    AND status = %s
   RETURNING {item_columns}
 ), claimed AS (
   INSERT INTO {quote(Claim._meta.db_table)} (item_id, queue_id, reviewer_id, claimed_at, expires_at, ended_at, outcome)
@@ -174,25 +219,37 @@ WITH leased AS (
   INSERT INTO {quote(AuditEvent._meta.db_table)} (at, actor_id, action, item_id, data)
   SELECT %s, %s, %s, claimed.item_id, jsonb_build_object('claim', claimed.id, 'expires_at', %s::text) FROM claimed
   RETURNING id
-), exposed AS ({exposure_sql})
+), exposed AS ({wellbeing.EXPOSURE_INSERT_SQL})
 SELECT claimed.id, (SELECT count(*) FROM audited), (SELECT count(*) FROM exposed), leased.*
 FROM claimed JOIN leased ON leased.id = claimed.item_id
 """  # noqa: S608 (names from the models; every value is a bound parameter)
+
+
+def _claim_in_one_statement(
+    *, reviewer: User, queue: Queue, now: datetime, expires: datetime, wanted: str, batch: _Batch,
+    constraints: wellbeing.ClaimConstraints,
+) -> Claim | None:
+    """PostgreSQL: what the loop above does, in one round trip. Pick, lock and lease the first allowed item as a
+    raw SKIP LOCKED claim would (`UPDATE … WHERE id = (SELECT id … FOR UPDATE SKIP LOCKED LIMIT 1)`), and in the
+    same statement write the claim, its audit event and its exposure entry (data-modifying CTEs). The pick is the
+    portable path's queryset as SQL text, so the filters and the order are the same; tests compare the rows both
+    paths write. A prepared statement (config.db) where that is on: planned once per connection."""
+    sql = _claim_sql(batch=batch, excluded=len(constraints.excluded_categories))
     params = [
-        ContentItem.Status.IN_REVIEW.value, reviewer.pk, expires, *sub_params, wanted,
+        ContentItem.Status.IN_REVIEW.value, reviewer.pk, expires,
+        *_pick_params(queue=queue, wanted=wanted, reviewer=reviewer, constraints=constraints, batch=batch), wanted,
         queue.pk, reviewer.pk, now, expires, Claim.Outcome.OPEN.value,
         timezone.now(), reviewer.pk, AuditEvent.Action.CLAIMED.value, expires.isoformat(),
-        *exposure_params,
+        *wellbeing.exposure_insert_params(constraints=constraints, reviewer_id=reviewer.pk, queue_id=queue.pk,
+                                          claimed_at=now),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = db.fetchone(sql, params)
     if row is None:
         return None
     claim_id, audited, exposed, *item_values = row
     if (audited, exposed) != (1, 1):  # cannot happen: both insert from the one claimed row
         raise RuntimeError(f"claim {claim_id}: {audited} audit events and {exposed} exposure entries")
-    item = ContentItem.from_db(connection.alias, [f.attname for f in fields], item_values)
+    item = ContentItem.from_db(connection.alias, _ITEM_ATTNAMES, item_values)
     item.lease_holder = reviewer
     claim = Claim(id=claim_id, item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
     claim._state.adding, claim._state.db = False, connection.alias

@@ -145,6 +145,52 @@ def test_broadcast_through_channels_redis(moderator, settings):
         channel_layers.backends.clear()
 
 
+@pytest.mark.redis
+def test_pushes_made_outside_the_server_share_one_event_loop_and_keep_their_order(settings):
+    """A Celery worker, a management command or a benchmark has no ASGI server loop. There asgiref would start a
+    thread and an event loop for every push, and channels_redis a Redis connection for each loop; Veil's pushes go
+    through one loop of the process instead, and arrive in the order they were made."""
+    import asyncio
+    import secrets
+    import threading
+
+    from channels.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"veil-test-{secrets.token_hex(3)}"},
+        }
+    }
+    channel_layers.backends.clear()
+
+    def pushes() -> tuple[list[bool], set[int]]:  # a plain thread: no server loop at hand
+        sent, loops = [], set()
+        for n in range(30):
+            sent.append(realtime.push("order", {"type": "n", "n": n}))
+            loops.add(id(realtime._PUSH_LOOP._loop))
+        return sent, loops
+
+    async def scenario() -> tuple[list[bool], set[int], list[int]]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add("order", channel)
+        sent, loops = await asyncio.get_running_loop().run_in_executor(None, pushes)
+        got = [(await asyncio.wait_for(layer.receive(channel), timeout=5))["n"] for _ in range(30)]
+        await layer.group_discard("order", channel)
+        return sent, loops, got
+
+    try:
+        threads_before = threading.active_count()
+        sent, loops, got = run(scenario)
+        assert all(sent) and got == list(range(30))
+        assert len(loops) == 1 and id(None) not in loops  # one loop of Veil's for all 30
+        assert realtime._PUSH_LOOP._loop is not None and realtime._PUSH_LOOP._loop.is_running()
+        assert threading.active_count() <= threads_before + 2  # that loop's thread (and the executor's), not 30
+    finally:
+        channel_layers.backends.clear()
+
+
 def test_push_failure_never_breaks_the_caller(moderator, settings):
     settings.CHANNEL_LAYERS = {
         "default": {

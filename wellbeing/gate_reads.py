@@ -14,16 +14,15 @@ claim's reservation.
 from __future__ import annotations
 
 import json
-import time as clock
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, models
 from django.utils.dateparse import parse_datetime, parse_time
 
+from config import db
 from moderation.models import Category, ContentItem, RevealEvent, Severity
 from review_queue.models import Claim
 from wellbeing import rules
@@ -159,25 +158,10 @@ LEFT JOIN {_table(PersonalPolicy)} pp ON pp.user_id = %(reviewer)s
 
 
 def _fetch_row(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-    """On PostgreSQL, a server-side prepared statement: planning this query costs more than running it, and a
-    prepared one is planned once per connection. Django's own cursors bind on the client and never prepare."""
-    if connection.vendor != "postgresql" or not settings.VEIL_DB_PREPARED_STATEMENTS:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-    else:
-        import psycopg
-
-        connection.ensure_connection()
-        started = clock.monotonic()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
-        if connection.queries_logged:  # keep it visible to CaptureQueriesContext and debug tooling
-            connection.queries_log.append({"sql": f"/* prepared */ {sql} -- {params!r}",
-                                           "time": f"{clock.monotonic() - started:.3f}"})
+    """On PostgreSQL a server-side prepared statement (config.db): planning this query costs more than running it."""
+    row = db.fetchone(sql, params)
     assert row is not None  # the FROM clause is one row
-    return tuple(row)
+    return row
 
 
 # ---- turning what the driver returns into Python values (SQLite returns text and integers) -------------------------

@@ -6,12 +6,7 @@ The nudge carries no data at all, so nothing about a reviewer travels through th
 
 from __future__ import annotations
 
-import logging
-
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
-log = logging.getLogger(__name__)
+from review_queue import realtime
 
 
 def team_group(team_id: int) -> str:
@@ -19,15 +14,7 @@ def team_group(team_id: int) -> str:
 
 
 def team_changed(*, team_id: int) -> bool:
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    try:
-        async_to_sync(layer.group_send)(team_group(team_id), {"type": "team.changed"})
-    except Exception:  # the realtime layer must never break a committed change
-        log.warning("realtime push to team %s failed", team_id, exc_info=True)
-        return False
-    return True
+    return realtime.push(team_group(team_id), {"type": "team.changed"})
 
 
 def reviewer_changed(*, reviewer_id: int) -> bool:

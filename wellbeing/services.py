@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
+from config import db
 from moderation.models import Category, RevealEvent, Severity
 from moderation.services import ReviewError
 from review_queue.models import Claim, Queue
@@ -74,7 +76,23 @@ def _push_later(reviewer_id: int, event: str) -> None:
 
 
 def _shift_locked(*, reviewer_id: int) -> Shift | None:
-    return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+    if not db.prepares():
+        return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+    # The same query as a prepared statement: every claim starts here, and the ORM's compiling cost more than the
+    # lock itself.
+    row = db.fetchone(_shift_lock_sql(), [reviewer_id])
+    return None if row is None else Shift.from_db(connection.alias, _SHIFT_ATTNAMES, row)
+
+
+_SHIFT_ATTNAMES = [f.attname for f in Shift._meta.concrete_fields]
+
+
+@cache
+def _shift_lock_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in Shift._meta.concrete_fields)
+    return (f"SELECT {columns} FROM {quote(Shift._meta.db_table)} "  # noqa: S608 (names from the model)
+            "WHERE reviewer_id = %s AND ended_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE")
 
 
 def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
@@ -369,25 +387,29 @@ def exposure_opened(*, constraints: ClaimConstraints) -> None:
         transaction.on_commit(lambda: team_realtime.team_changed(team_id=team_id))
 
 
-def exposure_insert_sql(*, constraints: ClaimConstraints, reviewer_id: int, queue_id: int,
-                        claimed_at: datetime) -> tuple[str, list[Any]]:
-    """PostgreSQL: `exposure_open` as the INSERT … SELECT of item_claim's one statement, which names the leased
-    item `leased` and the new claim `claimed`. The same values: the weight of the item's severity (anything above
-    medium counts 100 %), the reservation rounded up (rules.weighted), the local day and its week."""
+# PostgreSQL: `exposure_open` as the INSERT … SELECT of item_claim's one statement, which names the leased item
+# `leased` and the new claim `claimed`. The same values: the weight of the item's severity (anything above medium
+# counts 100 %), the reservation rounded up (rules.weighted), the local day and its week.
+EXPOSURE_INSERT_SQL = (
+    f'INSERT INTO "{ExposureEntry._meta.db_table}" (reviewer_id, shift_id, claim_id, item_id, queue_id, '  # noqa: S608
+    "severity, category, weight_percent, claimed_at, ended_at, screen_seconds, reveal_count, reveal_seconds, "
+    "counted_seconds, reserved, exposure, day, week) "
+    "SELECT %s, %s, claimed.id, leased.id, %s, leased.severity, leased.category, w.weight, %s, NULL, 0, 0, 0, "
+    "0, (%s * w.weight + 99) / 100, NULL, %s, %s "
+    "FROM claimed JOIN leased ON leased.id = claimed.item_id CROSS JOIN LATERAL (SELECT "
+    f"CASE leased.severity WHEN {int(Severity.NONE)} THEN %s WHEN {int(Severity.LOW)} THEN %s "
+    f"WHEN {int(Severity.MEDIUM)} THEN %s ELSE 100 END AS weight) w "
+    "RETURNING id"
+)
+
+
+def exposure_insert_params(*, constraints: ClaimConstraints, reviewer_id: int, queue_id: int,
+                           claimed_at: datetime) -> list[Any]:
+    """The values of EXPOSURE_INSERT_SQL's placeholders, in order."""
     policy = constraints.policy
-    table = ExposureEntry._meta.db_table
-    weight = (f"CASE leased.severity WHEN {int(Severity.NONE)} THEN %s WHEN {int(Severity.LOW)} THEN %s "
-              f"WHEN {int(Severity.MEDIUM)} THEN %s ELSE 100 END")
     day = timezone.localdate(claimed_at)
-    sql = (f'INSERT INTO "{table}" (reviewer_id, shift_id, claim_id, item_id, queue_id, severity, category, '  # noqa: S608
-           "weight_percent, claimed_at, ended_at, screen_seconds, reveal_count, reveal_seconds, counted_seconds, "
-           "reserved, exposure, day, week) "
-           "SELECT %s, %s, claimed.id, leased.id, %s, leased.severity, leased.category, w.weight, %s, NULL, 0, 0, 0, "
-           "0, (%s * w.weight + 99) / 100, NULL, %s, %s "
-           f"FROM claimed JOIN leased ON leased.id = claimed.item_id CROSS JOIN LATERAL (SELECT {weight} AS weight) w "
-           "RETURNING id")
-    return sql, [reviewer_id, constraints.shift_id, queue_id, claimed_at, policy.item_seconds_max, day,
-                 selectors.week_start(day), policy.weight_none, policy.weight_low, policy.weight_medium]
+    return [reviewer_id, constraints.shift_id, queue_id, claimed_at, policy.item_seconds_max, day,
+            selectors.week_start(day), policy.weight_none, policy.weight_low, policy.weight_medium]
 
 
 def _settle_one(found: Unsettled, *, policy: rules.EffectivePolicy) -> int:
@@ -397,12 +419,20 @@ def _settle_one(found: Unsettled, *, policy: rules.EffectivePolicy) -> int:
     settlement = selectors.settlement_of(claimed_at=found.claimed_at, claim_ended_at=found.claim_ended_at,
                                          shown=shown, weight_percent=found.weight_percent,
                                          reserved=found.reserved, policy=policy)
-    updated = ExposureEntry.objects.filter(pk=found.entry_id, exposure__isnull=True).update(
-        ended_at=settlement.ended_at, screen_seconds=settlement.screen_seconds,
-        reveal_count=settlement.reveal_count, reveal_seconds=settlement.reveal_seconds,
-        counted_seconds=settlement.counted_seconds, exposure=settlement.exposure,
-    )
+    values = (settlement.ended_at, settlement.screen_seconds, settlement.reveal_count, settlement.reveal_seconds,
+              settlement.counted_seconds, settlement.exposure)
+    if db.prepares():  # the same UPDATE, prepared (a routine claim settles the item before it)
+        updated = len(db.fetch(_SETTLE_SQL, [*values, found.entry_id]))
+    else:
+        updated = ExposureEntry.objects.filter(pk=found.entry_id, exposure__isnull=True).update(
+            **dict(zip(_SETTLED_FIELDS, values, strict=True)))
     return found.reserved - settlement.exposure if updated else 0
+
+
+_SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "exposure")
+_SETTLE_SQL = (f"UPDATE {ExposureEntry._meta.db_table} SET "  # noqa: S608 (names from the model)
+               + ", ".join(f"{name} = %s" for name in _SETTLED_FIELDS)
+               + " WHERE id = %s AND exposure IS NULL RETURNING id")
 
 
 def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:
