@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 Params = Sequence[Any] | Mapping[str, Any]
-EXPLICIT_ONLY = 2**31 - 1  # executions before psycopg would prepare a statement on its own: never
+EXPLICIT_ONLY = 2**31 - 1  # executions before psycopg would prepare a statement by itself: never
 
 
 def prepares() -> bool:
@@ -40,23 +40,28 @@ def fetch(sql: str, params: Params, *, many: bool = False) -> list[tuple[Any, ..
 
     connection.ensure_connection()
     raw = connection.connection
-    if raw.prepare_threshold is None:
-        # Django opens its connections with prepared statements off (prepare_threshold None), and then psycopg
-        # ignores `prepare=True` as well. Django's own cursors bind on the client and never prepare whatever the
-        # threshold, so a threshold nothing reaches turns on exactly the statements asked for here.
-        raw.prepare_threshold = EXPLICIT_ONLY
+    threshold = raw.prepare_threshold
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=True)  # type: ignore[arg-type]  # the SQL text is ours, not a user's
-        # Not `cursor.description`: psycopg builds a Column object per column each time it is asked, which for
-        # the gate's 60-column read cost more than the fetch itself.
-        result = cursor.pgresult
-        if result is None or result.status != psycopg.pq.ExecStatus.TUPLES_OK:
-            rows: list[tuple[Any, ...]] = []
-        elif many:
-            rows = cursor.fetchall()
-        else:
-            rows = [r for r in [cursor.fetchone()] if r is not None]
+    try:
+        if threshold is None:
+            # Django opens its connections with prepared statements off (prepare_threshold None), and psycopg then
+            # ignores `prepare=True` as well. Turned on for this statement only: with a threshold set, psycopg
+            # would also track every one of Django's own statements (and forget all it prepared at any ROLLBACK
+            # TO SAVEPOINT among them); Django's cursors bind on the client and never prepare anyway.
+            raw.prepare_threshold = EXPLICIT_ONLY
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)  # type: ignore[arg-type]  # the SQL text is ours
+            # Not `cursor.description`: psycopg builds a Column object per column each time it is asked, which for
+            # the gate's 60-column read cost more than the fetch itself.
+            result = cursor.pgresult
+            if result is None or result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                rows: list[tuple[Any, ...]] = []
+            elif many:
+                rows = cursor.fetchall()
+            else:
+                rows = [r for r in [cursor.fetchone()] if r is not None]
+    finally:
+        raw.prepare_threshold = threshold
     if connection.queries_logged:
         connection.queries_log.append({"sql": f"/* prepared */ {sql} -- {params!r}",
                                        "time": f"{time.monotonic() - started:.3f}"})

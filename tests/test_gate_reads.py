@@ -264,3 +264,34 @@ def test_the_pick_sql_orders_as_the_queryset_does(moderator, moderator2):
             assert got == expected, (wanted, max_severity, excluded, near_cap, benign, batch)
             checked += bool(expected)
     assert checked >= 40  # most combinations allow something, so the orders were compared, not two empty lists
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_statements_are_prepared_on_the_server_and_only_when_allowed(moderator, settings):
+    """Django opens psycopg connections with prepared statements off, and psycopg then ignores `prepare=True` too:
+    for a while Veil's "prepared" gate read was planned on every claim. The server's own list says what it holds."""
+    connection.close()  # a connection of this test's own: nothing prepared on it yet
+    queue = make_queue()
+    for _ in range(8):
+        ready_item(queue)
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    settings.VEIL_DB_PREPARED_STATEMENTS = False
+    with time_machine.travel(T0, tick=False) as clock:
+        finish(item_claim(reviewer=moderator, queue=queue))
+        assert prepared() == []
+        settings.VEIL_DB_PREPARED_STATEMENTS = True
+        for _ in range(3):
+            clock.shift(30)
+            finish(item_claim(reviewer=moderator, queue=queue))
+    statements = prepared()
+    assert any(s.strip().startswith("SELECT\n  (SELECT c.id FROM") for s in statements)  # the gate's read
+    assert any("WITH leased AS" in s for s in statements)  # the claim statement
+    assert any(s.startswith("UPDATE wellbeing_exposureentry SET ended_at") for s in statements)  # settling
+    assert any("FOR UPDATE" in s and "wellbeing_shift" in s for s in statements)  # the shift lock
+    assert connection.connection.prepare_threshold is None  # Django's own statements: still never prepared
