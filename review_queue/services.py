@@ -137,10 +137,15 @@ def _lease_first(
     constraints: wellbeing.ClaimConstraints,
 ) -> Claim | None:
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
+    settle = constraints.settle  # the finished item the gate settled: written with the first statement below
+    if settle is not None and not _claims_in_one_statement():
+        wellbeing.settle_write(settle)
+        settle = None
     for batch in batches:
         if _claims_in_one_statement():
             claim = _claim_in_one_statement(reviewer=reviewer, queue=queue, now=now, expires=expires, wanted=wanted,
-                                            batch=batch, constraints=constraints)
+                                            batch=batch, constraints=constraints, settle=settle)
+            settle = None  # written by that statement, whether it leased an item or not
             if claim is None:
                 continue
             return claim
@@ -201,12 +206,15 @@ def _pick_params(*, queue: Queue, wanted: str, reviewer: User, constraints: well
 
 
 @cache
-def _claim_sql(*, batch: _Batch, excluded: int) -> str:
+def _claim_sql(*, batch: _Batch, excluded: int, settles: bool) -> str:
     quote = connection.ops.quote_name
     item_columns = ", ".join(quote(str(f.column)) for f in _ITEM_FIELDS)
     table = quote(ContentItem._meta.db_table)
+    # A data-modifying CTE runs to completion whether or not the rest of the statement reads it: the settlement
+    # is written even when no item is leased.
+    settled = f"settled AS ({wellbeing.SETTLE_SQL}), " if settles else ""
     return f"""
-WITH leased AS (
+WITH {settled}leased AS (
   UPDATE {table} SET status = %s, lease_holder_id = %s, lease_expires_at = %s
   WHERE id = ({_pick_sql(batch=batch, excluded=excluded)} LIMIT 1 FOR UPDATE OF {table} SKIP LOCKED)
     AND status = %s
@@ -227,15 +235,17 @@ FROM claimed JOIN leased ON leased.id = claimed.item_id
 
 def _claim_in_one_statement(
     *, reviewer: User, queue: Queue, now: datetime, expires: datetime, wanted: str, batch: _Batch,
-    constraints: wellbeing.ClaimConstraints,
+    constraints: wellbeing.ClaimConstraints, settle: wellbeing.PendingSettle | None,
 ) -> Claim | None:
     """PostgreSQL: what the loop above does, in one round trip. Pick, lock and lease the first allowed item as a
     raw SKIP LOCKED claim would (`UPDATE … WHERE id = (SELECT id … FOR UPDATE SKIP LOCKED LIMIT 1)`), and in the
-    same statement write the claim, its audit event and its exposure entry (data-modifying CTEs). The pick is the
-    portable path's queryset as SQL text, so the filters and the order are the same; tests compare the rows both
-    paths write. A prepared statement (config.db) where that is on: planned once per connection."""
-    sql = _claim_sql(batch=batch, excluded=len(constraints.excluded_categories))
+    same statement write the claim, its audit event, its exposure entry and the settlement of the item finished
+    before, when the gate left one (data-modifying CTEs). The pick is the portable path's queryset as SQL text, so
+    the filters and the order are the same; tests compare the rows both paths write. A prepared statement
+    (config.db) where that is on: planned once per connection."""
+    sql = _claim_sql(batch=batch, excluded=len(constraints.excluded_categories), settles=settle is not None)
     params = [
+        *(settle.params() if settle is not None else []),
         ContentItem.Status.IN_REVIEW.value, reviewer.pk, expires,
         *_pick_params(queue=queue, wanted=wanted, reviewer=reviewer, constraints=constraints, batch=batch), wanted,
         queue.pk, reviewer.pk, now, expires, Claim.Outcome.OPEN.value,

@@ -291,7 +291,27 @@ def test_the_claim_statements_are_prepared_on_the_server_and_only_when_allowed(m
             finish(item_claim(reviewer=moderator, queue=queue))
     statements = prepared()
     assert any(s.strip().startswith("SELECT\n  (SELECT c.id FROM") for s in statements)  # the gate's read
-    assert any("WITH leased AS" in s for s in statements)  # the claim statement
-    assert any(s.startswith("UPDATE wellbeing_exposureentry SET ended_at") for s in statements)  # settling
+    # The claim statement; in a routine claim it settles the item finished before it, too.
+    assert any(s.lstrip().startswith("WITH settled AS (UPDATE wellbeing_exposureentry SET ended_at")
+               and "leased AS (" in s for s in statements)
     assert any("FOR UPDATE" in s and "wellbeing_shift" in s for s in statements)  # the shift lock
     assert connection.connection.prepare_threshold is None  # Django's own statements: still never prepared
+
+
+def test_the_item_finished_before_is_settled_even_when_nothing_is_left_to_claim(moderator):
+    """The gate leaves a routine settlement to the claim's own statement (one round trip fewer on PostgreSQL); when
+    that statement leases nothing, the settlement must still be written, and committed."""
+    from review_queue.services import NothingToClaim
+
+    queue = make_queue()
+    ready_item(queue, severity=2)
+    with time_machine.travel(T0, tick=False) as clock:
+        first = item_claim(reviewer=moderator, queue=queue)
+        clock.shift(40)
+        finish(first)
+        clock.shift(5)
+        with pytest.raises(NothingToClaim):
+            item_claim(reviewer=moderator, queue=queue)
+    entry = ExposureEntry.objects.get(claim=first)
+    assert entry.exposure is not None and entry.screen_seconds == 40
+    assert entry.ended_at == T0 + timedelta(seconds=40)
