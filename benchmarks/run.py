@@ -1,7 +1,7 @@
 """Run every benchmark in turn (`make bench`), each in its own process, printing its markdown tables.
 
-The media and near-duplicate benchmarks need nothing; the claim benchmark needs PostgreSQL, the realtime benchmark
-PostgreSQL and Redis. Those are checked first: a benchmark whose services are not reachable is skipped with a line
+The media and near-duplicate benchmarks need nothing; the claim and realtime benchmarks need PostgreSQL and
+Redis. Those are checked first: a benchmark whose services are not reachable is skipped with a line
 saying what it needs, and the others still run. The exit status is non-zero if any benchmark that ran failed.
 
 Run: python -m benchmarks.run [--quick | --full] [--only claim,realtime]
@@ -24,7 +24,7 @@ BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "ingest": (["--images", "2", "--rounds", "1"], ()),
     "neardup_eval": (["--variants", "1", "--distractors", "2000", "--among", "200"], ()),
     "lookup": (["--sizes", "100000", "--queries", "100", "--baseline-queries", "20", "--adds", "200"], ()),
-    "claim": (["--items", "2000", "--open-seconds", "5"], ("postgres",)),
+    "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5"], ("postgres", "redis")),
     "realtime": (["--consoles", "200", "--baseline-consoles", "50", "--rounds", "10"], ("postgres", "redis")),
 }
 

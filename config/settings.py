@@ -131,9 +131,9 @@ DATABASES = {
     else sqlite_database(str(DATA_DIR / "veil.sqlite3"))
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The claim gate's one read (wellbeing/gate_reads.py) is a server-side prepared statement on PostgreSQL: planned
-# once per connection instead of on every claim. Turn off behind a pooler that cannot keep prepared statements
-# (PgBouncer in transaction mode before 1.21).
+# The claim path's own statements (config/db.py: shift lock, the gate's read, the claim, roles) are server-side
+# prepared statements on PostgreSQL: planned once per connection instead of on every claim. Turn off behind a
+# pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
 VEIL_DB_PREPARED_STATEMENTS = env_bool("VEIL_DB_PREPARED_STATEMENTS", default=True)
 
 REDIS_URL = env_str("REDIS_URL")
