@@ -210,11 +210,14 @@ class PendingSettle:
     """One finished ledger entry's settlement, worked out and not yet written (settle_write, SETTLE_SQL)."""
 
     entry_id: int
-    values: tuple[Any, ...]  # in SETTLED_FIELDS order
+    settlement: selectors.Settlement
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self.settlement, name) for name in SETTLED_FIELDS}
 
     def params(self) -> list[Any]:
         """The placeholders of SETTLE_SQL, in order."""
-        return [*self.values, self.entry_id]
+        return [*self.values().values(), self.entry_id]
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,7 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstrain
             # The routine case: the item finished before this claim. Its settlement is exact whoever writes it (a
             # concurrent settle writes the same values), so the cap below counts it as settled already.
             pending = _settlement_one(snap.unsettled, policy=policy)
-            settled_by = snap.unsettled.reserved - pending.values[-1]
+            settled_by = snap.unsettled.reserved - pending.settlement.exposure
         else:  # several, or an item purged before it was settled: the general path, then read again
             _settle(reviewer_id=reviewer.pk, policy=policy)
             snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk, now=now)
@@ -443,8 +446,7 @@ def _settlement_one(found: Unsettled, *, policy: rules.EffectivePolicy) -> Pendi
     settlement = selectors.settlement_of(claimed_at=found.claimed_at, claim_ended_at=found.claim_ended_at,
                                          shown=shown, weight_percent=found.weight_percent,
                                          reserved=found.reserved, policy=policy)
-    return PendingSettle(found.entry_id, (settlement.ended_at, settlement.screen_seconds, settlement.reveal_count,
-                                          settlement.reveal_seconds, settlement.counted_seconds, settlement.exposure))
+    return PendingSettle(found.entry_id, settlement)
 
 
 def settle_write(pending: PendingSettle) -> None:
@@ -452,8 +454,7 @@ def settle_write(pending: PendingSettle) -> None:
     if db.prepares():
         db.fetch(SETTLE_SQL, pending.params())
     else:
-        ExposureEntry.objects.filter(pk=pending.entry_id, exposure__isnull=True).update(
-            **dict(zip(SETTLED_FIELDS, pending.values, strict=True)))
+        ExposureEntry.objects.filter(pk=pending.entry_id, exposure__isnull=True).update(**pending.values())
 
 
 SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "exposure")
@@ -471,10 +472,7 @@ def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:
     if not entries:
         return 0
     for pk, found in selectors.settlements(entries, policy=policy).items():
-        ExposureEntry.objects.filter(pk=pk, exposure__isnull=True).update(
-            ended_at=found.ended_at, screen_seconds=found.screen_seconds, reveal_count=found.reveal_count,
-            reveal_seconds=found.reveal_seconds, counted_seconds=found.counted_seconds, exposure=found.exposure,
-        )
+        settle_write(PendingSettle(pk, found))
     return len(entries)
 
 
