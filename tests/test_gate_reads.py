@@ -315,3 +315,49 @@ def test_the_item_finished_before_is_settled_even_when_nothing_is_left_to_claim(
     entry = ExposureEntry.objects.get(claim=first)
     assert entry.exposure is not None and entry.screen_seconds == 40
     assert entry.ended_at == T0 + timedelta(seconds=40)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_no_prepared_claim_statement_walks_the_items_table_on_its_generic_plan(moderator, settings):
+    """A server-side prepared statement is soon run on a generic plan: planned once, for any parameter values, from
+    the tables' statistics alone. The gate read once bound the 'in_review' status, and its generic plan for "is any
+    lease in this queue expired" walked the whole items table on every claim (1.5 ms a claim at 10,000 items,
+    growing with the table). With statistics of a queue that has a few thousand items waiting, no statement of the
+    claim path may plan a sequential scan of the items table."""
+    from moderation.models import ContentItem, Severity
+
+    settings.VEIL_DB_PREPARED_STATEMENTS = True
+    connection.close()  # a connection of this test's own: its prepared statements are the claim path's
+    queue, other = make_queue(slug="generic"), make_queue(slug="generic-other")
+    ContentItem.objects.bulk_create(
+        [ContentItem(queue=queue if n % 4 else other, status=ContentItem.Status.READY, severity=n % 4,
+                     sha256=f"{n:064x}", byte_size=1, mime="image/png", original=f"g/{n}.png",
+                     source_width=1, source_height=1) for n in range(4000)],
+        batch_size=2000,
+    )
+    assert Severity.SEVERE == 3
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {ContentItem._meta.db_table}")
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(3):
+            finish(item_claim(reviewer=moderator, queue=queue))
+            clock.shift(30)
+        item_claim(reviewer=moderator, queue=queue)
+    plans = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement, cardinality(parameter_types) FROM pg_prepared_statements")
+        statements = cursor.fetchall()
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            for name, statement, arity in statements:
+                nulls = ", ".join(["NULL"] * arity)
+                cursor.execute(f"EXPLAIN EXECUTE {name}({nulls})" if arity else f"EXPLAIN EXECUTE {name}")
+                plans[statement] = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET plan_cache_mode")
+    items = ContentItem._meta.db_table
+    assert any(f'EXISTS (SELECT 1 FROM "{items}"' in s for s in plans), [s[:60] for s in plans]  # the gate read
+    assert any("leased AS (" in s for s in plans)  # the claim statement
+    for statement, plan in plans.items():
+        assert f"Seq Scan on {items}" not in plan, f"{statement}\n---\n{plan}"

@@ -113,9 +113,16 @@ def _sql() -> str:
     # the larger of an indexed look-up among settled entries and one among the unsettled.
     unsettled = (f"{entry} e JOIN {claim} c ON c.id = e.claim_id WHERE e.reviewer_id = %(reviewer)s "
                  f"AND e.exposure IS NULL AND c.ended_at IS NOT NULL")
-    in_last_hour = ("e.reviewer_id = %(reviewer)s AND e.severity = %(severe)s AND e.claimed_at > %(hour_ago)s "
+    # Constants are written into the text, not bound: the prepared statement soon runs on a generic plan (planned
+    # once, for any parameter values), and a generic plan cannot use what it does not know. With the status bound,
+    # the expired-lease EXISTS below guessed a third of all items were in review and walked the whole items table
+    # looking for one (1.5 ms a claim at 10,000 items; docs/benchmarks.md); with 'in_review' written in, it looks
+    # in the lease-expiry index.
+    severe, organisation = int(Severity.SEVERE), int(OrganisationPolicy.SINGLETON_PK)
+    in_review = "'" + ContentItem.Status.IN_REVIEW.value + "'"
+    in_last_hour = (f"e.reviewer_id = %(reviewer)s AND e.severity = {severe} AND e.claimed_at > %(hour_ago)s "
                     "AND e.claimed_at <= %(now)s")
-    # Every name below comes from the models, every value is a bound parameter.
+    # Every name below comes from the models; every value other than the constants above is a bound parameter.
     return f"""
 SELECT
   (SELECT c.id FROM {claim} c WHERE c.reviewer_id = %(reviewer)s AND c.ended_at IS NULL AND c.expires_at > %(now)s
@@ -124,15 +131,15 @@ SELECT
   (SELECT COUNT(*) FROM {brk} b WHERE b.shift_id = %(shift)s),
   (SELECT COUNT(*) FROM {entry} e WHERE {in_last_hour}),
   (SELECT MIN(e.claimed_at) FROM {entry} e WHERE {in_last_hour}),
-  (SELECT MAX(e.ended_at) FROM {entry} e WHERE e.reviewer_id = %(reviewer)s AND e.severity = %(severe)s),
-  (SELECT MAX(c.ended_at) FROM {unsettled} AND e.severity = %(severe)s),
+  (SELECT MAX(e.ended_at) FROM {entry} e WHERE e.reviewer_id = %(reviewer)s AND e.severity = {severe}),
+  (SELECT MAX(c.ended_at) FROM {unsettled} AND e.severity = {severe}),
   (SELECT COUNT(*) FROM {entry} e LEFT JOIN {claim} c ON c.id = e.claim_id WHERE e.reviewer_id = %(reviewer)s
     AND e.exposure IS NULL AND (e.claim_id IS NULL OR c.ended_at IS NOT NULL)),
   (SELECT COUNT(*) FROM {entry} e WHERE e.reviewer_id = %(reviewer)s AND e.exposure IS NULL AND e.claim_id IS NULL),
   ls.severity, ls.finished, ls.id, lu.severity, lu.finished, lu.id,
   u.id, u.claim_id, u.claimed_at, u.claim_ended_at, u.weight_percent, u.reserved,
   (SELECT COUNT(*) FROM {reveal} r WHERE r.claim_id = u.claim_id),
-  EXISTS (SELECT 1 FROM {item} i WHERE i.status = %(in_review)s AND i.lease_expires_at <= %(now)s
+  EXISTS (SELECT 1 FROM {item} i WHERE i.status = {in_review} AND i.lease_expires_at <= %(now)s
     AND i.queue_id = %(queue)s),
   m.team_id, pp.opted_out_categories, qp.specialist_category,
   {policy_columns}
@@ -149,7 +156,7 @@ LEFT JOIN (
   SELECT e.id, e.claim_id, e.claimed_at, c.ended_at AS claim_ended_at, e.weight_percent, e.reserved
   FROM {unsettled} ORDER BY e.id LIMIT 1
 ) u ON 1 = 1
-LEFT JOIN {_table(OrganisationPolicy)} op ON op.id = %(organisation)s
+LEFT JOIN {_table(OrganisationPolicy)} op ON op.id = {organisation}
 LEFT JOIN {_table(QueuePolicy)} qp ON qp.queue_id = %(queue)s
 LEFT JOIN {member} m ON m.user_id = %(reviewer)s
 LEFT JOIN {_table(TeamPolicy)} tp ON tp.team_id = m.team_id
@@ -222,8 +229,7 @@ def gate_snapshot(*, reviewer_id: int, queue_id: int, shift_id: int | None, now:
     """Read everything the claim gate decides on. Call with the reviewer's shift row locked (when there is one)."""
     params = {
         "reviewer": reviewer_id, "queue": queue_id, "shift": shift_id, "now": _adapt(now),
-        "hour_ago": _adapt(now - timedelta(hours=1)), "severe": int(Severity.SEVERE),
-        "in_review": ContentItem.Status.IN_REVIEW.value, "organisation": OrganisationPolicy.SINGLETON_PK,
+        "hour_ago": _adapt(now - timedelta(hours=1)),
     }
     row = _fetch_row(_sql(), params)
     (held, spoken, break_rows, severe_count, severe_oldest, settled_severe_end, unsettled_severe_end,
