@@ -83,7 +83,7 @@ def _setup(args: argparse.Namespace) -> None:
     django.setup()
 
 
-def _seed(items: int, claimers: int) -> tuple[int, list[int]]:
+def _seed(items: int, claimers: int, history_days: int = 0) -> tuple[int, list[int]]:
     from django.contrib.auth.models import Group, User
 
     from moderation.models import ContentItem, Severity
@@ -103,18 +103,73 @@ def _seed(items: int, claimers: int) -> tuple[int, list[int]]:
          for n in range(items)],
         batch_size=2000,
     )
+    _seed_history(users, days=history_days, per_shift=HISTORY_PER_SHIFT)
     return queue.pk, users
 
 
+HISTORY_PER_SHIFT = 40
+
+
+def _seed_history(users: list[int], *, days: int, per_shift: int) -> None:
+    """The ledger of a Veil that has been running: each bench reviewer's ended shifts of the past `days` days, with
+    their decided items (in a queue of their own, so neither claim path sees them), ended claims and settled
+    exposure entries. The claim path reads the ledger, and a server's prepared statements are planned from the
+    tables' statistics: measured on an empty ledger, the plans would be the ones for empty tables (sequential
+    scans), slower than an index the moment the ledger grows and never the ones a running server has."""
+    if days <= 0:
+        return
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from moderation.models import Category, ContentItem, Severity
+    from review_queue.models import Claim, Queue
+    from wellbeing.models import ExposureEntry, Shift
+
+    history = Queue.objects.create(slug="bench-history", name="Bench history", purpose="Past work of the bench "
+                                   "reviewers.", requester="Veil benchmarks", is_active=False)
+    today = timezone.localdate()
+    mix = [Severity.NONE, Severity.NONE, Severity.LOW, Severity.LOW, Severity.MEDIUM, Severity.SEVERE]
+    weight = {Severity.NONE: 5, Severity.LOW: 25, Severity.MEDIUM: 60, Severity.SEVERE: 100}
+    for day in range(days, 0, -1):
+        start = timezone.now().replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=day)
+        shifts = Shift.objects.bulk_create([
+            Shift(reviewer_id=u, started_at=start, ends_at=start + timedelta(hours=8),
+                  ended_at=start + timedelta(hours=8), end_reason=Shift.EndReason.LENGTH,
+                  day=today - timedelta(days=day)) for u in users])
+        slots = [(shift, k) for shift in shifts for k in range(per_shift)]
+        items = ContentItem.objects.bulk_create(
+            [ContentItem(queue=history, status=ContentItem.Status.DECIDED, severity=mix[k % len(mix)],
+                         category=Category.VIOLENCE, sha256=f"h{shift.pk:031x}{k:032x}", byte_size=1,
+                         mime="image/png", original=f"bench/h{shift.pk}-{k}.png", source_width=1, source_height=1)
+             for shift, k in slots], batch_size=2000)
+        claims = Claim.objects.bulk_create(
+            [Claim(item=item, queue=history, reviewer_id=shift.reviewer_id,
+                   claimed_at=shift.started_at + timedelta(minutes=10 * k),
+                   expires_at=shift.started_at + timedelta(minutes=10 * k + 10),
+                   ended_at=shift.started_at + timedelta(minutes=10 * k, seconds=40), outcome=Claim.Outcome.DECIDED)
+             for (shift, k), item in zip(slots, items, strict=True)], batch_size=2000)
+        ExposureEntry.objects.bulk_create(
+            [ExposureEntry(reviewer_id=claim.reviewer_id, shift=shift, claim=claim, item=claim.item, queue=history,
+                           severity=claim.item.severity, category=Category.VIOLENCE,
+                           weight_percent=weight[Severity(claim.item.severity)], claimed_at=claim.claimed_at,
+                           ended_at=claim.ended_at, screen_seconds=40, counted_seconds=40, reserved=120,
+                           exposure=40 * weight[Severity(claim.item.severity)] // 100, day=shift.day,
+                           week=shift.day - timedelta(days=shift.day.weekday()))
+             for (shift, _k), claim in zip(slots, claims, strict=True)], batch_size=2000)
+
+
 def _reset(queue_id: int) -> None:
-    """Every item waiting again, no claims and no wellbeing rows: the next phase starts from the same data."""
+    """Every item waiting again, none of this run's claims or wellbeing rows: the next phase starts from the same
+    data."""
     from moderation.models import ContentItem
     from review_queue.models import Claim
     from wellbeing.models import ExposureEntry, Shift
 
-    ExposureEntry.objects.all().delete()
-    Claim.objects.all().delete()
-    Shift.objects.all().delete()
+    # This run's rows only: the history of earlier days (_seed_history) stays, as it would on a running server.
+    ExposureEntry.objects.filter(queue_id=queue_id).delete()
+    Claim.objects.filter(queue_id=queue_id).delete()
+    Shift.objects.filter(ended_at__isnull=True).delete()
     ContentItem.objects.filter(queue_id=queue_id).update(status=ContentItem.Status.READY, lease_holder=None,
                                                         lease_expires_at=None)
     from django.db import connection
@@ -314,7 +369,10 @@ class Checks:
 
 
 def _check(path: str, results: list[Result], queue_id: int) -> Checks:
+    from datetime import timedelta
+
     from django.db.models import Count
+    from django.utils import timezone
 
     from moderation.models import ContentItem
     from review_queue.models import Claim, Queue
@@ -325,12 +383,13 @@ def _check(path: str, results: list[Result], queue_id: int) -> Checks:
     doubles = len(ids) - len(set(ids))  # every claimed item is finished at once, so a repeat is a double
     overruns = 0
     if path == "veil":
-        doubles += Claim.objects.values("item").annotate(n=Count("id")).filter(n__gt=1).count()
-        doubles += (Claim.objects.filter(ended_at__isnull=True).values("item").annotate(n=Count("id"))
-                    .filter(n__gt=1).count())
-        doubles += abs(Claim.objects.count() - len(ids))
+        claims = Claim.objects.filter(queue_id=queue_id)
+        doubles += claims.values("item").annotate(n=Count("id")).filter(n__gt=1).count()
+        doubles += claims.filter(ended_at__isnull=True).values("item").annotate(n=Count("id")).filter(n__gt=1).count()
+        doubles += abs(claims.count() - len(ids))
         queue = Queue.objects.get(pk=queue_id)
-        for shift in Shift.objects.all():
+        recent = timezone.now() - timedelta(hours=12)  # this run's shifts, not the history's (a day old or more)
+        for shift in Shift.objects.filter(started_at__gt=recent):
             cap = selectors.policy_effective(reviewer=shift.reviewer_id, queue=queue).cap_seconds
             overruns += selectors.exposure_spoken_for(shift=shift) > cap
     decided = ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.DECIDED).count()
@@ -361,6 +420,9 @@ def main() -> None:
     parser.add_argument("--open-seconds", type=int, default=20, help="length of the open-loop run (default 20)")
     parser.add_argument("--open-interval", type=float, default=1.0,
                         help="seconds between one moderator's claims in the open loop (default 1)")
+    parser.add_argument("--history-days", type=int, default=20,
+                        help=f"days of past shifts in the ledger, {HISTORY_PER_SHIFT} items each per reviewer "
+                             "(default 20)")
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
     args = parser.parse_args()
@@ -374,7 +436,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    queue_id, users = _seed(args.items, args.claimers)
+    queue_id, users = _seed(args.items, args.claimers, args.history_days)
     procs = max(1, min(args.procs, args.claimers))
     timeout = 600
 
