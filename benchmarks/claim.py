@@ -128,15 +128,17 @@ def _seed_history(users: list[int], *, days: int, per_shift: int) -> None:
 
     history = Queue.objects.create(slug="bench-history", name="Bench history", purpose="Past work of the bench "
                                    "reviewers.", requester="Veil benchmarks", is_active=False)
-    today = timezone.localdate()
+    now = timezone.now()
     mix = [Severity.NONE, Severity.NONE, Severity.LOW, Severity.LOW, Severity.MEDIUM, Severity.SEVERE]
     weight = {Severity.NONE: 5, Severity.LOW: 25, Severity.MEDIUM: 60, Severity.SEVERE: 100}
     for day in range(days, 0, -1):
-        start = timezone.now().replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=day)
+        # Eight-hour shifts that ended at least 30 hours ago, whatever the time of day: well past the rest between
+        # shifts, so the run's own first claims open new shifts.
+        start = now - timedelta(days=day, hours=14)
         shifts = Shift.objects.bulk_create([
             Shift(reviewer_id=u, started_at=start, ends_at=start + timedelta(hours=8),
                   ended_at=start + timedelta(hours=8), end_reason=Shift.EndReason.LENGTH,
-                  day=today - timedelta(days=day)) for u in users])
+                  day=timezone.localdate(start)) for u in users])
         slots = [(shift, k) for shift in shifts for k in range(per_shift)]
         items = ContentItem.objects.bulk_create(
             [ContentItem(queue=history, status=ContentItem.Status.DECIDED, severity=mix[k % len(mix)],
