@@ -319,13 +319,16 @@ def test_the_item_finished_before_is_settled_even_when_nothing_is_left_to_claim(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_no_prepared_claim_statement_walks_the_items_table_on_its_generic_plan(moderator, settings):
+def test_no_prepared_claim_statement_walks_a_whole_table_on_its_generic_plan(moderator, settings):
     """A server-side prepared statement is soon run on a generic plan: planned once, for any parameter values, from
     the tables' statistics alone. The gate read once bound the 'in_review' status, and its generic plan for "is any
     lease in this queue expired" walked the whole items table on every claim (1.5 ms a claim at 10,000 items,
-    growing with the table). With statistics of a queue that has a few thousand items waiting, no statement of the
-    claim path may plan a sequential scan of the items table."""
-    from moderation.models import ContentItem, Severity
+    growing with the table). With statistics of a queue that has a few thousand items waiting and a ledger with a
+    few thousand past entries of twenty reviewers, no statement of the claim path may plan a sequential scan of the
+    items, claims or ledger tables."""
+    from django.contrib.auth.models import User
+
+    from moderation.models import Category, ContentItem, Severity
 
     settings.VEIL_DB_PREPARED_STATEMENTS = True
     connection.close()  # a connection of this test's own: its prepared statements are the claim path's
@@ -337,8 +340,29 @@ def test_no_prepared_claim_statement_walks_the_items_table_on_its_generic_plan(m
         batch_size=2000,
     )
     assert Severity.SEVERE == 3
+    # Yesterday's work of twenty reviewers, decided and settled, in a queue of its own.
+    history, past = make_queue(slug="generic-history"), T0 - timedelta(days=1, hours=10)
+    reviewers = [moderator.pk, *(u.pk for u in User.objects.bulk_create([User(username=f"past-{n}")
+                                                                          for n in range(19)]))]
+    shifts = Shift.objects.bulk_create([Shift(reviewer_id=r, started_at=past, ends_at=past + 8 * 60 * MIN,
+                                              ended_at=past + 8 * 60 * MIN, end_reason=Shift.EndReason.LENGTH,
+                                              day=past.date()) for r in reviewers])
+    done = ContentItem.objects.bulk_create(
+        [ContentItem(queue=history, status=ContentItem.Status.DECIDED, severity=n % 4, sha256=f"h{n:063x}",
+                     byte_size=1, mime="image/png", original=f"h/{n}.png", source_width=1, source_height=1)
+         for n in range(3000)], batch_size=2000)
+    claims = Claim.objects.bulk_create(
+        [Claim(item=item, queue=history, reviewer_id=reviewers[n % 20], claimed_at=past + n * timedelta(seconds=9),
+               expires_at=past + n * timedelta(seconds=9) + 10 * MIN, ended_at=past + n * timedelta(seconds=9) + MIN,
+               outcome=Claim.Outcome.DECIDED) for n, item in enumerate(done)], batch_size=2000)
+    ExposureEntry.objects.bulk_create(
+        [ExposureEntry(reviewer_id=claim.reviewer_id, shift=shifts[n % 20], claim=claim, item=claim.item,
+                       queue=history, severity=claim.item.severity, category=Category.VIOLENCE, weight_percent=100,
+                       claimed_at=claim.claimed_at, ended_at=claim.ended_at, screen_seconds=60, counted_seconds=60,
+                       reserved=120, exposure=60, day=past.date(), week=past.date())
+         for n, claim in enumerate(claims)], batch_size=2000)
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {ContentItem._meta.db_table}")
+        cursor.execute("ANALYZE")
     with time_machine.travel(T0, tick=False) as clock:
         for _ in range(3):
             finish(item_claim(reviewer=moderator, queue=queue))
@@ -360,4 +384,5 @@ def test_no_prepared_claim_statement_walks_the_items_table_on_its_generic_plan(m
     assert any(f'EXISTS (SELECT 1 FROM "{items}"' in s for s in plans), [s[:60] for s in plans]  # the gate read
     assert any("leased AS (" in s for s in plans)  # the claim statement
     for statement, plan in plans.items():
-        assert f"Seq Scan on {items}" not in plan, f"{statement}\n---\n{plan}"
+        for table in (items, Claim._meta.db_table, ExposureEntry._meta.db_table):
+            assert f"Seq Scan on {table}" not in plan, f"{statement}\n---\n{plan}"
