@@ -24,7 +24,8 @@ BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "ingest": (["--images", "2", "--rounds", "1"], ()),
     "neardup_eval": (["--variants", "1", "--distractors", "2000", "--among", "200"], ()),
     "lookup": (["--sizes", "100000", "--queries", "100", "--baseline-queries", "20", "--adds", "200"], ()),
-    "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5", "--history-days", "5"], ("postgres", "redis")),
+    "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5", "--history-days", "5"],
+              ("postgres", "redis")),
     "realtime": (["--consoles", "200", "--baseline-consoles", "50", "--rounds", "10"], ("postgres", "redis")),
 }
 
