@@ -328,7 +328,7 @@ def test_no_prepared_claim_statement_walks_a_whole_table_on_its_generic_plan(mod
     items, claims or ledger tables."""
     from django.contrib.auth.models import User
 
-    from moderation.models import Category, ContentItem, Severity
+    from moderation.models import Category, ContentItem
 
     settings.VEIL_DB_PREPARED_STATEMENTS = True
     connection.close()  # a connection of this test's own: its prepared statements are the claim path's
@@ -339,7 +339,6 @@ def test_no_prepared_claim_statement_walks_a_whole_table_on_its_generic_plan(mod
                      source_width=1, source_height=1) for n in range(4000)],
         batch_size=2000,
     )
-    assert Severity.SEVERE == 3
     # Yesterday's work of twenty reviewers, decided and settled, in a queue of its own.
     history, past = make_queue(slug="generic-history"), T0 - timedelta(days=1, hours=10)
     reviewers = [moderator.pk, *(u.pk for u in User.objects.bulk_create([User(username=f"past-{n}")
