@@ -325,6 +325,7 @@ def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any)
         from review_queue import realtime
 
         realtime.push("bench-warm-up", {"type": "warm.up"})
+        realtime.flush()
     threads = [threading.Thread(target=run, args=(n, u)) for n, u in enumerate(users)]
     for t in threads:
         t.start()

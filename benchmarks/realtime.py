@@ -109,6 +109,9 @@ async def _trigger(rounds: int, user_ids: list[int]) -> list[dict[str, Any]]:
             ok = await sync_to_async(push_break)(user_id, round_no)
             sent.append({"kind": "break", "round": round_no, "user": user_id, "at": at, "ok": ok})
         await asyncio.sleep(BREAK_INTERVAL)
+    # Pushes are sent from this loop's outbox, after the call returns: wait until every one has gone out.
+    if not await asyncio.get_running_loop().run_in_executor(None, realtime.flush):
+        sent.append({"kind": "flush", "round": -1, "at": time.time(), "ok": False})
     return sent
 
 
@@ -257,7 +260,7 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
                     missing["counts"] += 1
                 else:
                     counts_lat.append(arrived - event["at"])
-        else:
+        elif event["kind"] == "break":
             console = next(c for c in consoles if c.user_id == event["user"])
             arrived = console.breaks.get(event["round"])
             if arrived is None:

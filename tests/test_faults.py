@@ -3,6 +3,8 @@ claim, a lease holder who vanished, and hostile input to the API. Each is bounde
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -216,6 +218,12 @@ class OwnRedis:
         )
         assert wait_for(self._answers, timeout=10), "redis-server did not start"
 
+    def pause(self, ms: int) -> None:
+        """Take connections but answer nothing for `ms` milliseconds (CLIENT PAUSE ALL), as a stalled Redis does."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(f"CLIENT PAUSE {ms} ALL\r\n".encode())
+            assert sock.recv(16).startswith(b"+OK")
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -299,7 +307,8 @@ def test_redis_down_pages_and_claims_work_and_realtime_recovers(own_redis, moder
     assert page.status_code == 200 and b"no-redis" in page.content
     by_page = browser.post(f"/console/queues/{queue.slug}/next/")
     assert by_page.status_code == 302 and by_page["Location"].startswith("/console/items/")
-    assert realtime.queue_counts_changed() is False
+    assert realtime.queue_counts_changed() is True  # taken at once; the send happens in the background
+    assert realtime.flush(timeout=12) is False  # and fails there, logged, without holding anyone up
     assert time.monotonic() - started < 15, "a dead Redis must not stall requests"
     # New consoles are refused rather than left hanging: the browser shows "live updates paused" and retries.
     assert console_opens(cookie) == (False, None)
@@ -326,6 +335,99 @@ def test_redis_down_pages_and_claims_work_and_realtime_recovers(own_redis, moder
 
     assert async_to_sync(live_again)() == {"type": "queue.counts", "counts": {"no-redis": {"waiting": 1,
                                                                                          "escalated": 0}}}
+
+
+STALL_MS = 4000
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_redis_holds_up_no_claim_and_the_counts_arrive_once_it_answers(own_redis, moderator, moderator2):
+    """Redis that takes connections but answers nothing for a while (a huge snapshot, a swapping host): claims
+    return at once, from the server's request thread as from a worker's plain thread, and the consoles hear of
+    them when Redis answers again. Before pushes had an outbox, each claim waited for Redis after its commit, and
+    under daphne its one request thread with it."""
+    queue = make_queue(slug="stalled-redis")
+    for seed in range(3):
+        make_item(queue, seed=seed)
+    cookie = session_cookie(moderator)
+
+    def claim_by(user: Any) -> int:
+        return int(api_as(user).post(claim_path(queue.slug)).status_code)
+
+    def claim_on_a_plain_thread(user: Any) -> int:
+        try:
+            return claim_by(user)
+        finally:
+            connection.close()  # this thread's own connection, or the test database cannot be dropped
+
+    async def scenario() -> tuple[dict[str, Any], list[float], list[int], list[dict[str, Any]], float]:
+        from channels.db import database_sync_to_async
+
+        comm = console_socket(cookie)
+        assert (await comm.connect(timeout=10))[0]
+        first: dict[str, Any] = await comm.receive_json_from(timeout=5)
+        own_redis.pause(STALL_MS)
+        started = time.monotonic()
+        took, codes = [], []
+        # As daphne runs a sync view: on a thread whose pushes go to this event loop...
+        codes.append(await database_sync_to_async(claim_by)(moderator2))
+        took.append(time.monotonic() - started)
+        # ...and from a plain thread, as a Celery worker would (Veil's own push loop).
+        at = time.monotonic()
+        codes.append(await asyncio.get_running_loop().run_in_executor(None, claim_on_a_plain_thread, moderator))
+        took.append(time.monotonic() - at)
+        heard = [await comm.receive_json_from(timeout=STALL_MS / 1000 + 10)]
+        arrived = time.monotonic() - started
+        with contextlib.suppress(Exception):  # the two nudges may have merged into one
+            heard.append(await comm.receive_json_from(timeout=2))
+        await comm.disconnect()
+        return first, took, codes, heard, arrived
+
+    first, took, codes, heard, arrived = async_to_sync(scenario)()
+    assert first["counts"]["stalled-redis"]["waiting"] == 3
+    assert codes == [200, 200]
+    assert max(took) < STALL_MS / 1000 / 2, f"a claim waited for the stalled Redis: {took}"
+    assert arrived >= STALL_MS / 1000 * 0.8  # the news had to wait for Redis, the claims did not
+    assert heard[-1] == {"type": "queue.counts", "counts": {"stalled-redis": {"waiting": 1, "escalated": 0}}}
+    assert realtime.flush(timeout=10) is True  # nothing failed: it was late, not lost
+    assert no_half_taken_leases()
+
+
+@pytest.mark.redis
+def test_nudges_queued_behind_a_stalled_send_merge_into_one_and_other_pushes_keep_their_order(own_redis):
+    """While a send waits for Redis, the pushes made after it wait in the outbox in order; "queue counts changed"
+    nudges among them merge into the first that waits (its queue ids the union), since it is sent after every one
+    of those changes was committed. Nothing else merges or reorders."""
+    from channels.layers import get_channel_layer
+
+    def pushes() -> bool:  # a plain thread, as a Celery worker: Veil's push loop sends
+        realtime.notify_user(user_id=7, event="first")
+        time.sleep(0.5)  # that send is now waiting for the paused Redis
+        for n in range(20):
+            realtime.queue_counts_changed(queue_ids=[n % 3 + 1])
+            realtime.notify_user(user_id=7, event="n", n=n)
+        return realtime.flush(timeout=STALL_MS / 1000 + 10)
+
+    async def scenario() -> tuple[bool, list[dict[str, Any]]]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(realtime.QUEUES_GROUP, channel)
+        await layer.group_add(realtime.user_group(7), channel)
+        own_redis.pause(STALL_MS)
+        ok = await asyncio.get_running_loop().run_in_executor(None, pushes)
+        got = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                got.append(await asyncio.wait_for(layer.receive(channel), timeout=1))
+        return ok, got
+
+    ok, got = async_to_sync(scenario)()
+    assert ok is True
+    assert [m.get("event", m["type"]) for m in got] == ["first", "queue.changed", *["n"] * 20]
+    assert got[1]["queues"] == [1, 2, 3]
+    assert [m["payload"]["n"] for m in got[2:]] == list(range(20))
 
 
 @pytest.mark.redis

@@ -14,7 +14,7 @@ def team_group(team_id: int) -> str:
 
 
 def team_changed(*, team_id: int) -> bool:
-    return realtime.push(team_group(team_id), {"type": "team.changed"})
+    return realtime.push(team_group(team_id), {"type": "team.changed"}, coalesce=True)
 
 
 def reviewer_changed(*, reviewer_id: int) -> bool:
