@@ -339,10 +339,35 @@ def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any)
         t.start()
     for t in threads:
         t.join(timeout=job["timeout"])
-    out.put([r.__dict__ for r in results])
+    out.put({"results": [r.__dict__ for r in results], "cpu": time.process_time()})
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds a phase used: the whole machine (all cores, /proc/stat, from starting the claimer processes to
+    collecting their results) and the claimer processes themselves (Python, psycopg and their system calls). The
+    rest is PostgreSQL, Redis and the kernel's work for them."""
+
+    machine: float = 0.0
+    claimers: float = 0.0
+
+    def __add__(self, other: CpuUse) -> CpuUse:
+        return CpuUse(self.machine + other.machine, self.claimers + other.claimers)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling (user, nice, system, irq, softirq) since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+LAST_PHASE_CPU = CpuUse()
 
 
 def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> list[Result]:
+    global LAST_PHASE_CPU
     from django.db import connections
 
     connections.close_all()  # forked children must not share the parent's socket
@@ -356,11 +381,16 @@ def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> list[Result
         # Each thread needs its moderator's position for its open-loop offset.
         part = {**job, "offsets": {i: job.get("offsets", {}).get(index[u], 0.0) for i, u in enumerate(chunk)}}
         workers.append(ctx.Process(target=_process_main, args=(part, chunk, barrier, out)))
+    busy = _machine_busy_seconds()
     for w in workers:
         w.start()
     results: list[Result] = []
+    claimers_cpu = 0.0
     for _ in workers:
-        results.extend(Result(**r) for r in out.get(timeout=job["timeout"] + 30))
+        done = out.get(timeout=job["timeout"] + 30)
+        results.extend(Result(**r) for r in done["results"])
+        claimers_cpu += done["cpu"]
+    LAST_PHASE_CPU = CpuUse(machine=_machine_busy_seconds() - busy, claimers=claimers_cpu)
     for w in workers:
         w.join(timeout=30)
     errors = [e for r in results for e in r.errors]
@@ -459,6 +489,8 @@ def main() -> None:
     saturation: dict[str, tuple[int, float, list[float], int]] = {}
     rounds: list[dict[str, float]] = []  # claims/s of each path, per round
     checks: dict[tuple[str, str], Checks] = {}
+    cpu: dict[str, CpuUse] = {}  # over all saturation rounds
+    claimed: dict[str, int] = {}
     for n in range(args.rounds):
         rates: dict[str, float] = {}
         for path in ("raw", "veil") if n % 2 == 0 else ("veil", "raw"):  # each path first in turn
@@ -466,6 +498,8 @@ def main() -> None:
             results = _run_phase({"kind": "saturate", "path": path, "queue_id": queue_id, "timeout": timeout},
                                  users, procs)
             summary = _summary(results)
+            cpu[path] = cpu.get(path, CpuUse()) + LAST_PHASE_CPU
+            claimed[path] = claimed.get(path, 0) + summary[0]
             rates[path] = summary[0] / summary[1]
             if path not in saturation:  # the table shows the first round's latencies
                 saturation[path] = summary
@@ -507,6 +541,20 @@ def main() -> None:
     each = "; ".join(f"raw {r['raw']:.0f}, Veil {r['veil']:.0f} claims/s = {r['veil'] / r['raw']:.0%}" for r in rounds)
     print(f"Rounds (after an untimed warm-up phase; each path first in turn, each phase on a vacuumed table): {each}. "
           f"Median Veil / raw: **{statistics.median(ratios):.0%}**")
+    print()
+    print("CPU per claim in the saturation rounds (whole machine from /proc/stat; claimer processes: Python, "
+          "psycopg and their system calls; the rest: PostgreSQL, Redis, the kernel). A path that needs C ms of CPU "
+          f"per claim can do at most {os.cpu_count()} x 1000 / C claims/s on this machine's "
+          f"{os.cpu_count()} cores.")
+    print()
+    print("| claim path | CPU ms / claim, machine | claimer processes | the rest | at most claims/s | vs raw |")
+    print("|---|---:|---:|---:|---:|---:|")
+    per_claim = {path: (use.machine * 1000 / claimed[path], use.claimers * 1000 / claimed[path])
+                 for path, use in cpu.items()}
+    for path, (machine_ms, claimers_ms) in per_claim.items():
+        bound = (os.cpu_count() or 1) * 1000 / machine_ms
+        print(f"| {LABELS[path]} | {machine_ms:.2f} | {claimers_ms:.2f} | {machine_ms - claimers_ms:.2f} | "
+              f"{bound:.0f} | {per_claim['raw'][0] / machine_ms:.0%} |")
     print()
     print(f"(b) Open loop: {args.claimers} moderators each claiming every {args.open_interval:g} s for "
           f"{args.open_seconds} s ({args.claimers / args.open_interval:g} claims/s offered), latency from the "
