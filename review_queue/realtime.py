@@ -115,7 +115,8 @@ class _Outbox:
     request threads push. A send that fails (Redis down, or silent for PUSH_TIMEOUT_SECONDS) is logged, and the
     pushes queued behind it are dropped rather than sent late: a console whose socket lost its layer notices on
     its next heartbeat and is told the state as it is then when it reconnects (review_queue.consumers). At most
-    LIMIT pushes wait; beyond that the oldest are dropped, with a log line.
+    LIMIT pushes wait: a thread that pushes into a full outbox waits for room (at most PUSH_TIMEOUT_SECONDS), then
+    the oldest waiting push is dropped, with a log line.
     """
 
     LIMIT = 1000
@@ -124,6 +125,7 @@ class _Outbox:
         self._loop = loop
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
         self._entries: deque[_Entry] = deque()
         self._sending = False
         self._failed = False  # since the last wait_idle
@@ -132,6 +134,9 @@ class _Outbox:
         with self._lock:
             if coalesce and self._merged(layer, group, message):
                 return True
+            if len(self._entries) >= self.LIMIT and not self._on_own_loop():
+                # A burst faster than Redis takes it: the pusher waits for room, as it used to wait for Redis.
+                self._room.wait_for(lambda: len(self._entries) < self.LIMIT, timeout=PUSH_TIMEOUT_SECONDS)
             if len(self._entries) >= self.LIMIT:
                 dropped = self._entries.popleft()
                 self._failed = True
@@ -167,12 +172,19 @@ class _Outbox:
         self._loop.create_task(self._drain())
 
     async def _drain(self) -> None:
+        emptied = False
         try:
             while True:
                 with self._lock:
                     if not self._entries:
-                        break
+                        # Under the same lock as the check: a push made after it schedules a sender of its own.
+                        self._sending = False
+                        self._idle.notify_all()
+                        emptied = True
+                        return
                     entry = self._entries.popleft()
+                    if len(self._entries) == self.LIMIT - 1:
+                        self._room.notify_all()
                 try:
                     await asyncio.wait_for(entry.layer.group_send(entry.group, entry.message),
                                            timeout=PUSH_TIMEOUT_SECONDS)
@@ -181,19 +193,27 @@ class _Outbox:
                         dropped = len(self._entries)
                         self._entries.clear()
                         self._failed = True
+                        self._room.notify_all()
                     log.warning("realtime push to %s failed; %d waiting pushes dropped", entry.group, dropped,
                                 exc_info=True)
         finally:
-            with self._lock:
-                self._entries.clear()  # only if cancelled: then nothing would ever send them
-                self._sending = False
-                self._idle.notify_all()
+            if not emptied:  # cancelled, as when the loop shuts down: nothing would ever send what waits
+                with self._lock:
+                    if self._entries:
+                        self._failed = True
+                    self._entries.clear()
+                    self._sending = False
+                    self._idle.notify_all()
+                    self._room.notify_all()
+
+    def _on_own_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     def wait_idle(self, timeout: float) -> bool:
         with self._lock:
-            if self._loop.is_closed():
-                self._entries.clear()
-                self._sending = False
             idle = self._idle.wait_for(lambda: not self._sending, timeout=timeout)
             ok = idle and not self._failed
             self._failed = False
@@ -235,6 +255,8 @@ def _all_outboxes() -> list[_Outbox]:
     except RuntimeError:
         mine = None
     with _outboxes_lock:
+        for loop in [loop for loop in _outboxes if loop.is_closed()]:
+            del _outboxes[loop]  # nothing more will be sent from a closed loop, nor waited for
         return [box for loop, box in _outboxes.items() if loop is not mine]
 
 

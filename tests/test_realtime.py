@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 
 import pytest
@@ -187,6 +189,63 @@ def test_pushes_made_outside_the_server_share_one_event_loop_and_keep_their_orde
         assert len(loops) == 1 and id(None) not in loops  # one loop of Veil's for all 30
         assert realtime._PUSH_LOOP._loop is not None and realtime._PUSH_LOOP._loop.is_running()
         assert threading.active_count() <= threads_before + 2  # that loop's thread (and the executor's), not 30
+    finally:
+        channel_layers.backends.clear()
+
+
+@pytest.mark.redis
+def test_pushes_from_many_threads_at_once_all_arrive_each_thread_in_its_order(settings):
+    """Request threads push while the outbox's sender drains it: none is lost between a sender finding the outbox
+    empty and a push arriving, and each thread's pushes arrive in the order it made them."""
+    import asyncio
+    import secrets
+    import threading
+
+    from channels.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"veil-test-{secrets.token_hex(3)}"},
+        }
+    }
+    channel_layers.backends.clear()
+    threads, each = 8, 150
+
+    def pusher(t: int, start: threading.Barrier) -> None:
+        start.wait(5)
+        for n in range(each):
+            realtime.push("many", {"type": "n", "t": t, "n": n})
+            if n % 10 == 0:
+                time.sleep(0.001)  # let the sender catch up and find the outbox empty now and then
+
+    def pushes() -> bool:
+        start = threading.Barrier(threads)
+        workers = [threading.Thread(target=pusher, args=(t, start)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+        return realtime.flush(timeout=20)
+
+    async def scenario() -> tuple[bool, list[dict[str, Any]]]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add("many", channel)
+        ok = await asyncio.get_running_loop().run_in_executor(None, pushes)
+        got: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            while len(got) < threads * each:
+                got.append(await asyncio.wait_for(layer.receive(channel), timeout=3))
+        await layer.group_discard("many", channel)
+        return ok, got
+
+    try:
+        ok, got = run(scenario)
+        assert ok is True
+        assert len(got) == threads * each
+        for t in range(threads):
+            assert [m["n"] for m in got if m["t"] == t] == list(range(each))
     finally:
         channel_layers.backends.clear()
 
