@@ -363,11 +363,7 @@ def _machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-LAST_PHASE_CPU = CpuUse()
-
-
-def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> list[Result]:
-    global LAST_PHASE_CPU
+def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> tuple[list[Result], CpuUse]:
     from django.db import connections
 
     connections.close_all()  # forked children must not share the parent's socket
@@ -390,13 +386,13 @@ def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> list[Result
         done = out.get(timeout=job["timeout"] + 30)
         results.extend(Result(**r) for r in done["results"])
         claimers_cpu += done["cpu"]
-    LAST_PHASE_CPU = CpuUse(machine=_machine_busy_seconds() - busy, claimers=claimers_cpu)
+    used = CpuUse(machine=_machine_busy_seconds() - busy, claimers=claimers_cpu)
     for w in workers:
         w.join(timeout=30)
     errors = [e for r in results for e in r.errors]
     if errors:
         sys.exit(f"claimers failed: {errors[:3]}")
-    return results
+    return results, used
 
 
 # ---- checks -----------------------------------------------------------------------------------------------------
@@ -495,10 +491,10 @@ def main() -> None:
         rates: dict[str, float] = {}
         for path in ("raw", "veil") if n % 2 == 0 else ("veil", "raw"):  # each path first in turn
             _reset(queue_id)
-            results = _run_phase({"kind": "saturate", "path": path, "queue_id": queue_id, "timeout": timeout},
-                                 users, procs)
+            results, used = _run_phase({"kind": "saturate", "path": path, "queue_id": queue_id,
+                                        "timeout": timeout}, users, procs)
             summary = _summary(results)
-            cpu[path] = cpu.get(path, CpuUse()) + LAST_PHASE_CPU
+            cpu[path] = cpu.get(path, CpuUse()) + used
             claimed[path] = claimed.get(path, 0) + summary[0]
             rates[path] = summary[0] / summary[1]
             if path not in saturation:  # the table shows the first round's latencies
@@ -519,7 +515,7 @@ def main() -> None:
         job = {"kind": "open", "path": path, "queue_id": queue_id, "timeout": args.open_seconds + 120,
                "t0": time.time() + 3, "offsets": offsets, "seconds": args.open_seconds,
                "interval": args.open_interval}
-        results = _run_phase(job, users, procs)
+        results, _used = _run_phase(job, users, procs)
         open_loop[path] = _summary(results)
         open_first[path] = [x for r in results for x in r.first_latencies]
         checks[("open loop", path)] = _check(path, results, queue_id)

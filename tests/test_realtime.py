@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +39,21 @@ def communicator(cookie: bytes | None = None, origin: bytes = b"http://localhost
 
 def run(coro_fn: Any) -> Any:
     return async_to_sync(coro_fn)()
+
+
+@pytest.fixture
+def redis_pubsub_layer(settings: Any) -> Iterator[None]:
+    """The real stack's channel layer (channels_redis pub/sub on the test Redis), under a key prefix of this test's
+    own, built anew for the test and forgotten after it."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"veil-test-{secrets.token_hex(3)}"},
+        }
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 def test_anonymous_and_non_reviewers_are_refused(health, requester, stranger):
@@ -115,56 +132,38 @@ def test_user_events_reach_only_that_user(moderator, moderator2):
 
 
 @pytest.mark.redis
-def test_broadcast_through_channels_redis(moderator, settings):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": "veil-test"},
-        }
-    }
-    channel_layers.backends.clear()
+def test_broadcast_through_channels_redis(moderator, redis_pubsub_layer):
     queue = make_queue(slug="redis-live")
     make_item(queue, seed=1)
     cookie = session_cookie(moderator)
-    try:
-        async def scenario() -> dict[str, Any]:
-            comm = communicator(cookie)
-            assert (await comm.connect())[0]
-            await comm.receive_json_from(timeout=5)
-            from channels.db import database_sync_to_async
 
-            await database_sync_to_async(realtime.queue_counts_changed)()
-            got: dict[str, Any] = await comm.receive_json_from(timeout=5)
-            await comm.disconnect()
-            return got
+    async def scenario() -> dict[str, Any]:
+        comm = communicator(cookie)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from(timeout=5)
+        from channels.db import database_sync_to_async
 
-        got = run(scenario)
-        assert got["type"] == "queue.counts" and got["counts"]["redis-live"]["waiting"] == 1
-        from channels.layers import get_channel_layer
+        await database_sync_to_async(realtime.queue_counts_changed)()
+        got: dict[str, Any] = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return got
 
-        assert type(get_channel_layer()).__module__.startswith("channels_redis")
-    finally:
-        channel_layers.backends.clear()
+    got = run(scenario)
+    assert got["type"] == "queue.counts" and got["counts"]["redis-live"]["waiting"] == 1
+    from channels.layers import get_channel_layer
+
+    assert type(get_channel_layer()).__module__.startswith("channels_redis")
 
 
 @pytest.mark.redis
-def test_pushes_made_outside_the_server_share_one_event_loop_and_keep_their_order(settings):
+def test_pushes_made_outside_the_server_share_one_event_loop_and_keep_their_order(redis_pubsub_layer):
     """A Celery worker, a management command or a benchmark has no ASGI server loop. There asgiref would start a
     thread and an event loop for every push, and channels_redis a Redis connection for each loop; Veil's pushes go
     through one loop of the process instead, and arrive in the order they were made."""
     import asyncio
-    import secrets
     import threading
 
     from channels.layers import get_channel_layer
-
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"veil-test-{secrets.token_hex(3)}"},
-        }
-    }
-    channel_layers.backends.clear()
 
     def pushes() -> tuple[list[bool], set[int]]:  # a plain thread: no server loop at hand
         sent, loops = [], set()
@@ -182,34 +181,23 @@ def test_pushes_made_outside_the_server_share_one_event_loop_and_keep_their_orde
         await layer.group_discard("order", channel)
         return sent, loops, got
 
-    try:
-        threads_before = threading.active_count()
-        sent, loops, got = run(scenario)
-        assert all(sent) and got == list(range(30))
-        assert len(loops) == 1 and id(None) not in loops  # one loop of Veil's for all 30
-        assert realtime._PUSH_LOOP._loop is not None and realtime._PUSH_LOOP._loop.is_running()
-        assert threading.active_count() <= threads_before + 2  # that loop's thread (and the executor's), not 30
-    finally:
-        channel_layers.backends.clear()
+    threads_before = threading.active_count()
+    sent, loops, got = run(scenario)
+    assert all(sent) and got == list(range(30))
+    assert len(loops) == 1 and id(None) not in loops  # one loop of Veil's for all 30
+    assert realtime._PUSH_LOOP._loop is not None and realtime._PUSH_LOOP._loop.is_running()
+    assert threading.active_count() <= threads_before + 2  # that loop's thread (and the executor's), not 30
 
 
 @pytest.mark.redis
-def test_pushes_from_many_threads_at_once_all_arrive_each_thread_in_its_order(settings):
+def test_pushes_from_many_threads_at_once_all_arrive_each_thread_in_its_order(redis_pubsub_layer):
     """Request threads push while the outbox's sender drains it: none is lost between a sender finding the outbox
     empty and a push arriving, and each thread's pushes arrive in the order it made them."""
     import asyncio
-    import secrets
     import threading
 
     from channels.layers import get_channel_layer
 
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"veil-test-{secrets.token_hex(3)}"},
-        }
-    }
-    channel_layers.backends.clear()
     threads, each = 8, 150
 
     def pusher(t: int, start: threading.Barrier) -> None:
@@ -240,14 +228,11 @@ def test_pushes_from_many_threads_at_once_all_arrive_each_thread_in_its_order(se
         await layer.group_discard("many", channel)
         return ok, got
 
-    try:
-        ok, got = run(scenario)
-        assert ok is True
-        assert len(got) == threads * each
-        for t in range(threads):
-            assert [m["n"] for m in got if m["t"] == t] == list(range(each))
-    finally:
-        channel_layers.backends.clear()
+    ok, got = run(scenario)
+    assert ok is True
+    assert len(got) == threads * each
+    for t in range(threads):
+        assert [m["n"] for m in got if m["t"] == t] == list(range(each))
 
 
 def test_push_failure_never_breaks_the_caller(moderator, settings):
