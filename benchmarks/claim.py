@@ -23,8 +23,12 @@ finish is the benchmark's own, not what is measured. Latency is the claim call a
 
 Afterwards it checks that no item was assigned twice and that no reviewer's shift went over its exposure cap.
 
+With --floor the saturation rounds also measure the floor of a design Veil does not have, the gate inside
+PostgreSQL: Veil's claim statements in one PL/pgSQL call (benchmarks/claim_floor.py), with and without the request's
+loads of user and queue.
+
 Run: python -m benchmarks.claim [--items 10000] [--claimers 50] [--procs 5] [--rounds 2] [--open-seconds 20]
-     [--open-interval 1]
+     [--open-interval 1] [--floor]
 Needs PostgreSQL and Redis; recreates the database named by --database-url (default veil_bench on 127.0.0.1).
 """
 
@@ -245,10 +249,27 @@ def _ready_left(queue_id: int) -> bool:
     return ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.READY).exists()
 
 
+def _floor_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
+    from benchmarks import claim_floor
+
+    return claim_floor.claim(user_id, queue_id, request_loads=True)
+
+
+def _floor_bare_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
+    from benchmarks import claim_floor
+
+    return claim_floor.claim(user_id, queue_id, request_loads=False)
+
+
 PATHS: dict[str, tuple[Callable[[int, int], Any], Callable[[Any], None]]] = {
     "raw": (_raw_claim, _raw_finish),
     "veil": (_veil_claim, _veil_finish),
+    # --floor: Veil's claim statements in one PL/pgSQL call (benchmarks/claim_floor.py), with and without the
+    # request's loads of user and queue.
+    "floor": (_floor_claim, _veil_finish),
+    "floor-bare": (_floor_bare_claim, _veil_finish),
 }
+VEIL_PATHS = ("veil", "floor", "floor-bare")  # the paths that write Veil's claims and ledger
 
 
 def _item_id(claimed: Any) -> int:
@@ -327,7 +348,7 @@ def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any)
         finally:
             connection.close()
 
-    if job["path"] == "veil":
+    if job["path"] in VEIL_PATHS:
         # A running server process has its channel layer connected; opening it (about 60 ms, more under load) is
         # not a claim's cost. Without this the first push of each process makes its other nine claimers wait.
         from review_queue import realtime
@@ -419,7 +440,7 @@ def _check(path: str, results: list[Result], queue_id: int) -> Checks:
     ids = [i for r in results for i in r.item_ids]
     doubles = len(ids) - len(set(ids))  # every claimed item is finished at once, so a repeat is a double
     overruns = 0
-    if path == "veil":
+    if path in VEIL_PATHS:
         claims = Claim.objects.filter(queue_id=queue_id)
         doubles += claims.values("item").annotate(n=Count("id")).filter(n__gt=1).count()
         doubles += claims.filter(ended_at__isnull=True).values("item").annotate(n=Count("id")).filter(n__gt=1).count()
@@ -444,7 +465,9 @@ def _summary(results: list[Result]) -> tuple[int, float, list[float], int]:
     return claims, wall, latencies, sum(r.empty_retries for r in results)
 
 
-LABELS = {"raw": "raw SQL `UPDATE … FOR UPDATE SKIP LOCKED`", "veil": "Veil `item_claim` (wellbeing gate on)"}
+LABELS = {"raw": "raw SQL `UPDATE … FOR UPDATE SKIP LOCKED`", "veil": "Veil `item_claim` (wellbeing gate on)",
+          "floor": "floor: Veil's claim statements in one PL/pgSQL call, request loads as Veil's",
+          "floor-bare": "floor: Veil's claim statements in one PL/pgSQL call, nothing else"}
 
 
 def main() -> None:
@@ -460,6 +483,9 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=20,
                         help=f"days of past shifts in the ledger, {HISTORY_PER_SHIFT} items each per reviewer "
                              "(default 20)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure the floor of a gate inside PostgreSQL (benchmarks/claim_floor.py) in the "
+                             "saturation rounds")
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
     args = parser.parse_args()
@@ -474,6 +500,11 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     queue_id, users = _seed(args.items, args.claimers, args.history_days)
+    paths = ["raw", "veil", *(["floor", "floor-bare"] if args.floor else [])]
+    if args.floor:
+        from benchmarks import claim_floor
+
+        claim_floor.install()
     procs = max(1, min(args.procs, args.claimers))
     timeout = 600
 
@@ -489,7 +520,7 @@ def main() -> None:
     claimed: dict[str, int] = {}
     for n in range(args.rounds):
         rates: dict[str, float] = {}
-        for path in ("raw", "veil") if n % 2 == 0 else ("veil", "raw"):  # each path first in turn
+        for path in paths if n % 2 == 0 else paths[::-1]:  # each path first in turn
             _reset(queue_id)
             results, used = _run_phase({"kind": "saturate", "path": path, "queue_id": queue_id,
                                         "timeout": timeout}, users, procs)
@@ -537,6 +568,10 @@ def main() -> None:
     each = "; ".join(f"raw {r['raw']:.0f}, Veil {r['veil']:.0f} claims/s = {r['veil'] / r['raw']:.0%}" for r in rounds)
     print(f"Rounds (after an untimed warm-up phase; each path first in turn, each phase on a vacuumed table): {each}. "
           f"Median Veil / raw: **{statistics.median(ratios):.0%}**")
+    for path in paths[2:]:
+        floor = statistics.median(r[path] / r["raw"] for r in rounds)
+        print(f"Median {LABELS[path]} / raw: {floor:.0%} (each round: "
+              + ", ".join(f"{r[path]:.0f} claims/s" for r in rounds) + ")")
     print()
     print("CPU per claim in the saturation rounds (whole machine from /proc/stat; claimer processes: Python, "
           "psycopg and their system calls; the rest: PostgreSQL, Redis, the kernel). A path that needs C ms of CPU "
@@ -573,7 +608,7 @@ def main() -> None:
     print("| run | claim path | items claimed | double assignments | cap overruns |")
     print("|---|---|---:|---:|---:|")
     for (run, path), found in checks.items():
-        overruns = str(found.cap_overruns) if path == "veil" else "n/a"
+        overruns = str(found.cap_overruns) if path in VEIL_PATHS else "n/a"
         print(f"| {run} | {LABELS[path]} | {found.claims} | {found.double_assignments} | {overruns} |")
     failed = [key for key, found in checks.items() if found.double_assignments or found.cap_overruns]
     if failed:
