@@ -25,7 +25,7 @@ from tests.factories import make_queue
 from tests.test_wellbeing_helpers import T0, finish, ready_item
 from wellbeing.models import ExposureEntry
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 ENTRY_FIELDS = ("severity", "category", "weight_percent", "claimed_at", "ended_at", "screen_seconds", "reveal_count",
                 "reveal_seconds", "counted_seconds", "reserved", "exposure", "day", "week", "queue_id")
