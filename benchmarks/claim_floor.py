@@ -19,7 +19,6 @@ when the function is created.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 FUNCTION = "veil_bench_claim_floor"
 
@@ -122,31 +121,23 @@ CALL = f"SELECT {FUNCTION}(%s, %s, %s, %s)"
 
 def claim(user_id: int, queue_id: int, *, request_loads: bool) -> tuple[int, int] | None:
     """One claim through the function, in autocommit (one round trip, one transaction), and Veil's after-commit push;
-    Veil's `item_claim` where the function defers to the gate."""
+    Veil's own path in the benchmark (request loads and `item_claim`) where the function defers to the gate."""
     from django.contrib.auth.models import User
     from django.utils import timezone
 
+    from benchmarks.claim import _veil_claim
     from config import db
     from review_queue import realtime
     from review_queue.models import Queue
-    from review_queue.services import NothingToClaim, item_claim
 
-    lease_seconds: Any = 600
+    lease_seconds = 600
     if request_loads:  # as Veil's path in the benchmark: a request loads its user and the queue
-        reviewer = User.objects.get(pk=user_id)
-        queue = Queue.objects.get(pk=queue_id)
-        lease_seconds = queue.lease_duration_seconds
+        User.objects.get(pk=user_id)
+        lease_seconds = Queue.objects.get(pk=queue_id).lease_duration_seconds
     row = db.fetchone(CALL, [user_id, queue_id, timezone.now(), lease_seconds])
     found = row[0] if row else None
-    if found is None:
-        if not request_loads:
-            reviewer = User.objects.get(pk=user_id)
-            queue = Queue.objects.get(pk=queue_id)
-        try:
-            made = item_claim(reviewer=reviewer, queue=queue)
-        except NothingToClaim:
-            return None
-        return made.item_id, made.pk
+    if found is None:  # a shift's first claim, the rare branches: Veil's path (one claim a claimer a phase)
+        return _veil_claim(user_id, queue_id)
     claim_id, item_id = found
     if not claim_id:
         return None

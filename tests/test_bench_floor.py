@@ -80,7 +80,7 @@ def test_the_claim_floor_writes_the_rows_item_claim_writes(moderator, moderator2
     assert len(veil["claims"]) == 5 and len(veil["entries"]) == 5
     assert floor == veil
     settled = [entry for entry in floor["entries"] if entry[ENTRY_FIELDS.index("exposure")] is not None]
-    assert len(settled) == 4  # the settlements were written, by the floor's own statement for three of them
+    assert len(settled) == 4  # every settlement of moderator2's items was written by the floor's own statement
 
 
 def test_the_claim_floor_defers_what_it_does_not_decide_to_veils_gate(moderator):  # type: ignore[no-untyped-def]
