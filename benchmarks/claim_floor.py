@@ -40,7 +40,7 @@ def function_sql() -> str:
     from moderation.models import AuditEvent, ContentItem, Severity
     from review_queue import services as claims
     from review_queue.models import Claim
-    from wellbeing import gate_reads
+    from wellbeing import gate_reads, rules
     from wellbeing import services as wellbeing
     from wellbeing.models import OrganisationPolicy
 
@@ -66,8 +66,8 @@ def function_sql() -> str:
     with_settle = _positional(claims._claim_sql(batch=batch, excluded=0, settles=True), settle + lease)
     without = _positional(claims._claim_sql(batch=batch, excluded=0, settles=False), lease)
     names = ", ".join(f"c{n}" for n in range(1, columns + 1))
-    cap = org.exposure_cap_units * 60
-    reserve = org.item_seconds_max  # what a claim of a severe item reserves (weight 100 %)
+    policy = rules.policy_combine([rules.PolicyLayer.from_model("organisation", org)])
+    cap, reserve = policy.cap_seconds, policy.reserve_for(Severity.SEVERE)  # the gate's own arithmetic
     zone = settings.TIME_ZONE.replace("'", "")
     return f"""
 CREATE OR REPLACE FUNCTION {FUNCTION}(p_reviewer bigint, p_queue bigint, p_now timestamptz, p_lease_seconds int)
