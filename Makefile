@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev migrate seed serve test test-sqlite test-services lint bench clean
+.PHONY: run install install-dev migrate seed serve stack test test-sqlite test-services lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ serve: install
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 run: seed serve
+
+# The real stack without docker: PostgreSQL and Redis (found or started), one web process per core on one socket,
+# a Celery worker and beat. DATABASE_URL / REDIS_URL / VEIL_WEB_PROCESSES choose; see config/stack.py.
+stack: install
+	$(BIN)/python -m config.stack --host $(HOST) --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .

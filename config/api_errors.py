@@ -51,6 +51,11 @@ DATABASE_UNAVAILABLE = "The database could not be reached, so this request did n
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    from moderation.media import DecodeBusy
+
+    if isinstance(exc, DecodeBusy):
+        return Response({"error": "busy", "detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "30"})
     if isinstance(exc, OperationalError | InterfaceError):
         # A lost or refused connection (or a deadlock, a timeout): the service's transaction was rolled back, so
         # the client may simply retry.

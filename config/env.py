@@ -89,8 +89,9 @@ def database_from_url(name: str, url: str) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
+            # Connections are reused through a pool (settings: VEIL_DB_POOL_SIZE), never kept per thread: under
+            # ASGI every request runs in a thread of its own, so CONN_MAX_AGE would leave one open per request.
+            "CONN_MAX_AGE": 0,
             "OPTIONS": options,
         }
     if scheme == "sqlite":

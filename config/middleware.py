@@ -30,9 +30,9 @@ class ContentSecurityPolicyMiddleware:
 
 
 class DatabaseUnavailableMiddleware:
-    """A lost database connection is a 503 with a sentence, not a bare 500: the service's transaction was rolled
-    back, so trying again is safe. The page template uses no database (it may be down), and the API gets the usual error
-    shape (DRF views answer through config.api_errors first; this covers the rest)."""
+    """A lost database connection (or a full decode budget) is a 503 with a sentence, not a bare 500: the service's
+    transaction was rolled back, so trying again is safe. The page template uses no database (it may be down), and
+    the API gets the usual error shape (DRF views answer through config.api_errors first; this covers the rest)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -41,12 +41,17 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, OperationalError | InterfaceError):
-            return None
-        if request.path.startswith("/api/"):
-            response: HttpResponse = JsonResponse({"error": "database_unavailable", "detail": DATABASE_UNAVAILABLE},
-                                                  status=503)
+        from moderation.media import DecodeBusy
+
+        if isinstance(exception, DecodeBusy):
+            code, detail, retry = "busy", str(exception), "30"
+        elif isinstance(exception, OperationalError | InterfaceError):
+            code, detail, retry = "database_unavailable", DATABASE_UNAVAILABLE, "5"
         else:
-            response = HttpResponse(render_to_string("503.html", {"detail": DATABASE_UNAVAILABLE}), status=503)
-        response["Retry-After"] = "5"
+            return None
+        if request.path.startswith("/api/") or request.path.startswith(("/h/", "/m/")):
+            response: HttpResponse = JsonResponse({"error": code, "detail": detail}, status=503)
+        else:
+            response = HttpResponse(render_to_string("503.html", {"detail": detail}), status=503)
+        response["Retry-After"] = retry
         return response

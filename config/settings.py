@@ -131,6 +131,28 @@ DATABASES = {
     else sqlite_database(str(DATA_DIR / "veil.sqlite3"))
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL connections come from a pool per process (psycopg_pool through Django's OPTIONS["pool"]): at most
+# VEIL_DB_POOL_SIZE open at once, handed to whichever request thread needs one and returned when its request ends.
+# A request that finds the pool empty waits up to VEIL_DB_POOL_TIMEOUT_SECONDS, then gets 503 database_unavailable.
+# A deployment's total is (web processes + worker processes + beat) x the size: keep it under the server's
+# max_connections (100 by default). 0 turns the pool off (a connection per request, closed at its end), for a
+# deployment behind an external pooler such as PgBouncer.
+VEIL_DB_POOL_SIZE = env_int("VEIL_DB_POOL_SIZE", 8, minimum=0, maximum=500)
+VEIL_DB_POOL_TIMEOUT_SECONDS = env_int("VEIL_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_DB_POOL_SIZE:
+    # CONN_HEALTH_CHECKS makes Django give the pool psycopg_pool's check: a connection that died while idle
+    # (PostgreSQL restarted, a proxy cut it) is replaced, not handed out.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["OPTIONS"] = {  # type: ignore[index]
+        **DATABASES["default"]["OPTIONS"],  # type: ignore[dict-item]
+        "pool": {
+            "min_size": 1,
+            "max_size": VEIL_DB_POOL_SIZE,
+            "timeout": VEIL_DB_POOL_TIMEOUT_SECONDS,
+            "max_idle": 300,  # connections beyond min_size idle this long are closed
+            "max_lifetime": 3600,
+        },
+    }
 # The claim path's own statements (config/db.py: shift lock, the gate's read, the claim, roles) are server-side
 # prepared statements on PostgreSQL: planned once per connection instead of on every claim. Turn off behind a
 # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
@@ -159,7 +181,29 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VEIL_TASK_VISIBILITY_SECONDS", 3600, minimum=60)}
+# Recovery from a worker killed mid-task, sized together (README, "Recovery"): a task is stopped after
+# VEIL_TASK_TIME_LIMIT_SECONDS (a soft limit 5 s earlier lets it clean up); a task that waits before retrying holds
+# its message at most VEIL_TASK_HOLD_SECONDS; Redis hands an unacknowledged task to another worker once it has been
+# out for VEIL_TASK_VISIBILITY_SECONDS, looked for every 10 s. The visibility timeout must exceed the other two
+# together, or a task still running (or waiting) would be delivered twice. At the defaults a killed worker's item
+# is taken up again within 90 + 10 s, well inside the two minutes promised.
+VEIL_TASK_TIME_LIMIT_SECONDS = env_int("VEIL_TASK_TIME_LIMIT_SECONDS", 45, minimum=10, maximum=3600)
+VEIL_TASK_HOLD_SECONDS = env_int("VEIL_TASK_HOLD_SECONDS", 30, minimum=1, maximum=600)
+VEIL_TASK_VISIBILITY_SECONDS = env_int("VEIL_TASK_VISIBILITY_SECONDS", 90, minimum=30)
+if VEIL_TASK_VISIBILITY_SECONDS <= VEIL_TASK_TIME_LIMIT_SECONDS + VEIL_TASK_HOLD_SECONDS:
+    raise ImproperlyConfigured(
+        f"VEIL_TASK_VISIBILITY_SECONDS ({VEIL_TASK_VISIBILITY_SECONDS}) must be larger than "
+        f"VEIL_TASK_TIME_LIMIT_SECONDS + VEIL_TASK_HOLD_SECONDS ({VEIL_TASK_TIME_LIMIT_SECONDS} + "
+        f"{VEIL_TASK_HOLD_SECONDS}): a task still running or waiting to retry would be delivered twice"
+    )
+CELERY_TASK_TIME_LIMIT = VEIL_TASK_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = VEIL_TASK_TIME_LIMIT_SECONDS - 5
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": VEIL_TASK_VISIBILITY_SECONDS,
+    # kombu looks for tasks past their visibility timeout every interval x throttle seconds (100 s by default).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -199,6 +243,12 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 VEIL_MAX_UPLOAD_BYTES = env_int("VEIL_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1024)
 VEIL_MAX_PIXELS = env_int("VEIL_MAX_PIXELS", 50_000_000, minimum=10_000)
 VEIL_MAX_FRAMES = env_int("VEIL_MAX_FRAMES", 500, minimum=1)
+# Decoded pictures held in memory at once, per process (moderation.media.DecodeBudget): a decode holds 8 bytes a
+# pixel (the raster and one conversion copy), so at the default a 50-megapixel picture decodes alone and twelve
+# 12-megapixel photos side by side. A request that waits longer than VEIL_DECODE_WAIT_SECONDS for room gets 503
+# `busy` with Retry-After; a worker task retries.
+VEIL_DECODE_BUDGET_MIB = env_int("VEIL_DECODE_BUDGET_MIB", 512, minimum=64)
+VEIL_DECODE_WAIT_SECONDS = env_int("VEIL_DECODE_WAIT_SECONDS", 30, minimum=1, maximum=300)
 VEIL_DISPLAY_MAX_SIDE = env_int("VEIL_DISPLAY_MAX_SIDE", 1600, minimum=256, maximum=4096)
 FILE_UPLOAD_HANDLERS = ["moderation.uploads.SizeLimitedUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # non-file form fields only
@@ -282,4 +332,10 @@ VEIL_COOP_MAX_ITEMS = env_int("VEIL_COOP_MAX_ITEMS", 100, minimum=1, maximum=100
 # A JSON batch is refused above this size before it is read: base64 makes an image 4/3 larger.
 VEIL_COOP_MAX_BODY_BYTES = env_int(
     "VEIL_COOP_MAX_BODY_BYTES", VEIL_MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024, minimum=1024
+)
+# The largest request body the server reads at all, for anyone (config/http_limits.py): over it daphne answers 413
+# as soon as the headers say so, or cuts a chunked body off when it gets there, before Django sees the request.
+# Default: the largest body a Veil endpoint accepts (a Coop batch, or an upload with its form fields).
+VEIL_MAX_REQUEST_BYTES = env_int(
+    "VEIL_MAX_REQUEST_BYTES", max(VEIL_COOP_MAX_BODY_BYTES, VEIL_MAX_UPLOAD_BYTES + 1024 * 1024), minimum=64 * 1024
 )

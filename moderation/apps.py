@@ -7,4 +7,12 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from moderation import checks  # noqa: F401  (registers the start-up checks)
+        from django.conf import settings
+
+        from moderation import (
+            checks,  # noqa: F401  (registers the start-up checks)
+            media,
+        )
+
+        media.DECODES.budget_bytes = int(settings.VEIL_DECODE_BUDGET_MIB) * 1024 * 1024
+        media.DECODES.wait_seconds = float(settings.VEIL_DECODE_WAIT_SECONDS)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import io
 import re
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +61,61 @@ class UnsafeImage(Exception):
         return f"{self.code}: {self.detail}"
 
 
+class DecodeBusy(Exception):
+    """The process's decode budget stayed full for the whole wait: try again shortly (503 in a request, a retry in
+    the worker). Not an UnsafeImage: nothing is wrong with the file."""
+
+
+class DecodeBudget:
+    """Bounds the memory that decoded pictures take in one process, whatever the number of requests or tasks.
+
+    A decode holds `cost` bytes (its raster; see `raster_cost`) while it runs; one that would take the total over
+    `budget_bytes` waits until others finish, for at most `wait_seconds`, then raises DecodeBusy. A picture larger
+    than the whole budget decodes alone. Django configures the process's budget from VEIL_DECODE_BUDGET_MIB
+    (moderation.apps); the default here is only for using this module on its own.
+    """
+
+    def __init__(self, budget_bytes: int = 512 * 1024 * 1024, wait_seconds: float = 30.0) -> None:
+        self.budget_bytes = budget_bytes
+        self.wait_seconds = wait_seconds
+        self._cond = threading.Condition()
+        self._in_use = 0
+        self.peak_in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @contextmanager
+    def hold(self, cost: int) -> Iterator[None]:
+        cost = max(0, min(cost, self.budget_bytes))
+        deadline = time.monotonic() + self.wait_seconds
+        with self._cond:
+            while self._in_use and self._in_use + cost > self.budget_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DecodeBusy("The server is busy decoding other large pictures. Try again in a minute.")
+                self._cond.wait(remaining)
+            self._in_use += cost
+            self.peak_in_use = max(self.peak_in_use, self._in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_use -= cost
+                self._cond.notify_all()
+
+
+# Bytes a decode holds per pixel: the decoded raster (up to 4 bytes a pixel, RGBA) and the one conversion copy that
+# can exist beside it (palette or 16-bit to RGB(A), colour-managed to sRGB) before the original is dropped.
+_DECODE_BYTES_PER_PIXEL: Final = 8
+DECODES = DecodeBudget()
+
+
+def raster_cost(width: int, height: int) -> int:
+    return width * height * _DECODE_BYTES_PER_PIXEL
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     format: str  # one of ALLOWED_FORMATS, decided by magic bytes
@@ -98,7 +155,8 @@ def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, 
             if frames > max_frames:
                 raise UnsafeImage("too_many_frames", f"The image has {frames} frames; the limit is {max_frames}.")
             if fmt != "JPEG":
-                img.load()  # first frame only
+                with DECODES.hold(raster_cost(width, height)):
+                    img.load()  # first frame only
         if fmt == "JPEG":
             with _pillow_errors(fp, fmt):
                 _check_jpeg(fp, width, height)
@@ -206,12 +264,14 @@ def make_derivatives(
                 # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; draft never goes below the requested size,
                 # so asking for the final fitted size keeps full quality for the resize below.
                 img.draft("RGB", _fit(img.size, display_max_side))
-            img.load()  # first frame only: the console never animates
-            # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
-            # picture the way a person would.
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = _to_rgb(img)
-            display = _bare(rgb, _fit(rgb.size, display_max_side))
+            with DECODES.hold(raster_cost(*img.size)):  # after draft: a JPEG decodes at its reduced size
+                img.load()  # first frame only: the console never animates
+                # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
+                # picture the way a person would.
+                ImageOps.exif_transpose(img, in_place=True)
+                rgb = _to_rgb(img)
+                display = _bare(rgb, _fit(rgb.size, display_max_side))
+                del rgb
             # The preview and the hashes look at 16 px (preview) and 32x32 / 9x8 px (pHash / dHash) of the grey
             # picture; they start from it box-averaged to 256+ px on its short side, which gives the same pHash and
             # dHash to within a bit for a tenth of the cost (imagehash's Lanczos from 1600 px took 20 ms).

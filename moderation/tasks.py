@@ -2,12 +2,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.exceptions
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from moderation import services, webhooks
+from moderation.media import DecodeBusy
+
+# What a task may meet that says nothing about the item: the database or the broker unreachable for a while (a
+# restart, a full connection pool), or the process's decode budget full. It retries with exponential backoff (2 s,
+# 4 s, ... capped at 30 s, with jitter) instead of leaving the item "processing"; after the last retry the beat
+# task below sends it again. The backoff stays under the broker's visibility timeout (settings: a held retry
+# must not be redelivered as a duplicate while it waits).
+TRANSIENT = (OperationalError, InterfaceError, OSError, DecodeBusy, kombu.exceptions.OperationalError)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=3, default_retry_delay=5)
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT, retry_backoff=2,
+             retry_backoff_max=settings.VEIL_TASK_HOLD_SECONDS, retry_jitter=True, max_retries=12)
 def process_item(item_id: int) -> str:
     """Idempotent: safe to run twice for the same item (redelivery after a crashed worker)."""
     item = services.item_process(item_id=item_id)
@@ -20,8 +32,11 @@ def deliver_webhook(self: Any, delivery_id: int) -> str:
     VEIL_WEBHOOK_MAX_ATTEMPTS in webhooks.webhook_deliver, so Celery's own retry limit is off. Idempotent: a
     delivered or abandoned delivery is never sent again, and the task creates no rows but attempts."""
     outcome = webhooks.webhook_deliver(delivery_id=delivery_id)
-    if outcome.retry_in is not None and not self.request.is_eager:
+    held = outcome.retry_in is not None and outcome.retry_in <= settings.VEIL_TASK_HOLD_SECONDS
+    if held and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
+    # A longer wait is not held in the worker: the broker would hand the held message to another worker after its
+    # visibility timeout, a duplicate each time. Beat's webhooks_resend_due sends it once its backoff has passed.
     # Embedded mode (eager Celery) runs this inside the request that made the decision, and eager retries ignore
     # the countdown: one attempt only, so a receiver that is down costs a moderator at most one timeout. The
     # retries follow from `manage.py resend_webhooks --due` (cron), each once its backoff has passed.
@@ -32,3 +47,12 @@ def deliver_webhook(self: Any, delivery_id: int) -> str:
 def processing_requeue_stuck() -> int:
     """Items whose processing task never reached the broker (it was down at ingest) get it now."""
     return services.items_requeue_processing()
+
+
+@shared_task(name="moderation.webhooks_resend_due")
+def webhooks_resend_due() -> int:
+    """Retries whose backoff has passed (beat, every 30 s), and deliveries whose task was lost (idle 90 minutes)."""
+    due = sorted(set(webhooks.webhooks_due()) | set(webhooks.webhooks_idle(idle_minutes=90)))
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)

@@ -71,17 +71,17 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
     if not has_role(reviewer, Role.MODERATOR, Role.TEAM_LEAD):
         raise ReviewError("forbidden", "Only moderators and team leads review items.", status=403)
 
-    now = timezone.now()
     refusal: ReviewError | None = None
     with transaction.atomic():
         try:
-            gate = wellbeing.claim_gate(reviewer=reviewer, queue=queue, now=now)
+            gate = wellbeing.claim_gate(reviewer=reviewer, queue=queue)
         except ReviewError as exc:
             # Commit what the gate recorded on the way (a shift that ended, a break that began), then refuse.
             refusal = exc
         else:
             if isinstance(gate, wellbeing.HeldClaim):
                 return Claim.objects.select_related("item").get(pk=gate.claim_id)
+            now = gate.now or timezone.now()  # read by the gate once it held the reviewer's shift lock
             if gate.expired_leases_waiting:
                 leases_expire(queue=queue, now=now)  # items whose lease ran out go back before choosing one
             wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY

@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT = 20.0
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
 
 
 def free_port() -> int:
@@ -125,6 +137,21 @@ def _read(path: Path) -> str:
 @pytest.fixture
 def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Iterator[str]:
     """Start daphne on a free port against this test's database and media folder; yield its base URL."""
+    with daphne_process(request) as (base_url, _process):
+        yield base_url
+
+
+@pytest.fixture
+def live_daphne_process(transactional_db: None,
+                        request: pytest.FixtureRequest) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """Like live_daphne, also yielding the process (to read its memory from /proc)."""
+    with daphne_process(request) as started:
+        yield started
+
+
+@contextmanager
+def daphne_process(request: pytest.FixtureRequest,
+                   extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_fd, log_name = tempfile.mkstemp(prefix="veil-daphne-", suffix=".log")
@@ -134,7 +161,7 @@ def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Itera
         process = subprocess.Popen(
             [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=ROOT,
-            env=_server_env(),
+            env={**_server_env(), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -148,7 +175,7 @@ def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Itera
                 pytest.fail(f"daphne did not answer on {base_url} within {START_TIMEOUT:.0f} s:\n{_read(log_path)}",
                             pytrace=False)
             time.sleep(0.1)
-        yield base_url
+        yield base_url, process
     finally:
         stop_process(process, grace=5)
         if request.session.testsfailed > failed_before:
@@ -175,3 +202,91 @@ def chromium_browser() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free loopback port, which it can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        assert wait_for(self._answers, timeout=10), "redis-server did not start"
+
+    def pause(self, ms: int) -> None:
+        """Take connections but answer nothing for `ms` milliseconds (CLIENT PAUSE ALL), as a stalled Redis does."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(f"CLIENT PAUSE {ms} ALL\r\n".encode())
+            assert sock.recv(16).startswith(b"+OK")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+        assert wait_for(lambda: not self._answers(), timeout=5)
+
+
+class StackRun:
+    """A running `python -m config.stack` (see real_stack)."""
+
+    def __init__(self, process: subprocess.Popen[Any], log_path: Path, base_url: str) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.base_url = base_url
+
+    def log(self) -> str:
+        return _read(self.log_path)
+
+
+@contextmanager
+def real_stack(*, port: int, web: int = 2, role: str | None = None, pool: int = 4,
+               extra_env: dict[str, str] | None = None) -> Iterator[StackRun]:
+    """The deployed stack against this test's PostgreSQL database, as `make stack` starts it: `web` daphne processes
+    on one socket, a Celery worker and beat, on a redis-server of its own (so no other Veil's worker takes its
+    tasks). `role` connects as another PostgreSQL role (e.g. one with a connection limit)."""
+    database_url = shared_database_url()
+    if role:
+        database_url = "postgres://" + role + "@" + database_url.split("@", 1)[1]
+    redis = OwnRedis()
+    redis.start()
+    log_fd, log_name = tempfile.mkstemp(prefix="veil-stack-", suffix=".log")
+    log_path = Path(log_name)
+    env = {**_server_env(), "DATABASE_URL": database_url, "REDIS_URL": redis.url, "VEIL_DB_POOL_SIZE": str(pool),
+           "VEIL_CHANNEL_PREFIX": f"veil-stack-{port}", **(extra_env or {})}
+    with os.fdopen(log_fd, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "config.stack", "--web", str(web), "--port", str(port), "--no-migrate"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_for(lambda: _answering(base_url) or process.poll() is not None, timeout=START_TIMEOUT * 2):
+            pytest.fail(f"the stack did not answer on {base_url}:\n{_read(log_path)}", pytrace=False)
+        if process.poll() is not None:
+            pytest.fail(f"the stack exited with {process.returncode}:\n{_read(log_path)}", pytrace=False)
+        yield StackRun(process, log_path, base_url)
+    finally:
+        stop_process(process, grace=20)
+        redis.stop()
+        log_path.unlink(missing_ok=True)

@@ -7,12 +7,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,20 +36,10 @@ from review_queue.models import Claim
 from tests import livesrv
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import image_bytes, make_item, make_queue, make_user, upload
-from tests.livesrv import free_port, shared_database_url
+from tests.livesrv import REDIS_SERVER, OwnRedis, shared_database_url, wait_for
 from wellbeing.models import ExposureEntry
 
-REDIS_SERVER = "/usr/bin/redis-server"
 live_daphne = livesrv.live_daphne  # the fixture, for the browser test
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def api_as(user: Any) -> APIClient:
@@ -190,50 +179,6 @@ def test_connection_cut_during_console_claim_shows_a_page_not_a_crash(moderator,
 
 
 # ---- 6. Redis goes away -----------------------------------------------------------------------------------------
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free loopback port, which it can stop and start again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        assert wait_for(self._answers, timeout=10), "redis-server did not start"
-
-    def pause(self, ms: int) -> None:
-        """Take connections but answer nothing for `ms` milliseconds (CLIENT PAUSE ALL), as a stalled Redis does."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(f"CLIENT PAUSE {ms} ALL\r\n".encode())
-            assert sock.recv(16).startswith(b"+OK")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
-        assert wait_for(lambda: not self._answers(), timeout=5)
 
 
 @pytest.fixture

@@ -237,6 +237,9 @@ class ClaimConstraints:
     # The finished item the gate settled but did not write: item_claim writes it in the claim's transaction (on
     # PostgreSQL inside its one statement, which saves a round trip on every routine claim).
     settle: PendingSettle | None = None
+    # The clock reading the gate decided on, taken once the shift lock was held: the claim and its exposure entry
+    # are stamped with it, so a lease never starts (or ends) early by the time spent waiting for the lock.
+    now: datetime | None = None
 
     def refusal_when_empty(self) -> ReviewError | None:
         return self.limits[0] if self.limits else None
@@ -249,7 +252,7 @@ class HeldClaim:
     claim_id: int
 
 
-def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstraints | HeldClaim:
+def claim_gate(*, reviewer: User, queue: Queue, now: datetime | None = None) -> ClaimConstraints | HeldClaim:
     """May this reviewer take another item now, and of what kind? Call inside item_claim's transaction.
 
     Locks the reviewer's shift row (starting a shift if none is open), so a reviewer's concurrent claims queue up
@@ -260,6 +263,7 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstrain
     commits before raising it.
     """
     shift = _shift_locked(reviewer_id=reviewer.pk)
+    now = now or timezone.now()  # after the lock: see ClaimConstraints.now
     snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk if shift else None, now=now)
     if snap.held_claim_id is not None:
         return HeldClaim(snap.held_claim_id)
@@ -296,7 +300,7 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime) -> ClaimConstrain
         if pending is not None:  # refused: nothing will carry the settlement, so write it (item_claim commits)
             settle_write(pending)
         raise
-    return replace(constraints, settle=pending)
+    return replace(constraints, settle=pending, now=now)
 
 
 def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime, has_breaks: bool,
