@@ -56,6 +56,12 @@ class ItemCollection(APIView):
                 category=data["category"],
                 severity=int(data["severity"]),
             )
+        except services.DuplicateSubmission as exc:
+            # Only ever the caller's own item (ids are looked up among what this account submitted), so naming it
+            # reveals nothing; another account's equal id is simply another item.
+            return Response({"error": "duplicate", "detail": f"This account already submitted external_id "
+                             f"{data['external_id']!r} to this queue, as item {exc.item.pk}; nothing new was stored.",
+                             "item": exc.item.pk}, status=status.HTTP_409_CONFLICT)
         except media.UnsafeImage as exc:
             status_code = 413 if exc.code in {"too_large"} else 400
             raise ApiError(exc.code, exc.detail, status_code) from None
