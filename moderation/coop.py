@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 
 from moderation import media, outbound, services
 from moderation.models import AuditEvent, Category, Severity
 from review_queue.models import Queue
+
+log = logging.getLogger(__name__)
 
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
 
@@ -146,6 +150,15 @@ def _submit_one(*, user: User, raw: Any, queues: dict[str, Queue | None]) -> Ite
         result.error, result.detail = exc.code, exc.detail
     except ItemRefused as exc:
         result.error, result.detail = exc.code, exc.detail
+    except (OperationalError, InterfaceError):
+        raise  # the database is gone: a 503 for the whole batch; a retry is safe (taken-in ids answer duplicate)
+    except Exception:
+        # A fault of Veil's, not of the item: this item says so and the batch goes on, so the answer still tells
+        # the caller what happened to every item (nothing was stored for this one: item_ingest cleans up).
+        log.exception("coop item %r could not be taken in", str(external_id)[:200])
+        result.error, result.detail = "internal_error", ("This item could not be taken in because of an error on "
+                                                         "the server (it is logged); nothing was stored for it. "
+                                                         "Sending it again is safe.")
     if result.status == "refused":
         services.audit_record(action=AuditEvent.Action.SUBMISSION_REFUSED, actor=user, via="coop",
                               external_id=str(external_id)[:200], type_id=str(type_id)[:64], code=result.error,
