@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 from config.api_errors import ApiError
 from config.roles import HasRole, Role, has_role, signed_in
 from moderation import media, selectors, services
+from moderation import views as media_views
 from moderation.serializers import (
     DecisionInputSerializer,
     DecisionSerializer,
@@ -70,8 +72,6 @@ class ItemCollection(APIView):
 
 
 def _mib() -> str:
-    from django.conf import settings
-
     return f"{settings.VEIL_MAX_UPLOAD_BYTES / (1024 * 1024):g}"
 
 
@@ -126,8 +126,14 @@ class ItemReveal(APIView):
             _raise(exc)
         from django.urls import reverse
 
-        url = f"{reverse('media-clear', args=[item.pk])}?t={grant.token}"
-        return Response({"reveal": grant.reveal.pk, "url": url, "seconds": grant.seconds}, status=201)
+        # The token travels in a cookie scoped to this item's clear URL, never in a URL: URLs are written to access
+        # logs (daphne's, a proxy's). `r` (the reveal's id, not a secret) only keeps each reveal's URL distinct.
+        clear_url = reverse("media-clear", args=[item.pk])
+        response = Response({"reveal": grant.reveal.pk, "url": f"{clear_url}?r={grant.reveal.pk}",
+                             "seconds": grant.seconds}, status=201)
+        response.set_cookie(media_views.REVEAL_COOKIE, grant.token, max_age=grant.seconds + 5, path=clear_url,
+                            secure=bool(settings.SESSION_COOKIE_SECURE), httponly=True, samesite="Strict")
+        return response
 
 
 class RevealEnd(APIView):

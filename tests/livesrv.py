@@ -122,9 +122,17 @@ def _read(path: Path) -> str:
         return ""
 
 
+class LiveServer(str):
+    """The base URL of a live daphne (a plain str to most tests), with the path of what it printed: its access log
+    (daphne's NCSA lines at its default verbosity) and errors."""
+
+    log_path: Path
+
+
 @pytest.fixture
 def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Start daphne on a free port against this test's database and media folder; yield its base URL."""
+    """Start daphne on a free port against this test's database and media folder; yield its base URL (a LiveServer,
+    whose log_path is daphne's output)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_fd, log_name = tempfile.mkstemp(prefix="veil-daphne-", suffix=".log")
@@ -148,7 +156,9 @@ def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Itera
                 pytest.fail(f"daphne did not answer on {base_url} within {START_TIMEOUT:.0f} s:\n{_read(log_path)}",
                             pytrace=False)
             time.sleep(0.1)
-        yield base_url
+        server = LiveServer(base_url)
+        server.log_path = log_path
+        yield server
     finally:
         stop_process(process, grace=5)
         if request.session.testsfailed > failed_before:
