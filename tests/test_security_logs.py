@@ -62,11 +62,11 @@ def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> No
     signed_in = session.post(f"{live_daphne}/login/", data={"username": "mara", "password": PASSWORD,
                                                            "csrfmiddlewaretoken": csrf.group(1)}, timeout=10)
     assert signed_in.ok and "sessionid" in session.cookies
-    headers = {"X-CSRFToken": session.cookies["csrftoken"]}
+    headers = {"X-CSRFToken": str(session.cookies["csrftoken"])}
     assert session.post(f"{live_daphne}/api/v1/queues/logs/claim/", headers=headers, timeout=10).status_code == 200
     grant = session.post(f"{live_daphne}/api/v1/items/{item.pk}/reveal/", headers=headers, timeout=10)
     assert grant.status_code == 201, grant.text
-    token = session.cookies["veil_reveal"]
+    token = str(session.cookies["veil_reveal"])
     clear = session.get(live_daphne + grant.json()["url"], timeout=10)
     assert clear.status_code == 200 and clear.content[:3] == b"\xff\xd8\xff"
     assert services.reveal_check(item=item, reviewer=moderator, token=token)  # it is the real, working token
