@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -283,3 +284,17 @@ VEIL_COOP_MAX_ITEMS = env_int("VEIL_COOP_MAX_ITEMS", 100, minimum=1, maximum=100
 VEIL_COOP_MAX_BODY_BYTES = env_int(
     "VEIL_COOP_MAX_BODY_BYTES", VEIL_MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024, minimum=1024
 )
+
+# Login throttling (django-axes): failed sign-ins counted per account and, separately, per address, in the database
+# (shared by every process). Past the limit, signing in is refused (429, a page saying why and for how long) until
+# the cool-off ends or an administrator resets it (`manage.py axes_reset_username NAME`); each lockout is audited.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("VEIL_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VEIL_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: by account, and by address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "moderation.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "moderation.login_throttle.client_address"
+AXES_VERBOSE = False  # lockouts are logged by moderation.login_throttle, without passwords or tokens

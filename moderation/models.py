@@ -359,6 +359,7 @@ class AuditEvent(models.Model):
         HASH_LOOKUP = "hash_lookup", "Hash looked up (HMA API)"
         WEBHOOK_DELIVERED = "webhook_delivered", "Decision webhook delivered"
         WEBHOOK_FAILED = "webhook_failed", "Decision webhook gave up"
+        LOGIN_LOCKED_OUT = "login_locked_out", "Sign-in locked out (too many failures)"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
