@@ -298,3 +298,15 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "moderation.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "moderation.login_throttle.client_address"
 AXES_VERBOSE = False  # lockouts are logged by moderation.login_throttle, without passwords or tokens
+
+# Security hardening (issue 22): the OpenAPI schema's error responses (401, 429, 503, /h/ and /m/ refusals).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "config.api_schema.error_responses",
+]
+# An SQLite database holds health data: its files 0600, the data folder holding it 0700 (config/private_files.py).
+_sqlite_name = str(DATABASES["default"]["NAME"]) if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3") else ""
+if _sqlite_name and ":memory:" not in _sqlite_name and not _sqlite_name.startswith("file:"):
+    from config.private_files import private_sqlite_file
+
+    private_sqlite_file(Path(_sqlite_name), data_dir=None if DATABASE_URL else DATA_DIR)

@@ -14,6 +14,7 @@ from config.api_errors import ApiError
 from config.roles import HasRole, Role, has_role, signed_in
 from moderation import media, selectors, services
 from moderation import views as media_views
+from moderation.integrations import IntegrationThrottle
 from moderation.serializers import (
     DecisionInputSerializer,
     DecisionSerializer,
@@ -33,6 +34,9 @@ def _raise(exc: services.ReviewError) -> None:
 
 class ItemCollection(APIView):
     permission_classes = [HasRole.for_roles(Role.REQUESTER)]
+    # Uploads count against the same per-account budget as the integration endpoints (VEIL_INTEGRATION_RATE_PER_
+    # MINUTE): one requester cannot flood the queue, the disk or the pipeline.
+    throttle_classes = [IntegrationThrottle]
 
     @extend_schema(request=ItemIngestSerializer, responses={201: ItemSerializer, **ERRORS}, operation_id="items_create")
     def post(self, request: Request) -> Response:
