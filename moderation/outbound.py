@@ -71,6 +71,8 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def _public(address: str) -> bool:
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and (inner := embedded_ipv4(ip)) is not None:
+        if ip.teredo is not None:
+            return False  # a tunnel through whichever relay answers: never a webhook's or an image host's address
         ip = inner
     return ip.is_global and not ip.is_multicast
 

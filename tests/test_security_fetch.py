@@ -100,6 +100,7 @@ def test_canonical_url() -> None:
 @pytest.mark.parametrize("address", [
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "::10.1.2.3", "64:ff9b::7f00:1", "64:ff9b::a00:1",
     "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::1",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: refused whatever it carries
 ])
 def test_ipv6_carrying_a_private_ipv4_is_refused(address, settings) -> None:  # type: ignore[no-untyped-def]
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = False
