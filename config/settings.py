@@ -294,7 +294,9 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contri
 AXES_FAILURE_LIMIT = env_int("VEIL_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("VEIL_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: by account, and by address
-AXES_RESET_ON_SUCCESS = True
+# Failures expire with the cool-off, not with a success: axes' reset on success deletes every failure from the
+# signing-in address, so an attacker signing in to their own account between guesses would reset a victim's count.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "moderation.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "moderation.login_throttle.client_address"
 AXES_VERBOSE = False  # lockouts are logged by moderation.login_throttle, without passwords or tokens
