@@ -10,11 +10,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded above)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.daphne_access_log import redact_access_log_queries  # noqa: E402
 from config.daphne_form_parsing import disable_twisted_form_parsing  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
 from review_queue.routing import websocket_urlpatterns  # noqa: E402
 
 disable_twisted_form_parsing()  # malformed multipart: Django's JSON 400, not Twisted's bare one
+redact_access_log_queries()  # query-string values (a signed url=, a stray token) never reach the access log
 
 application = ProtocolTypeRouter(
     {

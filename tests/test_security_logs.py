@@ -75,3 +75,27 @@ def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> No
     assert f"GET /media/items/{item.pk}/clear?r=" in log  # the access log is on, and has the request
     assert token not in log
     assert token.split(":")[0] not in log  # not even the signed payload's first part
+
+
+@pytest.mark.django_db(transaction=True)
+def test_query_string_values_never_reach_the_access_log(live_daphne: str) -> None:  # noqa: F811
+    """A fetch URL may be a signed link: its signature must not end up in daphne's log."""
+    from tests.test_hma_api import token_of
+
+    requester = make_user("req", "requester")
+    secret = "Sig-5f1d0c9e3b7a4e21"
+    signed = f"https://images.example.org/a.jpg?X-Amz-Signature={secret}&X-Amz-Expires=60"
+    answer = requests.get(f"{live_daphne}/h/hash", params={"url": signed}, timeout=10,
+                          headers={"Authorization": f"Token {token_of(requester)}"})
+    assert answer.status_code == 403  # fetching is off here; the request was still made and logged
+    log = Path(live_daphne.log_path).read_text()  # type: ignore[attr-defined]
+    assert "GET /h/hash?url=-" in log
+    assert secret not in log and "images.example.org" not in log
+
+
+def test_redacted_keeps_names_and_drops_values() -> None:
+    from config.daphne_access_log import redacted
+
+    assert redacted("/h/hash?url=https%3A%2F%2Fx%2Fa.jpg%3Fsig%3D1&banks=A") == "/h/hash?url=-&banks=-"
+    assert redacted("/media/items/1/clear") == "/media/items/1/clear"
+    assert redacted("/x?") == "/x?-"
