@@ -6,7 +6,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -77,3 +79,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body["fields"] = exc.detail
     response.data = body
     return response
+
+
+@csrf_exempt  # it changes nothing, and a POST to a wrong path deserves the same JSON 404 as a GET
+def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
+    """Any /api/v1/ path no endpoint answers: the API's 404 shape instead of the HTML page, whatever the method."""
+    detail = f"There is no API endpoint at {request.path[:200]}; the endpoints are listed at /api/schema/."
+    if not request.path.endswith("/"):
+        try:
+            resolve(request.path + "/")
+            detail = f"There is no API endpoint at {request.path[:200]}: did you mean {request.path[:200]}/ ?"
+        except Resolver404:
+            pass
+    return JsonResponse({"error": "not_found", "detail": detail}, status=404)

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (session auth, origin checked)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (session auth; origin: scheme, host, port)."""
 
 import os
 
@@ -8,18 +8,22 @@ from config import http_limits
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
-# Daphne reads request bodies before Django: bound them there (VEIL_MAX_REQUEST_BYTES), for every request.
+# Daphne reads request bodies before Django: bound them there (VEIL_MAX_REQUEST_BYTES), for every request, and
+# leave multipart parsing to Django (a malformed body gets the API's JSON 400, not Twisted's bare one).
 http_limits.install()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded above)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config.daphne_access_log import redact_access_log_queries  # noqa: E402
+from config.websocket_origin import SameOriginValidator  # noqa: E402
 from review_queue.routing import websocket_urlpatterns  # noqa: E402
+
+redact_access_log_queries()  # query-string values (a signed url=, a stray token) never reach the access log
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -339,3 +340,31 @@ VEIL_COOP_MAX_BODY_BYTES = env_int(
 VEIL_MAX_REQUEST_BYTES = env_int(
     "VEIL_MAX_REQUEST_BYTES", max(VEIL_COOP_MAX_BODY_BYTES, VEIL_MAX_UPLOAD_BYTES + 1024 * 1024), minimum=64 * 1024
 )
+
+# Login throttling (django-axes): failed sign-ins counted per account and, separately, per address, in the database
+# (shared by every process). Past the limit, signing in is refused (429, a page saying why and for how long) until
+# the cool-off ends or an administrator resets it (`manage.py axes_reset_username NAME`); each lockout is audited.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("VEIL_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VEIL_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: by account, and by address
+# Failures expire with the cool-off, not with a success: axes' reset on success deletes every failure from the
+# signing-in address, so an attacker signing in to their own account between guesses would reset a victim's count.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "moderation.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "moderation.login_throttle.client_address"
+AXES_VERBOSE = False  # lockouts are logged by moderation.login_throttle, without passwords or tokens
+
+# Security hardening (issue 22): the OpenAPI schema's error responses (401, 429, 503, /h/ and /m/ refusals).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "config.api_schema.error_responses",
+]
+# An SQLite database holds health data: its files 0600, the data folder holding it 0700 (config/private_files.py).
+_sqlite_name = str(DATABASES["default"]["NAME"]) if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3") else ""
+if _sqlite_name and ":memory:" not in _sqlite_name and not _sqlite_name.startswith("file:"):
+    from config.private_files import private_sqlite_file
+
+    private_sqlite_file(Path(_sqlite_name), data_dir=None if DATABASE_URL else DATA_DIR)

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.api_errors import api_not_found
 from moderation import api as item_api
 from moderation import coop_api, hma_api
 from moderation import views as media_views
@@ -31,6 +32,8 @@ api_v1 = [
          name="api-lead-team-act"),
     path("health/departments/<int:department_id>/report/", wellbeing_api.HealthReport.as_view(),
          name="api-health-report"),
+    # Last: anything else under /api/v1/ is a JSON 404 in the API's error shape, not the HTML page.
+    re_path(r"^(?P<unmatched>.*)$", api_not_found, name="api-not-found"),
 ]
 
 urlpatterns = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,6 +13,8 @@ from rest_framework.views import APIView
 from config.api_errors import ApiError
 from config.roles import HasRole, Role, has_role, signed_in
 from moderation import media, selectors, services
+from moderation import views as media_views
+from moderation.integrations import IntegrationThrottle
 from moderation.serializers import (
     DecisionInputSerializer,
     DecisionSerializer,
@@ -31,6 +34,9 @@ def _raise(exc: services.ReviewError) -> None:
 
 class ItemCollection(APIView):
     permission_classes = [HasRole.for_roles(Role.REQUESTER)]
+    # Uploads count against the same per-account budget as the integration endpoints (VEIL_INTEGRATION_RATE_PER_
+    # MINUTE): one requester cannot flood the queue, the disk or the pipeline.
+    throttle_classes = [IntegrationThrottle]
 
     @extend_schema(request=ItemIngestSerializer, responses={201: ItemSerializer, **ERRORS}, operation_id="items_create")
     def post(self, request: Request) -> Response:
@@ -56,6 +62,12 @@ class ItemCollection(APIView):
                 category=data["category"],
                 severity=int(data["severity"]),
             )
+        except services.DuplicateSubmission as exc:
+            # Only ever the caller's own item (ids are looked up among what this account submitted), so naming it
+            # reveals nothing; another account's equal id is simply another item.
+            return Response({"error": "duplicate", "detail": f"This account already submitted external_id "
+                             f"{data['external_id']!r} to this queue, as item {exc.item.pk}; nothing new was stored.",
+                             "item": exc.item.pk}, status=status.HTTP_409_CONFLICT)
         except media.UnsafeImage as exc:
             status_code = 413 if exc.code in {"too_large"} else 400
             raise ApiError(exc.code, exc.detail, status_code) from None
@@ -64,8 +76,6 @@ class ItemCollection(APIView):
 
 
 def _mib() -> str:
-    from django.conf import settings
-
     return f"{settings.VEIL_MAX_UPLOAD_BYTES / (1024 * 1024):g}"
 
 
@@ -120,8 +130,14 @@ class ItemReveal(APIView):
             _raise(exc)
         from django.urls import reverse
 
-        url = f"{reverse('media-clear', args=[item.pk])}?t={grant.token}"
-        return Response({"reveal": grant.reveal.pk, "url": url, "seconds": grant.seconds}, status=201)
+        # The token travels in a cookie scoped to this item's clear URL, never in a URL: URLs are written to access
+        # logs (daphne's, a proxy's). `r` (the reveal's id, not a secret) only keeps each reveal's URL distinct.
+        clear_url = reverse("media-clear", args=[item.pk])
+        response = Response({"reveal": grant.reveal.pk, "url": f"{clear_url}?r={grant.reveal.pk}",
+                             "seconds": grant.seconds}, status=201)
+        response.set_cookie(media_views.REVEAL_COOKIE, grant.token, max_age=grant.seconds + 5, path=clear_url,
+                            secure=bool(settings.SESSION_COOKIE_SECURE), httponly=True, samesite="Strict")
+        return response
 
 
 class RevealEnd(APIView):

@@ -7,12 +7,15 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
         from django.conf import settings
 
         from moderation import (
             checks,  # noqa: F401  (registers the start-up checks)
             media,
         )
+        from moderation.login_throttle import record_lockout
 
+        user_locked_out.connect(record_lockout, dispatch_uid="veil-audit-lockout")
         media.DECODES.budget_bytes = int(settings.VEIL_DECODE_BUDGET_MIB) * 1024 * 1024
         media.DECODES.wait_seconds = float(settings.VEIL_DECODE_WAIT_SECONDS)

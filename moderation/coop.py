@@ -1,7 +1,9 @@
 """Coop-style batch submission: `{"items": [{"id", "typeId", "data"}]}`, each item through `item_ingest`.
 
 One bad item never costs the others: each is checked and ingested on its own and gets its own result. The same `id`
-sent again for the same queue is answered with the item it made the first time (`duplicate`), never a second item.
+sent again by the same account for the same queue is answered with the item it made the first time (`duplicate`),
+never a second item. Ids belong to the account that sent them: another requester's equal id is another item, and
+a reply names only items of the caller's own.
 
 Images travel in `data.images`, a list with exactly one entry: a base64 data URL (`data:image/png;base64,...`;
 the declared type is ignored, the bytes decide) or, only when VEIL_FETCH_URL_PREFIXES allows it, an http(s) URL.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +22,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 
 from moderation import media, outbound, services
-from moderation.models import AuditEvent, Category, ContentItem, Severity
+from moderation.models import AuditEvent, Category, Severity
 from review_queue.models import Queue
+
+log = logging.getLogger(__name__)
 
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,", re.ASCII)
 
@@ -61,15 +66,6 @@ class BatchResult:
     @property
     def accepted(self) -> int:
         return sum(1 for r in self.results if r.status != "refused")
-
-
-def submitted_item(*, queue: Queue, external_id: str) -> ContentItem | None:
-    """The item an earlier submission with this id to this queue made (wherever a hash list routed it since)."""
-    return (
-        ContentItem.objects.filter(external_id=external_id)
-        .filter(Q(queue=queue) | Q(audit__action=AuditEvent.Action.INGESTED, audit__data__queue=queue.slug))
-        .order_by("id").first()
-    )
 
 
 def _queue_for(*, user: User, type_id: str, cache: dict[str, Queue | None]) -> Queue:
@@ -139,23 +135,30 @@ def _submit_one(*, user: User, raw: Any, queues: dict[str, Queue | None]) -> Ite
         if not isinstance(type_id, str) or not type_id:
             raise ItemRefused("invalid_type", "typeId must be a non-empty string.")
         queue = _queue_for(user=user, type_id=type_id, cache=queues)
-        if (earlier := submitted_item(queue=queue, external_id=external_id)) is not None:
+        if (earlier := services.submitted_item(submitter=user, queue=queue, external_id=external_id)) is not None:
             result.status, result.item = "duplicate", earlier.pk
             return result
         data, category, severity = _parse_data(raw.get("data"))
-        with transaction.atomic():
-            # One submission per queue at a time, so two copies of one id racing each other make one item.
-            Queue.objects.select_for_update().filter(pk=queue.pk).first()
-            if (earlier := submitted_item(queue=queue, external_id=external_id)) is not None:
-                result.status, result.item = "duplicate", earlier.pk
-                return result
-            item = services.item_ingest(queue=queue, upload=ContentFile(data, name="coop"), submitted_by=user,
-                                        external_id=external_id, category=category, severity=severity)
+        # The database's constraint keeps one item per (submitter, queue, id) when two copies race each other.
+        item = services.item_ingest(queue=queue, upload=ContentFile(data, name="coop"), submitted_by=user,
+                                    external_id=external_id, category=category, severity=severity)
         result.status, result.item = "accepted", item.pk
+    except services.DuplicateSubmission as exc:
+        # Only ever the caller's own item: ids are looked up among what this account submitted.
+        result.status, result.item = "duplicate", exc.item.pk
     except media.UnsafeImage as exc:
         result.error, result.detail = exc.code, exc.detail
     except ItemRefused as exc:
         result.error, result.detail = exc.code, exc.detail
+    except (OperationalError, InterfaceError):
+        raise  # the database is gone: a 503 for the whole batch; a retry is safe (taken-in ids answer duplicate)
+    except Exception:
+        # A fault of Veil's, not of the item: this item says so and the batch goes on, so the answer still tells
+        # the caller what happened to every item (nothing was stored for this one: item_ingest cleans up).
+        log.exception("coop item %r could not be taken in", str(external_id)[:200])
+        result.error, result.detail = "internal_error", ("This item could not be taken in because of an error on "
+                                                         "the server (it is logged); nothing was stored for it. "
+                                                         "Sending it again is safe.")
     if result.status == "refused":
         services.audit_record(action=AuditEvent.Action.SUBMISSION_REFUSED, actor=user, via="coop",
                               external_id=str(external_id)[:200], type_id=str(type_id)[:64], code=result.error,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import re
 import threading
 import time
@@ -43,6 +44,15 @@ _U64_MASK: Final = (1 << 64) - 1
 _JPEG_SEGMENT_END: Final = re.compile(rb"\xff(?![\x00\xd0-\xd7])")
 _JPEG_STANDALONE: Final = frozenset(range(0xD0, 0xD8))
 _I64_MIN: Final = -(1 << 63)
+# libjpeg's JPEG_MAX_DIMENSION: a JPEG header claiming more per side is refused by every decoder.
+_JPEG_MAX_SIDE: Final = 65500
+# A picture whose display rendition would be thinner than this (an 8000x5 strip fitted into 1600 px is 1600x1) is
+# tiled instead: cut into pieces along its length, stacked in order with a thin grey gap, then fitted (and enlarged
+# up to _TILED_MAX_ZOOM times if it is still small), so a reviewer sees all of it at a size a person can judge.
+_MIN_REVIEWABLE_SIDE: Final = 96
+_TILE_GAP: Final = 2
+_TILED_MIN_SIDE: Final = 800
+_TILED_MAX_ZOOM: Final = 8
 
 
 class UnsafeImage(Exception):
@@ -149,6 +159,8 @@ def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, 
         with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
             width, height = img.size
             _check_pixels(width, height, max_pixels)
+            if fmt == "JPEG":
+                _check_jpeg_sides(width, height)
             # A JPEG's extra MPO pictures (stereo pairs, thumbnails) are never shown, so they are not frames here.
             # GIF, WebP and APNG frame counts come from frame headers; no frame's pixels are decoded for it.
             frames = 1 if fmt == "JPEG" else int(getattr(img, "n_frames", 1))
@@ -260,17 +272,21 @@ def make_derivatives(
         fmt = _sniff(fp)
         with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
             _check_pixels(*img.size, max_pixels)
+            tile = _needs_tiling(img.size, display_max_side)
             if fmt == "JPEG":
-                # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; draft never goes below the requested size,
-                # so asking for the final fitted size keeps full quality for the resize below.
-                img.draft("RGB", _fit(img.size, display_max_side))
+                _check_jpeg_sides(*img.size)
+                if not tile:
+                    # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; draft never goes below the requested
+                    # size, so asking for the final fitted size keeps full quality for the resize below.
+                    img.draft("RGB", _fit(img.size, display_max_side))
             with DECODES.hold(raster_cost(*img.size)):  # after draft: a JPEG decodes at its reduced size
                 img.load()  # first frame only: the console never animates
                 # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
                 # picture the way a person would.
                 ImageOps.exif_transpose(img, in_place=True)
                 rgb = _to_rgb(img)
-                display = _bare(rgb, _fit(rgb.size, display_max_side))
+                display = (_tiled_display(rgb, display_max_side) if tile
+                           else _bare(rgb, _fit(rgb.size, display_max_side)))
                 del rgb
             # The preview and the hashes look at 16 px (preview) and 32x32 / 9x8 px (pHash / dHash) of the grey
             # picture; they start from it box-averaged to 256+ px on its short side, which gives the same pHash and
@@ -372,7 +388,8 @@ def _pillow_errors(fp: IO[bytes], fmt: str) -> Iterator[None]:
             if isinstance(exc, EOFError) or "truncat" in str(exc).lower() or _missing_end(fp, fmt):
                 raise UnsafeImage("truncated", f"The {fmt} file is truncated: its data ends early.") from exc
             reason = "it is not a valid file" if isinstance(exc, UnidentifiedImageError) else _clip(str(exc))
-            raise UnsafeImage("corrupt", f"The {fmt} data is corrupt and could not be decoded ({reason}).") from exc
+            raise UnsafeImage("corrupt", f"The {fmt} data is corrupt and could not be decoded ({reason}). Open the "
+                              "picture in an image program and export it again, or send the original file.") from exc
 
 
 def _missing_end(fp: IO[bytes], fmt: str) -> bool:
@@ -391,6 +408,16 @@ def _missing_end(fp: IO[bytes], fmt: str) -> bool:
     if fmt == "GIF":
         return not tail.endswith(b";")
     return b"\xff\xd9" not in tail
+
+
+def _check_jpeg_sides(width: int, height: int) -> None:
+    if max(width, height) > _JPEG_MAX_SIDE:
+        raise UnsafeImage(
+            "dimensions_unsupported",
+            f"The JPEG header says the picture is {width}x{height} pixels, but JPEG allows at most "
+            f"{_JPEG_MAX_SIDE:,} pixels per side, so no decoder can open it: the file is damaged or was not made by "
+            "a standard encoder. Export the picture again (at a normal size, or as PNG) and send that.",
+        )
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -418,6 +445,33 @@ def _fit(size: tuple[int, int], max_side: int, *, upscale: bool = False) -> tupl
     if scale >= 1 and not upscale:
         return width, height
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _needs_tiling(size: tuple[int, int], max_side: int) -> bool:
+    """Whether fitting the picture into `max_side` would shrink it too thin to review (a long strip). A picture
+    that fits as it is stays as it is, however thin: nothing of it is lost."""
+    return max(size) > max_side and min(_fit(size, max_side)) < _MIN_REVIEWABLE_SIDE and max(size) > 4 * min(size)
+
+
+def _tiled_display(img: Image.Image, max_side: int) -> Image.Image:
+    """A long strip as a reviewable picture: cut along its length into about sqrt(length/width) pieces, stacked in
+    reading order (rows for a wide strip, columns for a tall one) with a thin grey gap between them, then fitted into
+    `max_side`, or enlarged (whole multiples, sharp) while it is smaller than _TILED_MIN_SIDE."""
+    wide = img if img.width >= img.height else img.transpose(Image.Transpose.TRANSPOSE)
+    length, thickness = wide.size
+    pieces = max(2, math.ceil(math.sqrt(length / thickness)))
+    piece = math.ceil(length / pieces)
+    pieces = math.ceil(length / piece)
+    mosaic = Image.new("RGB", (piece, pieces * thickness + (pieces - 1) * _TILE_GAP), _NEUTRAL_GREY)
+    for index in range(pieces):
+        mosaic.paste(wide.crop((index * piece, 0, min(length, (index + 1) * piece), thickness)),
+                     (0, index * (thickness + _TILE_GAP)))
+    if wide is not img:
+        mosaic = mosaic.transpose(Image.Transpose.TRANSPOSE)
+    zoom = min(_TILED_MAX_ZOOM, max(1, math.ceil(_TILED_MIN_SIDE / max(mosaic.size))))
+    if zoom > 1:
+        mosaic = mosaic.resize((mosaic.width * zoom, mosaic.height * zoom), Image.Resampling.NEAREST)
+    return _bare(mosaic, _fit(mosaic.size, max_side))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

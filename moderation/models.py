@@ -67,6 +67,11 @@ class ContentItem(models.Model):
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="submitted_items"
     )
+    # The queue the item was submitted to, never changed (a hash list may route `queue` elsewhere since). With
+    # submitted_by and external_id it names the submission: external ids are the submitter's own, per queue.
+    submitted_to = models.ForeignKey(
+        "review_queue.Queue", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     # The original as received, and what the pipeline derived from it.
@@ -115,6 +120,13 @@ class ContentItem(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(severity__gte=0, severity__lte=3), name="item_severity_range"),
+            # One item per (submitter, queue submitted to, external id): a second requester's ids never collide
+            # with another's. Items without an id, or older copies kept from before this rule, are not bound.
+            models.UniqueConstraint(
+                fields=["submitted_by", "submitted_to", "external_id"],
+                condition=~Q(external_id="") & Q(submitted_by__isnull=False, submitted_to__isnull=False),
+                name="item_external_id_per_submitter",
+            ),
             models.CheckConstraint(
                 condition=~Q(status="in_review") | Q(lease_holder__isnull=False, lease_expires_at__isnull=False),
                 name="item_in_review_has_lease",
@@ -347,6 +359,7 @@ class AuditEvent(models.Model):
         HASH_LOOKUP = "hash_lookup", "Hash looked up (HMA API)"
         WEBHOOK_DELIVERED = "webhook_delivered", "Decision webhook delivered"
         WEBHOOK_FAILED = "webhook_failed", "Decision webhook gave up"
+        LOGIN_LOCKED_OUT = "login_locked_out", "Sign-in locked out (too many failures)"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -14,7 +14,7 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
 
@@ -49,22 +49,92 @@ class Answer:
     truncated: bool
 
 
+# IPv6 ranges that carry an IPv4 address inside (RFC 6052 NAT64, RFC 3056 6to4, RFC 4291 mapped and the deprecated
+# "compatible" form): a connection there reaches that IPv4 address, so it is judged by it.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if any (mapped, compatible, NAT64, 6to4, Teredo client)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in network for network in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and (inner := embedded_ipv4(ip)) is not None:
+        if ip.teredo is not None:
+            return False  # a tunnel through whichever relay answers: never a webhook's or an image host's address
+        ip = inner
     return ip.is_global and not ip.is_multicast
+
+
+# RFC 3986: what may stand unescaped in a path segment and in a query.
+_PCHAR_SAFE = "!$&'()*+,;=:@-._~"
+_QUERY_SAFE = _PCHAR_SAFE + "/?%"
+
+
+def canonical_url(url: str) -> str:
+    """The URL as it will be sent, in one spelling: scheme and host lower-case (an international host name in its
+    ASCII "xn--" form), no default port, each path segment percent-decoded, dot segments resolved and the segment
+    re-encoded, the query percent-encoded, no fragment. Prefix checks compare this form, and it is what is fetched,
+    so `%2e%2e` cannot climb out of an allowed prefix and a non-ASCII URL cannot fail deep inside http.client.
+    Raises OutboundRefused("bad_url") for what has no one meaning (an encoded "/" or "\\" inside a segment, bytes
+    that are not UTF-8, ".." above the root)."""
+    if any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+        raise OutboundRefused("bad_url", "The URL contains spaces, control characters or backslashes.")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise OutboundRefused("bad_url", "Only http and https URLs are allowed.")
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        raise OutboundRefused("bad_url", "The URL needs a host name and may not carry a user name or password.")
+    try:
+        port = parts.port
+        host = parts.hostname if ":" in parts.hostname else parts.hostname.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        raise OutboundRefused("bad_url", "The URL has an invalid host name or port.") from None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != (443 if scheme == "https" else 80):
+        netloc += f":{port}"
+    segments: list[str] = []
+    raw_segments = parts.path.split("/")[1:] if parts.path else [""]
+    for index, raw in enumerate(raw_segments):
+        last = index == len(raw_segments) - 1
+        try:
+            segment = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise OutboundRefused("bad_url", "The URL's path has percent-escapes that are not UTF-8.") from None
+        if "/" in segment or "\\" in segment:
+            raise OutboundRefused("bad_url", "The URL's path has an encoded slash or backslash.")
+        if segment == "..":
+            if not segments:
+                raise OutboundRefused("bad_url", "The URL's path climbs above its root.")
+            segments.pop()
+            if last:
+                segments.append("")
+        elif segment == ".":
+            if last:
+                segments.append("")
+        else:
+            segments.append(quote(segment, safe=_PCHAR_SAFE))
+    path = "/" + "/".join(segments)
+    query = f"?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else ""
+    return f"{scheme}://{netloc}{path}{query}"
 
 
 def destination_check(url: str) -> Target:
     """Parse and resolve a URL; raise OutboundRefused for anything Veil must not connect to."""
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise OutboundRefused("bad_url", "The URL contains spaces or control characters.")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise OutboundRefused("bad_url", "Only http and https URLs are allowed.")
-    if not parts.hostname or parts.username is not None or parts.password is not None:
-        raise OutboundRefused("bad_url", "The URL needs a host name and may not carry a user name or password.")
+    parts = urlsplit(canonical_url(url))
+    assert parts.hostname is not None  # canonical_url insists on one
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -134,10 +204,13 @@ def fetch_image(url: str) -> bytes:
     if not prefixes:
         raise OutboundRefused("url_fetch_disabled", "Fetching images by URL is off on this server "
                               "(VEIL_FETCH_URL_PREFIXES is empty): send the file itself.")
-    parts = urlsplit(url)
-    if not any(url.startswith(prefix) for prefix in prefixes) or "\\" in url or any(
-        segment in ("..", ".") for segment in parts.path.split("/")
-    ):
+    # Both sides in one spelling (canonical_url), so no escape, dot segment or case can step outside a prefix. The
+    # prefixes end in "/", so a match ends on a segment boundary.
+    try:
+        url = canonical_url(url)
+    except OutboundRefused:
+        raise OutboundRefused("url_not_allowed", "That URL is not under a prefix this server may fetch from.") from None
+    if not any(url.startswith(canonical_url(prefix)) for prefix in prefixes):
         raise OutboundRefused("url_not_allowed", "That URL is not under a prefix this server may fetch from.")
     limit = int(settings.VEIL_MAX_UPLOAD_BYTES)
     try:

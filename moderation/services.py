@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import signing
 from django.core.files.base import ContentFile, File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from moderation import media, neardup, webhooks
@@ -35,6 +35,23 @@ class ReviewError(Exception):
         self.detail = detail
         if status is not None:
             self.status = status
+
+
+class DuplicateSubmission(Exception):
+    """The submitter already sent an item with this external id to this queue: `item` is that item (theirs)."""
+
+    def __init__(self, item: ContentItem) -> None:
+        super().__init__(f"external id already submitted as item #{item.pk}")
+        self.item = item
+
+
+def submitted_item(*, submitter: User | None, queue: Queue, external_id: str) -> ContentItem | None:
+    """The item an earlier submission by this account, to this queue, with this external id made (wherever a hash
+    list routed it since). External ids belong to their submitter: another account's equal id is another item."""
+    if not external_id or submitter is None:
+        return None
+    return (ContentItem.objects.filter(submitted_by=submitter, submitted_to=queue, external_id=external_id)
+            .order_by("id").first())
 
 
 def audit_record(
@@ -63,8 +80,11 @@ def item_ingest(
 ) -> ContentItem:
     """Check an upload, keep the original under a generated name and queue the media pipeline.
 
-    Raises media.UnsafeImage for a refused file; nothing is stored then.
+    Raises media.UnsafeImage for a refused file, DuplicateSubmission when this submitter already sent this external
+    id to this queue; nothing is stored then.
     """
+    if (earlier := submitted_item(submitter=submitted_by, queue=queue, external_id=external_id)) is not None:
+        raise DuplicateSubmission(earlier)
     size = int(upload.size or 0)
     info = media.inspect_image(
         upload,
@@ -76,6 +96,7 @@ def item_ingest(
     sha256 = _sha256(upload)
     item = ContentItem(
         queue=queue,
+        submitted_to=queue,
         external_id=external_id,
         category=category,
         severity=severity,
@@ -94,9 +115,13 @@ def item_ingest(
             item.save()
             audit_record(action=AuditEvent.Action.INGESTED, actor=submitted_by, item=item, queue=queue.slug,
                          external_id=external_id, sha256=sha256, bytes=size)
-    except BaseException:
+    except BaseException as exc:
         # Nothing was recorded, so nothing may stay on disk either.
         item.original.delete(save=False)
+        if isinstance(exc, IntegrityError) and (
+            earlier := submitted_item(submitter=submitted_by, queue=queue, external_id=external_id)
+        ) is not None:
+            raise DuplicateSubmission(earlier) from None  # the same id, sent twice at once: the first one won
         raise
     # Registered outside the block above: with eager Celery the task runs inside on_commit, and a failure there
     # must not be mistaken for a failed save (the item and its original are kept either way).

@@ -9,6 +9,10 @@ from config.roles import Role, role_required, signed_in
 from moderation import selectors, services
 from moderation.models import ContentItem
 
+# The reveal token's cookie (set by the reveal API, scoped to the item's clear URL, HttpOnly, a few seconds long). A
+# token in the query string would be written to every access log on the way; a cookie is not.
+REVEAL_COOKIE = "veil_reveal"
+
 
 def _private_image(field_file: object, *, download_name: str) -> FileResponse:
     if not field_file:
@@ -36,7 +40,7 @@ def clear(request: HttpRequest, item_id: int) -> HttpResponseBase:
     user = signed_in(request)
     item = get_object_or_404(ContentItem, pk=item_id)
     try:
-        services.reveal_check(item=item, reviewer=user, token=request.GET.get("t", ""))
+        services.reveal_check(item=item, reviewer=user, token=request.COOKIES.get(REVEAL_COOKIE, ""))
     except services.ReviewError as exc:
         response = HttpResponse(exc.detail, status=exc.status, content_type="text/plain; charset=utf-8")
         response["Cache-Control"] = "no-store"

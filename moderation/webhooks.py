@@ -66,6 +66,8 @@ def decision_payload(*, decision: Decision, delivery_key: str, origin: Queue) ->
         "delivery_id": delivery_key,
         "item_id": item.pk,
         "external_id": item.external_id,
+        # External ids belong to the account that sent them: two submitters of one queue may both use "post-1".
+        "submitted_by": item.submitted_by.username if item.submitted_by is not None else None,
         "queue": origin.slug,
         "decided_in_queue": Queue.objects.only("slug").get(pk=item.queue_id).slug,
         "action": decision.action,

@@ -134,9 +134,17 @@ def _read(path: Path) -> str:
         return ""
 
 
+class LiveServer(str):
+    """The base URL of a live daphne (a plain str to most tests), with the path of what it printed: its access log
+    (daphne's NCSA lines at its default verbosity) and errors."""
+
+    log_path: Path
+
+
 @pytest.fixture
 def live_daphne(transactional_db: None, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Start daphne on a free port against this test's database and media folder; yield its base URL."""
+    """Start daphne on a free port against this test's database and media folder; yield its base URL (a LiveServer,
+    whose log_path is daphne's output)."""
     with daphne_process(request) as (base_url, _process):
         yield base_url
 
@@ -175,7 +183,9 @@ def daphne_process(request: pytest.FixtureRequest,
                 pytest.fail(f"daphne did not answer on {base_url} within {START_TIMEOUT:.0f} s:\n{_read(log_path)}",
                             pytrace=False)
             time.sleep(0.1)
-        yield base_url, process
+        server = LiveServer(base_url)
+        server.log_path = log_path
+        yield server, process
     finally:
         stop_process(process, grace=5)
         if request.session.testsfailed > failed_before:

@@ -268,7 +268,10 @@ def test_animated_png_frames_are_counted_and_limited():
 @pytest.mark.parametrize("size", [(1, 1), (3000, 2), (2, 3000)])
 def test_degenerate_shapes_still_render(size):
     derived = derive(corpus.encode(Image.new("RGB", size, RED), "PNG"))
-    assert max(derived.width, derived.height) == min(max(size), 1600)
+    if size == (1, 1):
+        assert (derived.width, derived.height) == (1, 1)
+    else:  # a strip is tiled into a reviewable picture (tests/test_security_media.py), never 1600x1
+        assert max(derived.width, derived.height) <= 1600 and min(derived.width, derived.height) >= 96
     preview = opened(derived.preview)
     assert preview.mode == "L" and max(preview.size) == 480 and min(preview.size) >= 1
 

@@ -113,7 +113,8 @@ def test_a_review_decision_is_posted_signed_and_the_readme_snippet_verifies_it(
     body = json.loads(request.body)
     assert body == {
         "event": "decision.final", "delivery_id": str(delivery.key), "item_id": item.pk, "external_id": "post-1",
-        "queue": "reports", "decided_in_queue": "reports", "action": "remove", "policies": [decision.policy.code],
+        "submitted_by": None, "queue": "reports", "decided_in_queue": "reports", "action": "remove",
+        "policies": [decision.policy.code],
         "reason": "Close-up.", "decided_at": decision.created_at.isoformat(), "carried_over": False,
         "carried_over_from_item": None, "hash_list": None,
     }

@@ -14,8 +14,8 @@ from django.test import Client
 
 from moderation.services import ReviewError
 from tests.test_wellbeing_helpers import T0
-from wellbeing import selectors, services, tasks
-from wellbeing.models import CheckIn, CheckInRead, CheckInReadRefused
+from wellbeing import health_access, selectors, services, tasks
+from wellbeing.models import CheckIn, CheckInRead, CheckInReadRefused, Department, Team, TeamMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,10 @@ def test_the_orm_refuses_to_load_answers_outside_the_logged_selector(answered):
     assert not CheckInRead.objects.exists()
 
 
-def test_the_person_and_occupational_health_may_read_and_every_read_is_logged(answered, health):
+def test_the_person_and_occupational_health_may_read_and_every_read_is_logged(answered, health, admin_user):
+    team = Team.objects.create(name="Crew", department=Department.objects.create(name="Trust"))
+    TeamMembership.objects.create(team=team, user=answered)
+    health_access.health_access_grant(team=team, staff=health, granted_by=admin_user)
     assert len(selectors.checkins_read(subject=answered, reader=answered, purpose="own page")) == 2
     assert len(selectors.checkins_read(subject=answered, reader=health, purpose="follow-up")) == 2
     logged = list(CheckInRead.objects.order_by("pk").values_list("reader_id", "subject_id", "purpose", "allowed",
@@ -74,11 +77,15 @@ def test_leads_admins_and_other_moderators_are_refused_and_the_attempt_is_logged
     assert not CheckInRead.objects.filter(allowed=True).exists()
 
 
-def test_a_superuser_reads_only_as_a_member_of_occupational_health(answered, admin_user):
+def test_a_superuser_never_reads_even_in_the_oh_group_and_a_teams_health_staff(answered, admin_user):
+    """The issue-22 attack: an administrator adds itself to the OH group, then to the team's health staff."""
     admin_user.groups.add(Group.objects.get_or_create(name="occupational_health")[0])
-    admin_user._veil_roles = None  # the role cache of this object
-    del admin_user._veil_roles
-    assert len(selectors.checkins_read(subject=answered, reader=admin_user, purpose="oh")) == 2
+    team = Team.objects.create(name="Crew", department=Department.objects.create(name="Trust"))
+    TeamMembership.objects.create(team=team, user=answered)
+    team.health_staff.add(admin_user)
+    with pytest.raises(CheckInReadRefused):
+        selectors.checkins_read(subject=answered, reader=admin_user, purpose="oh")
+    assert CheckInRead.objects.filter(reader=admin_user, allowed=False).count() == 1
 
 
 def test_the_admin_has_no_check_in_pages(answered, admin_user):

@@ -2,7 +2,9 @@
 
 Check-ins are deliberately absent: they are health data, and administrators are not occupational health. Personal
 limits, category opt-outs and consent to OH follow-up are absent too: they belong to the moderator. Administrators
-manage departments, teams, their members, leads and OH staff, and team limits (stricter than the organisation's).
+manage departments, teams, their members and leads, and team limits (stricter than the organisation's). OH staff
+are shown, not edited: they change only through `manage.py health_access` (wellbeing/health_access.py), audited and
+shown to the team's members, so that two saves here cannot make anyone (an administrator included) OH.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from wellbeing.models import (
     DataAccess,
     Department,
     ExposureEntry,
+    HealthAccessGrant,
     LeadAction,
     OrganisationPolicy,
     PolicyChange,
@@ -115,7 +118,7 @@ def _without(users: list[User], role: Role) -> list[str]:
 class TeamForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Team
-        fields = ["name", "department", "leads", "health_staff"]
+        fields = ["name", "department", "leads"]
 
     def clean_leads(self) -> list[User]:
         leads = list(self.cleaned_data["leads"])
@@ -123,13 +126,6 @@ class TeamForm(forms.ModelForm):  # type: ignore[type-arg]
         if missing:
             raise forms.ValidationError(f"Not in the team_lead group: {', '.join(missing)}.")
         return leads
-
-    def clean_health_staff(self) -> list[User]:
-        staff = list(self.cleaned_data["health_staff"])
-        missing = _without(staff, Role.OCCUPATIONAL_HEALTH)
-        if missing:
-            raise forms.ValidationError(f"Not in the occupational_health group: {', '.join(missing)}.")
-        return staff
 
 
 class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -165,8 +161,22 @@ class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["name", "department"]
     list_filter = ["department"]
     search_fields = ["name"]
-    filter_horizontal = ["leads", "health_staff"]
+    filter_horizontal = ["leads"]
+    readonly_fields = ["occupational_health"]
     inlines = [MembershipInline]
+
+    @admin.display(description="Occupational health")
+    def occupational_health(self, team: Team) -> str:
+        names = ", ".join(sorted(u.get_username() for u in team.health_staff.all())) if team.pk else ""
+        return (f"{names or 'nobody'} (changed only with `manage.py health_access`: audited, and shown to the "
+                "team's members)")
+
+
+@admin.register(HealthAccessGrant)
+class HealthAccessGrantAdmin(ReadOnlyAdmin):
+    list_display = ["team", "staff", "granted_at", "granted_by", "ended_at", "ended_by", "how"]
+    list_filter = ["how"]
+    date_hierarchy = "granted_at"
 
 
 @admin.register(TeamPolicy)

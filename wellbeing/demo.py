@@ -22,7 +22,7 @@ from django.utils import timezone
 from config.roles import Role
 from moderation.models import Category, Severity
 from review_queue.models import Queue
-from wellbeing import rules, selectors
+from wellbeing import health_access, rules, selectors
 from wellbeing.models import (
     Break,
     CheckIn,
@@ -117,8 +117,12 @@ def _ensure_teams() -> dict[str, tuple[Team, TeamSpec, dict[str, User]]]:
         lead = User.objects.filter(username=spec.lead).first() or _account(
             spec.lead, spec.lead.split("-")[-1].title(), "(demo lead)", Role.TEAM_LEAD)
         team.leads.add(lead)
-        if health is not None:
-            team.health_staff.add(health)
+        if health is not None and not team.health_staff.filter(pk=health.pk).exists():
+            granter = User.objects.filter(username="admin", is_superuser=True).first()
+            if granter is not None:  # through the audited grant, as a real deployment would
+                health_access.health_access_grant(team=team, staff=health, granted_by=granter, reason="demo data")
+            else:
+                team.health_staff.add(health)
         people: dict[str, User] = {}
         for person in spec.people:
             user = User.objects.filter(username=person.username).first() or _account(

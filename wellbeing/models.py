@@ -7,6 +7,7 @@ functions in wellbeing/rules.py; writes go through wellbeing/services.py and rea
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -401,9 +402,24 @@ class CheckInQuerySet(models.QuerySet["CheckIn"]):
     checked who is reading and logged it; counting and deleting (retention) need no read and stay possible."""
 
     def _fetch_all(self) -> None:
-        if self._result_cache is None and not _checkin_read_allowed.get():
-            raise CheckInReadRefused("Check-ins are read only through wellbeing.selectors.checkins_read.")
+        if self._result_cache is None:
+            _refuse_unless_reading()
         super()._fetch_all()
+
+    def iterator(self, chunk_size: int | None = None) -> Iterator[Any]:
+        # iterator() streams rows without _fetch_all (dumpdata uses it): guarded on its own.
+        _refuse_unless_reading()
+        return super().iterator(chunk_size=chunk_size)
+
+    def raw(self, raw_query: Any, params: Any = (), translations: dict[str, str] | None = None,
+            using: str | None = None) -> Any:
+        _refuse_unless_reading()
+        return super().raw(raw_query, params, translations, using)
+
+
+def _refuse_unless_reading() -> None:
+    if not _checkin_read_allowed.get():
+        raise CheckInReadRefused("Check-ins are read only through wellbeing.selectors.checkins_read.")
 
 
 class CheckIn(models.Model):
@@ -498,7 +514,8 @@ class Team(models.Model):
                                    help_text="Team leads who see this team's live load and may act on it.")
     health_staff = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="teams_in_care",
-        help_text="Occupational-health staff who see this team's reports and follow-up list.",
+        help_text="Occupational-health staff who see this team's reports and follow-up list. Changed only with "
+                  "`manage.py health_access`; every change is kept (HealthAccessGrant) and shown to the team.",
     )
 
     class Meta:
@@ -618,3 +635,33 @@ class DataAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.viewer_id} {self.what}"
+
+
+class HealthAccessGrant(models.Model):
+    """Every time someone became, or stopped being, occupational health for a team: the history of who could read
+    the team's reports and, for those who consent to follow-up, their check-ins. Written for every change of
+    Team.health_staff, whichever way it was made (wellbeing.signals), so no change goes unrecorded; the team's
+    members see the open grants on their wellbeing page ("who can read your check-ins", since when)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="health_grants")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    granted_at = models.DateTimeField()
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    # How the change was made: "health_access" (the audited command), or "outside health_access" (the shell, a
+    # script) so that such a change is visible as what it is.
+    how = models.CharField(max_length=40)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "staff"], condition=Q(ended_at__isnull=True),
+                                    name="health_grant_one_open_per_team_staff"),
+        ]
+
+    def __str__(self) -> str:
+        return f"OH access of {self.staff_id} to team {self.team_id} since {self.granted_at:%Y-%m-%d}"

@@ -27,6 +27,7 @@ from wellbeing.models import (
     PersonalPolicy,
     QueuePolicy,
     Shift,
+    TeamMembership,
     TeamPolicy,
     _checkin_read_allowed,
 )
@@ -508,10 +509,17 @@ def _checkin_reading() -> Iterator[None]:
 
 
 def checkin_reader_allowed(*, reader: User, subject: User | int) -> bool:
-    """The person themself, or occupational health. Not team leads, not administrators (has_role keeps OH from
-    superusers unless they are in the group)."""
+    """The person themself, or occupational health for the person's team (granted by wellbeing.health_access, shown
+    to the person). Never team leads, never a superuser (even one in the OH group and a team's health staff), never
+    an inactive account."""
     subject_id = subject if isinstance(subject, int) else subject.pk
-    return bool(reader.is_authenticated and (reader.pk == subject_id or has_role(reader, Role.OCCUPATIONAL_HEALTH)))
+    if not reader.is_authenticated or not reader.is_active:
+        return False
+    if reader.pk == subject_id:
+        return True
+    if reader.is_superuser or not has_role(reader, Role.OCCUPATIONAL_HEALTH):
+        return False
+    return TeamMembership.objects.filter(user_id=subject_id, team__health_staff=reader).exists()
 
 
 def checkins_read(

@@ -54,8 +54,9 @@ def team_for_lead(*, user: User, team_id: int) -> Team:
 
 
 def teams_in_care_of(*, user: User) -> QuerySet[Team]:
-    """Teams assigned to this occupational-health professional (superusers only as members of the OH group)."""
-    if not has_role(user, Role.OCCUPATIONAL_HEALTH):
+    """Teams assigned to this occupational-health professional (wellbeing.health_access). Never a superuser's: an
+    administrator does not hold OH access, whatever groups or teams they put themself in."""
+    if user.is_superuser or not has_role(user, Role.OCCUPATIONAL_HEALTH):
         return Team.objects.none()
     return Team.objects.filter(health_staff=user).select_related("department")
 

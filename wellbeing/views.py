@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.roles import Role, role_required, signed_in
 from moderation.models import Category
 from moderation.services import ReviewError
-from wellbeing import reports, rules, selectors, services, team_selectors, team_services
+from wellbeing import health_access, reports, rules, selectors, services, team_selectors, team_services
 from wellbeing.models import CheckIn
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
@@ -63,6 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "consent_given": reports.consent_given(user=user),
         "looks": team_selectors.looks_at(user=user, since=now - timedelta(days=LOOKS_DAYS))[:30],
         "looks_days": LOOKS_DAYS,
+        "checkin_readers": health_access.checkin_readers_of(user=user),
     })
 
 

@@ -95,6 +95,8 @@ class Command(BaseCommand):
                     category=options["category"],
                     severity=int(options["severity"]),
                 )
+        except services.DuplicateSubmission:
+            report.present.append(name)  # this account already imported a file of this name into this queue
         except media.UnsafeImage as exc:
             report.refused.append((name, f"{exc.code}: {exc.detail}"))
         except OSError as exc:
