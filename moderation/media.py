@@ -96,8 +96,7 @@ class DecodeBudget:
     def in_use(self) -> int:
         return self._in_use
 
-    @contextmanager
-    def hold(self, cost: int) -> Iterator[None]:
+    def _take(self, cost: int) -> int:
         cost = max(0, min(cost, self.budget_bytes))
         deadline = time.monotonic() + self.wait_seconds
         with self._cond:
@@ -108,12 +107,39 @@ class DecodeBudget:
                 self._cond.wait(remaining)
             self._in_use += cost
             self.peak_in_use = max(self.peak_in_use, self._in_use)
+        return cost
+
+    def _give_back(self, cost: int) -> None:
+        with self._cond:
+            self._in_use -= cost
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold(self, cost: int) -> Iterator[None]:
+        taken = self._take(cost)
         try:
             yield
         finally:
-            with self._cond:
-                self._in_use -= cost
-                self._cond.notify_all()
+            self._give_back(taken)
+
+    @contextmanager
+    def scope(self) -> Iterator[DecodeScope]:
+        """Entered before the picture is opened, so the budget is given back only after the picture (and its
+        raster) is closed: `with DECODES.scope() as budget, Image.open(fp) as img: budget.take(cost); img.load()`."""
+        scope = DecodeScope(self)
+        try:
+            yield scope
+        finally:
+            self._give_back(scope.taken)
+
+
+class DecodeScope:
+    def __init__(self, budget: DecodeBudget) -> None:
+        self.budget = budget
+        self.taken = 0
+
+    def take(self, cost: int) -> None:
+        self.taken += self.budget._take(cost)
 
 
 # Bytes a decode holds per pixel: the decoded raster (up to 4 bytes a pixel, RGBA) and the one conversion copy that
@@ -156,7 +182,7 @@ def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, 
         raise UnsafeImage("too_large", f"The file is {_human_bytes(size)}; the limit is {_human_bytes(max_bytes)}.")
     try:
         fmt = _sniff(fp)
-        with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
+        with DECODES.scope() as budget, _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
             width, height = img.size
             _check_pixels(width, height, max_pixels)
             if fmt == "JPEG":
@@ -167,8 +193,8 @@ def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, 
             if frames > max_frames:
                 raise UnsafeImage("too_many_frames", f"The image has {frames} frames; the limit is {max_frames}.")
             if fmt != "JPEG":
-                with DECODES.hold(raster_cost(width, height)):
-                    img.load()  # first frame only
+                budget.take(raster_cost(width, height))
+                img.load()  # first frame only
         if fmt == "JPEG":
             with _pillow_errors(fp, fmt):
                 _check_jpeg(fp, width, height)
@@ -270,7 +296,7 @@ def make_derivatives(
         raise ValueError("display_max_side and preview_max_side must be positive")
     try:
         fmt = _sniff(fp)
-        with _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
+        with DECODES.scope() as budget, _pillow_errors(fp, fmt), Image.open(fp, formats=(fmt,)) as img:
             _check_pixels(*img.size, max_pixels)
             tile = _needs_tiling(img.size, display_max_side)
             if fmt == "JPEG":
@@ -279,15 +305,15 @@ def make_derivatives(
                     # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; draft never goes below the requested
                     # size, so asking for the final fitted size keeps full quality for the resize below.
                     img.draft("RGB", _fit(img.size, display_max_side))
-            with DECODES.hold(raster_cost(*img.size)):  # after draft: a JPEG decodes at its reduced size
-                img.load()  # first frame only: the console never animates
-                # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
-                # picture the way a person would.
-                ImageOps.exif_transpose(img, in_place=True)
-                rgb = _to_rgb(img)
-                display = (_tiled_display(rgb, display_max_side) if tile
-                           else _bare(rgb, _fit(rgb.size, display_max_side)))
-                del rgb
+            budget.take(raster_cost(*img.size))  # after draft: a JPEG decodes at its reduced size
+            img.load()  # first frame only: the console never animates
+            # Orientation first: every geometric step below (thumbnail size, preview, hashes) must see the
+            # picture the way a person would.
+            ImageOps.exif_transpose(img, in_place=True)
+            rgb = _to_rgb(img)
+            display = (_tiled_display(rgb, display_max_side) if tile
+                       else _bare(rgb, _fit(rgb.size, display_max_side)))
+            del rgb
             # The preview and the hashes look at 16 px (preview) and 32x32 / 9x8 px (pHash / dHash) of the grey
             # picture; they start from it box-averaged to 256+ px on its short side, which gives the same pHash and
             # dHash to within a bit for a tenth of the cost (imagehash's Lanczos from 1600 px took 20 ms).
