@@ -91,17 +91,20 @@ def _published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
     return ports
 
 
-def test_five_services(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+def test_six_services(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {"postgres", "redis", "proxy", "web", "worker", "beat"}
+    assert config["services"]["proxy"]["image"].startswith("nginx:")
     assert config["services"]["postgres"]["image"] == "postgres:16"
     assert config["services"]["redis"]["image"] == "redis:7"
 
 
-def test_web_migrates_then_serves_with_daphne_and_worker_runs_celery(config: dict[str, Any]) -> None:
+def test_web_migrates_then_serves_several_daphne_processes_and_worker_runs_celery(config: dict[str, Any]) -> None:
     web = " ".join(config["services"]["web"]["command"])
     assert "manage.py migrate" in web
-    assert web.index("migrate") < web.index("daphne")
-    assert "daphne -b 0.0.0.0 -p 8000 config.asgi:application" in web
+    assert web.index("migrate") < web.index("config.stack")
+    # Several web processes on one socket (config/stack.py), no worker or beat of their own: those are services.
+    assert re.search(r"python -m config\.stack --host 0\.0\.0\.0 --port 8000 --web \d+ --no-worker --no-beat", web)
+    assert config["services"]["web"]["environment"]["VEIL_BEHIND_PROXY"] in {"1", 1, True}
     worker = config["services"]["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "config", "worker"]
     # One scheduler beside the workers: check-ins past their retention are deleted even in the compose stack.
@@ -117,6 +120,7 @@ def test_databases_have_healthchecks_and_apps_wait_for_them(config: dict[str, An
     services = config["services"]
     assert "pg_isready" in _healthcheck(services["postgres"])
     assert "redis-cli ping" in _healthcheck(services["redis"])
+    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
     for service in ("web", "worker", "beat"):
         depends = services[service]["depends_on"]
         assert {name: depends[name]["condition"] for name in ("postgres", "redis")} == {
@@ -148,10 +152,30 @@ def test_web_and_worker_share_the_media_volume(config: dict[str, Any]) -> None:
     assert "/var/lib/postgresql/data" in _volume_targets(config["services"]["postgres"]).values()
 
 
-def test_web_is_published_on_loopback_only_by_default(config: dict[str, Any]) -> None:
-    assert _published(config["services"]["web"]) == [("127.0.0.1", "8000", "8000")]
-    for service in ("postgres", "redis", "worker"):
+def test_only_the_proxy_is_published_on_loopback_by_default(config: dict[str, Any]) -> None:
+    assert _published(config["services"]["proxy"]) == [("127.0.0.1", "8000", "8080")]
+    for service in ("postgres", "redis", "web", "worker", "beat"):
         assert not config["services"][service].get("ports"), service
+
+
+def test_the_proxy_limits_bodies_upgrades_websockets_and_serves_static_files(config: dict[str, Any]) -> None:
+    conf = (ROOT / "compose" / "nginx.conf").read_text()
+    limit = re.search(r"client_max_body_size (\d+)m;", conf)
+    assert limit and int(limit.group(1)) <= 36  # a little over VEIL_MAX_REQUEST_BYTES' default (34.3 MiB)
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf and "location /ws/" in conf
+    assert "alias /srv/static/;" in conf and "location /media" not in conf
+    proxy = _volume_targets(config["services"]["proxy"])
+    web = _volume_targets(config["services"]["web"])
+    assert "/srv/static" in proxy.values() and "/srv/static" in web.values()
+    assert "/etc/nginx/nginx.conf" in proxy.values()
+
+
+def test_database_connections_of_the_whole_stack_fit_postgres_default_limit(config: dict[str, Any]) -> None:
+    """web: VEIL_WEB_PROCESSES (2) x the pool (8); worker: 2 processes x 2; beat: 1. PostgreSQL allows 100."""
+    services = config["services"]
+    assert services["worker"]["environment"]["VEIL_DB_POOL_SIZE"] == "2"
+    assert services["beat"]["environment"]["VEIL_DB_POOL_SIZE"] == "1"
+    assert 2 * 8 + 2 * 2 + 1 < 100
 
 
 def test_refuses_to_render_without_a_secret_key(tmp_path: Path) -> None:
