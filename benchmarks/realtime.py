@@ -14,7 +14,9 @@ way a request does, on one event loop with the layer's connection kept (as daphn
 The same run measures N = the baseline size (default 50) and N (default 200); the ratio is p99(N) / p99(baseline).
 Everything is bounded: counted rounds, timeouts on every wait, daphne stopped at the end, loopback only.
 
-Run: python -m benchmarks.realtime [--consoles 200] [--baseline-consoles 50] [--rounds 20]
+Run: python -m benchmarks.realtime [--consoles 200] [--baseline-consoles 50] [--rounds 20] [--web N] [--at-once]
+  --web N serves the consoles from N daphne processes on one socket (`python -m config.stack`, as deployed)
+  instead of one; --at-once opens every console's websocket at the same moment and counts failed handshakes.
 Needs PostgreSQL and Redis (VEIL_BENCH_DATABASE_URL, VEIL_BENCH_REDIS_URL; defaults on 127.0.0.1).
 """
 
@@ -164,13 +166,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start_daphne(env: dict[str, str], log: Path, web: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
+    if web > 1:
+        command = [sys.executable, "-m", "config.stack", "--web", str(web), "--port", str(port), "--no-worker",
+                   "--no-beat", "--no-migrate"]
+    else:
+        command = [str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                   "config.asgi:application"]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out,
+                                   stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -224,12 +230,19 @@ class Console:
 
 
 async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting: int,
-                   env: dict[str, str]) -> dict[str, Any]:
+                   env: dict[str, str], at_once: bool = False) -> dict[str, Any]:
     consoles = [Console(uid, cookie) for uid, cookie in users]
     opened = time.monotonic()
-    for start in range(0, len(consoles), CONNECT_BATCH):
-        await asyncio.gather(*(c.open(port) for c in consoles[start:start + CONNECT_BATCH]))
+    batch = len(consoles) if at_once else CONNECT_BATCH
+    failed_handshakes = 0
+    for start in range(0, len(consoles), batch):
+        outcomes = await asyncio.gather(*(c.open(port) for c in consoles[start:start + batch]),
+                                        return_exceptions=True)
+        failed_handshakes += sum(1 for o in outcomes if isinstance(o, BaseException))
     connect_seconds = time.monotonic() - opened
+    if failed_handshakes:
+        # Counted and reported; the consoles that did open are still measured (a lost console is one that opened).
+        consoles = [c for c in consoles if c.ws is not None]
     await asyncio.sleep(1.0)  # let the consumers' start-up reads settle
     budget = rounds * (COUNTS_INTERVAL + BREAK_INTERVAL) + 120
     trigger = await asyncio.create_subprocess_exec(
@@ -268,7 +281,7 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
             else:
                 break_lat.append(arrived - event["at"])
     return {"counts": counts_lat, "break": break_lat, "missing": missing, "connect_seconds": connect_seconds,
-            "failed_sends": sum(1 for e in sent if not e["ok"])}
+            "failed_sends": sum(1 for e in sent if not e["ok"]), "failed_handshakes": failed_handshakes}
 
 
 def _waiting_now() -> int:
@@ -281,13 +294,14 @@ def _waiting_now() -> int:
     return waiting
 
 
-def run_size(users: list[tuple[int, str]], rounds: int, env: dict[str, str], data_dir: str) -> dict[str, Any]:
-    """One daphne process of its own for this many consoles."""
+def run_size(users: list[tuple[int, str]], rounds: int, env: dict[str, str], data_dir: str, web: int = 1,
+             at_once: bool = False) -> dict[str, Any]:
+    """One server of its own (one daphne process, or `web` of them) for this many consoles."""
     log = Path(data_dir) / f"daphne-{len(users)}.log"
     waiting = _waiting_now()
-    daphne, port = _start_daphne(env, log)
+    daphne, port = _start_daphne(env, log, web)
     try:
-        result = asyncio.run(_measure(port, users, rounds, waiting, env))
+        result = asyncio.run(_measure(port, users, rounds, waiting, env, at_once))
     finally:
         stop_process(daphne, grace=10)
     result["consoles"] = len(users)
@@ -298,6 +312,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--consoles", type=int, default=200)
     parser.add_argument("--baseline-consoles", type=int, default=50)
+    parser.add_argument("--web", type=int, default=1, help="daphne processes serving the consoles")
+    parser.add_argument("--at-once", action="store_true", help="open all websockets at the same moment")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
@@ -327,10 +343,11 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         users = _seed(max(sizes), waiting=args.rounds * len(sizes) + 10)
-        results = [run_size(users[:n], args.rounds, env, data_dir) for n in sizes]
+        results = [run_size(users[:n], args.rounds, env, data_dir, args.web, args.at_once) for n in sizes]
     print(header)
     print()
-    print(f"Console websockets on one daphne process (channels_redis pub/sub); {args.rounds} queue-count broadcasts "
+    served = "one daphne process" if args.web <= 1 else f"{args.web} daphne processes on one socket (config.stack)"
+    print(f"Console websockets on {served} (channels_redis pub/sub); {args.rounds} queue-count broadcasts "
           f"{COUNTS_INTERVAL:g} s apart, then {args.rounds} rounds of one break.due push per moderator; latency "
           "from the committed change to arrival at each console")
     print()
@@ -346,11 +363,12 @@ def main() -> None:
                   f"{result['missing'][kind]} | {ratio:.1f}x |")
     print()
     for result in results:
-        print(f"- {result['consoles']} consoles: opened in {result['connect_seconds']:.1f} s; "
+        print(f"- {result['consoles']} consoles: opened in {result['connect_seconds']:.1f} s"
+              f"{' all at once' if args.at_once else ''}, {result['failed_handshakes']} failed handshakes; "
               f"{sum(result['missing'].values())} deliveries missing; {result['failed_sends']} sends refused by the "
               "layer")
-    if any(sum(r["missing"].values()) or r["failed_sends"] for r in results):
-        sys.exit("some pushes were lost")
+    if any(sum(r["missing"].values()) or r["failed_sends"] or r["failed_handshakes"] for r in results):
+        sys.exit("some pushes were lost or some consoles could not connect")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@ BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "lookup": (["--sizes", "100000", "--queries", "100", "--baseline-queries", "20", "--adds", "200"], ()),
     "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5", "--history-days", "5"],
               ("postgres", "redis")),
-    "realtime": (["--consoles", "200", "--baseline-consoles", "50", "--rounds", "10"], ("postgres", "redis")),
+    "realtime": (["--consoles", "200", "--baseline-consoles", "50", "--rounds", "10", "--web", "2", "--at-once"],
+                 ("postgres", "redis")),
+    # Through HTTP on the stack as deployed (python -m config.stack): 200 moderators claiming every 4 s = 50/s.
+    "http_load": (["--moderators", "200", "--period", "4", "--seconds", "20", "--raw-claims", "2000"],
+                  ("postgres", "redis")),
 }
 
 NEEDS = {
