@@ -151,7 +151,8 @@ def _seed(consoles: int, waiting: int) -> list[tuple[int, str]]:
         user.groups.add(group)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        # The backend that loads users (AUTHENTICATION_BACKENDS[0] is axes, which only counts failures).
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         users.append((user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
@@ -235,10 +236,14 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
     opened = time.monotonic()
     batch = len(consoles) if at_once else CONNECT_BATCH
     failed_handshakes = 0
+    first_failure = ""
     for start in range(0, len(consoles), batch):
         outcomes = await asyncio.gather(*(c.open(port) for c in consoles[start:start + batch]),
                                         return_exceptions=True)
-        failed_handshakes += sum(1 for o in outcomes if isinstance(o, BaseException))
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        failed_handshakes += len(failures)
+        if failures and not first_failure:
+            first_failure = f"{type(failures[0]).__name__}: {failures[0]}"
     connect_seconds = time.monotonic() - opened
     if failed_handshakes:
         # Counted and reported; the consoles that did open are still measured (a lost console is one that opened).
@@ -274,14 +279,17 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
                 else:
                     counts_lat.append(arrived - event["at"])
         elif event["kind"] == "break":
-            console = next(c for c in consoles if c.user_id == event["user"])
+            console = next((c for c in consoles if c.user_id == event["user"]), None)
+            if console is None:  # its websocket never opened: counted in failed_handshakes
+                continue
             arrived = console.breaks.get(event["round"])
             if arrived is None:
                 missing["break"] += 1
             else:
                 break_lat.append(arrived - event["at"])
     return {"counts": counts_lat, "break": break_lat, "missing": missing, "connect_seconds": connect_seconds,
-            "failed_sends": sum(1 for e in sent if not e["ok"]), "failed_handshakes": failed_handshakes}
+            "failed_sends": sum(1 for e in sent if not e["ok"]), "failed_handshakes": failed_handshakes,
+            "first_failure": first_failure}
 
 
 def _waiting_now() -> int:
@@ -364,7 +372,8 @@ def main() -> None:
     print()
     for result in results:
         print(f"- {result['consoles']} consoles: opened in {result['connect_seconds']:.1f} s"
-              f"{' all at once' if args.at_once else ''}, {result['failed_handshakes']} failed handshakes; "
+              f"{' all at once' if args.at_once else ''}, {result['failed_handshakes']} failed handshakes"
+              f"{' (' + result['first_failure'] + ')' if result['first_failure'] else ''}; "
               f"{sum(result['missing'].values())} deliveries missing; {result['failed_sends']} sends refused by the "
               "layer")
     if any(sum(r["missing"].values()) or r["failed_sends"] or r["failed_handshakes"] for r in results):
