@@ -50,6 +50,9 @@ def body_of(payload: dict[str, Any]) -> bytes:
 def item_origin_queue(item: ContentItem) -> Queue:
     """The queue the item was submitted to. A hash list may have routed it to a specialist queue since; the
     requester who submitted it still gets its decision."""
+    if item.submitted_to_id is not None:
+        return Queue.objects.get(pk=item.submitted_to_id)
+    # Items from before `submitted_to` (and the few its migration could not place): the ingest audit event.
     slug = (
         AuditEvent.objects.filter(item_id=item.pk, action=AuditEvent.Action.INGESTED)
         .order_by("id").values_list("data__queue", flat=True).first()
