@@ -50,6 +50,7 @@ from benchmarks.services import (
     BENCH_DATABASE_URL,
     BENCH_REDIS_URL,
     fresh_database,
+    machine_busy_seconds,
     machine_line,
     percentile_ms,
     postgres_reachable,
@@ -376,14 +377,6 @@ class CpuUse:
         return CpuUse(self.machine + other.machine, self.claimers + other.claimers)
 
 
-def _machine_busy_seconds() -> float:
-    """CPU time all cores spent on anything but idling (user, nice, system, irq, softirq) since boot."""
-    with open("/proc/stat") as stat:
-        fields = [int(x) for x in stat.readline().split()[1:8]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
 def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> tuple[list[Result], CpuUse]:
     from django.db import connections
 
@@ -398,7 +391,7 @@ def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> tuple[list[
         # Each thread needs its moderator's position for its open-loop offset.
         part = {**job, "offsets": {i: job.get("offsets", {}).get(index[u], 0.0) for i, u in enumerate(chunk)}}
         workers.append(ctx.Process(target=_process_main, args=(part, chunk, barrier, out)))
-    busy = _machine_busy_seconds()
+    busy = machine_busy_seconds()
     for w in workers:
         w.start()
     results: list[Result] = []
@@ -407,7 +400,7 @@ def _run_phase(job: dict[str, Any], users: list[int], procs: int) -> tuple[list[
         done = out.get(timeout=job["timeout"] + 30)
         results.extend(Result(**r) for r in done["results"])
         claimers_cpu += done["cpu"]
-    used = CpuUse(machine=_machine_busy_seconds() - busy, claimers=claimers_cpu)
+    used = CpuUse(machine=machine_busy_seconds() - busy, claimers=claimers_cpu)
     for w in workers:
         w.join(timeout=30)
     errors = [e for r in results for e in r.errors]

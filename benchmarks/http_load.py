@@ -39,10 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.claim import RAW_CLAIM
 from benchmarks.services import (
     BENCH_DATABASE_URL,
     BENCH_REDIS_URL,
+    free_port,
     fresh_database,
+    machine_busy_seconds,
     machine_line,
     percentile_ms,
     postgres_reachable,
@@ -50,21 +53,7 @@ from benchmarks.services import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RAW_CLAIM = """
-UPDATE moderation_contentitem SET status = 'in_review', lease_holder_id = %s,
-       lease_expires_at = now() + interval '600 seconds'
- WHERE id = (SELECT id FROM moderation_contentitem WHERE queue_id = %s AND status = 'ready'
-              ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1)
-RETURNING id
-"""
 RAW_FINISH = "UPDATE moderation_contentitem SET status = 'decided', lease_holder_id = NULL WHERE id = %s"
-
-
-def machine_busy_seconds() -> float:
-    with open("/proc/stat") as stat:
-        fields = [int(x) for x in stat.readline().split()[1:8]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:
@@ -435,7 +424,7 @@ def main() -> None:
         raw_cpu = raw_cpu_per_claim(database_url, raw_queue, raw_user, args.raw_claims)
         sampler = ConnectionSampler(database_url, "veil_bench_http")
         sampler.start()
-        port = _free_port()
+        port = free_port()
         stack = Stack(env, args.web, port, Path(data_dir) / "stack.log")
         sampler.trees.append(TreeCpu(stack.process.pid))
         phases: list[Phase] = []
@@ -457,14 +446,6 @@ def main() -> None:
     if any(p.errors for p in phases[:1]) or doubles:
         print(f"\nstack log (errors and warnings, last 40):\n{log_tail}")
         sys.exit("errors or double assignments at the target rate")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _report(header: str, args: argparse.Namespace, phases: list[Phase], raw_cpu: float, doubles: int) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 from benchmarks.services import (
     BENCH_DATABASE_URL,
     BENCH_REDIS_URL,
+    free_port,
     fresh_database,
     machine_line,
     percentile_ms,
@@ -159,16 +160,8 @@ def _seed(consoles: int, waiting: int) -> list[tuple[int, str]]:
     return users
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_daphne(env: dict[str, str], log: Path, web: int = 1) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     if web > 1:
         command = [sys.executable, "-m", "config.stack", "--web", str(web), "--port", str(port), "--no-worker",
                    "--no-beat", "--no-migrate"]
@@ -279,10 +272,10 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
                 else:
                     counts_lat.append(arrived - event["at"])
         elif event["kind"] == "break":
-            console = next((c for c in consoles if c.user_id == event["user"]), None)
-            if console is None:  # its websocket never opened: counted in failed_handshakes
+            target = next((c for c in consoles if c.user_id == event["user"]), None)
+            if target is None:  # its websocket never opened: counted in failed_handshakes
                 continue
-            arrived = console.breaks.get(event["round"])
+            arrived = target.breaks.get(event["round"])
             if arrived is None:
                 missing["break"] += 1
             else:

@@ -90,3 +90,17 @@ def percentile_ms(samples: Sequence[float], q: float) -> float:
     if not samples:
         return float("nan")
     return float(np.percentile(np.asarray(samples), q)) * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling (user, nice, system, irq, softirq) since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")

@@ -67,6 +67,16 @@ def _private_media(tmp_path_factory: pytest.TempPathFactory, settings: object) -
 
 
 @pytest.fixture
+def fresh_rate_limits() -> Iterator[None]:
+    """Throttle counters live in the cache: the test starts and ends with none (pytest.mark.usefixtures)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
 def moderator(db: None):  # type: ignore[no-untyped-def]
     return make_user("mo", "moderator")
 

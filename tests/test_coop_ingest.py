@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import requests
 from django.conf import settings
-from django.core.cache import cache
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -24,16 +23,10 @@ from tests.livesrv import live_daphne  # noqa: F401  (a fixture)
 from tests.test_hma_api import client_for, make_list, picture, token_of
 from tests.test_matching import jpeg
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

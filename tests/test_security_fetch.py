@@ -4,11 +4,9 @@ guard sees the IPv4 address inside IPv4-mapped and IPv4-embedding IPv6 addresses
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.core.cache import cache
 
 from moderation import outbound
 from moderation.models import ContentItem
@@ -18,14 +16,8 @@ from tests.test_coop_ingest import by_id, coop_item, data_url, submit
 from tests.test_hma_api import client_for, picture
 from tests.test_matching import jpeg
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

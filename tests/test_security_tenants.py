@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 
@@ -18,14 +17,8 @@ from tests.factories import image_bytes, make_item, make_queue, make_user
 from tests.test_coop_ingest import by_id, coop_item, submit
 from tests.test_hma_api import client_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
