@@ -26,7 +26,9 @@ def process_item(item_id: int) -> str:
     return item.status if item is not None else "missing"
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+             retry_backoff_max=settings.VEIL_TASK_HOLD_SECONDS, retry_jitter=True)
 def deliver_webhook(self: Any, delivery_id: int) -> str:
     """One attempt per run; a failure schedules the next with exponential backoff. Attempts are bounded by
     VEIL_WEBHOOK_MAX_ATTEMPTS in webhooks.webhook_deliver, so Celery's own retry limit is off. Idempotent: a
