@@ -111,6 +111,10 @@ class ItemReveal(APIView):
                    operation_id="items_reveal")
     def post(self, request: Request, item_id: int) -> Response:
         user = signed_in(request)
+        try:
+            services.viewing_check(reviewer=user)  # first: during a break the answer is "rest", whatever was held
+        except services.ReviewError as exc:
+            _raise(exc)
         item = selectors.item_revealable_by(user=user, item_id=item_id)
         if item is None:
             raise ApiError("not_lease_holder", "You do not hold this item.", 409)

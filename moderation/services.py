@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -25,14 +25,18 @@ _REVEAL_SALT = "veil.reveal"
 
 
 class ReviewError(Exception):
-    """A refused action, with a stable code and a sentence for the person who tried it."""
+    """A refused action, with a stable code and a sentence for the person who tried it.
+
+    `retry_at`: when trying again can succeed (a break's end, a cool-down's end), for a Retry-After header and a
+    time the console shows in the reader's own zone."""
 
     status = 409
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(self, code: str, detail: str, *, status: int | None = None, retry_at: datetime | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.retry_at = retry_at
         if status is not None:
             self.status = status
 
@@ -222,9 +226,20 @@ def _reviewing_claim(*, item: ContentItem, reviewer: User) -> Claim:
     return _open_claim(item=held, reviewer=reviewer)
 
 
+def viewing_check(*, reviewer: User) -> None:
+    """Raise ReviewError while the reviewer may not look at anything clear: during a break (409 `on_break`).
+
+    The rule is wellbeing's (where the break schedule lives); it is asked lazily because wellbeing sits above this
+    module and imports it."""
+    from wellbeing.services import check_viewing_allowed
+
+    check_viewing_allowed(reviewer_id=reviewer.pk, now=timezone.now())
+
+
 def reveal_start(*, item: ContentItem, reviewer: User) -> RevealGrant:
     """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only, for the
-    item or a copy of the same picture in its cluster)."""
+    item or a copy of the same picture in its cluster; never during a break)."""
+    viewing_check(reviewer=reviewer)
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         claim = _reviewing_claim(item=item, reviewer=reviewer)
@@ -239,13 +254,15 @@ def reveal_start(*, item: ContentItem, reviewer: User) -> RevealGrant:
 
 
 def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEvent:
-    """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease."""
+    """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease, and
+    never during a break (even for a reveal granted just before it began)."""
     try:
         payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
     except signing.BadSignature:
         raise ReviewError("reveal_expired", "This reveal has expired. Reveal the image again.", status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
         raise ReviewError("forbidden", "This reveal belongs to someone else.", status=403)
+    viewing_check(reviewer=reviewer)
     claim = _reviewing_claim(item=item, reviewer=reviewer)
     if payload.get("c") != claim.pk:
         raise ReviewError("reveal_expired", "This reveal belongs to an earlier lease.", status=403)

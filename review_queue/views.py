@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -15,8 +18,12 @@ from moderation import services as item_services
 from moderation.models import ContentItem, Decision
 from review_queue import selectors, services
 from review_queue.models import Policy, Queue
+from wellbeing import rules as wellbeing_rules
+from wellbeing import selectors as wellbeing_selectors
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
+NO_LONGER_YOURS = ("That item is no longer yours: it was decided, or it went back to the queue (a break or an ended "
+                   "lease gives it back).")
 
 SHORTCUTS = [
     ("R", "Reveal the clear image (hold, or press once)"),
@@ -32,6 +39,22 @@ SHORTCUTS = [
 ]
 
 
+def rest_during_breaks(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Every console page is the break screen while a break runs (the server refuses reveals meanwhile too); a page
+    opened from a bookmark or another tab lands there, not on a picture."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        state = wellbeing_selectors.break_state(reviewer_id=signed_in(request).pk)
+        response = (redirect("wellbeing-break") if state.phase == wellbeing_rules.Phase.ON_BREAK
+                    else view(request, *args, **kwargs))
+        # Never kept for Back: a page from before the break is asked for again, and lands here.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
@@ -43,6 +66,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def queue_list(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     return render(
@@ -71,11 +95,12 @@ def claim_next(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
+        messages.info(request, NO_LONGER_YOURS)
         return redirect("console-queues")
     prefs = item_selectors.viewing_preference_of(user=user)
     history = item.decisions.select_related("policy", "reviewer").all()
@@ -104,7 +129,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
+        messages.info(request, NO_LONGER_YOURS)
         return redirect("console-queues")
     code = request.POST.get("policy", "")
     policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
@@ -161,6 +186,7 @@ def split(request: HttpRequest, item_id: int, copy_id: int) -> HttpResponse:
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def preferences(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     prefs = item_selectors.viewing_preference_of(user=user)

@@ -488,7 +488,8 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
                 sent_by: User | None = None) -> Break:
     """Start a break now. When a scheduled break is due (or past its window) this is that break, and it lasts at
     least the scheduled length; otherwise it is voluntary, of the chosen length, and never counted against anyone.
-    Starting while holding an item is fine: the item waits (and returns to the queue if the lease runs out).
+    A break stops all viewing: the item in hand goes back to its queue (its exposure counts up to now, not through
+    the break) and nothing is revealed until the break ends (check_viewing_allowed).
 
     `sent_by`: a team lead sends the reviewer on a break (wellbeing.team_services.lead_send_on_break). It is the
     scheduled break when one is due, else a break of the scheduled length that, like a scheduled one, ends by
@@ -513,6 +514,7 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
             situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
             state = situation.state
             if situation.active is not None:
+                _give_back_held(reviewer=reviewer)
                 return situation.active
             if state.phase == rules.Phase.ON_BREAK:  # the scheduled break has already begun by the schedule
                 row = situation.pending or Break(reviewer=reviewer, shift=shift, kind=Break.Kind.SCHEDULED,
@@ -532,8 +534,36 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
             else:
                 row = Break.objects.create(reviewer=reviewer, shift=shift, kind=Break.Kind.VOLUNTARY,
                                            started_at=now, ends_at=now + length, started_by=started_by)
+        _give_back_held(reviewer=reviewer)
         _push_later(reviewer.pk, "break.started")
     return row
+
+
+def _give_back_held(*, reviewer: User) -> int:
+    """A break stops all viewing: the item in hand goes back to its queue for someone else (its exposure is settled
+    up to now; the break is not counted as time on screen), and a reveal still open ends now."""
+    from review_queue.services import item_release  # review_queue.services imports this module
+
+    given_back = 0
+    for claim in Claim.objects.filter(reviewer=reviewer, ended_at__isnull=True).select_related("item"):
+        RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=timezone.now())
+        try:
+            item_release(item=claim.item, reviewer=reviewer)
+        except ReviewError:
+            continue  # its lease was taken back meanwhile: nothing left to give back
+        given_back += 1
+    return given_back
+
+
+def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
+    """Nothing clear is shown during a break: reveals and clear renditions are refused with 409 `on_break` until it
+    ends (moderation.services.viewing_check asks here). Whatever started the break (the schedule, the reviewer, a
+    lead), break_state is the one place that says whether one is running."""
+    state = selectors.break_state(reviewer_id=reviewer_id, now=now)
+    if state.phase == rules.Phase.ON_BREAK:
+        raise ReviewError("on_break", f"You are on a break until {clock(state.break_ends_at, now=now)}: nothing is "
+                          "shown during a break. Rest; the queue will be here after it.", status=409,
+                          retry_at=state.break_ends_at)
 
 
 def break_end(*, reviewer: User, now: datetime | None = None) -> Break:

@@ -630,6 +630,18 @@
   function start() {
     var revealer = setupReveal();
     setupDecisions(revealer);
+    if (revealer) {
+      // A break stops all viewing: soften at once (the server refuses clear images from now on, and
+      // static/veil/wellbeing.js opens the break screen).
+      veilConsole.onEvent("break.started", function () {
+        revealer.soften();
+      });
+      veilConsole.onEvent("break.state", function (message) {
+        if (message.phase === "on_break") {
+          revealer.soften();
+        }
+      });
+    }
     if (document.body.getAttribute("data-live")) {
       window.addEventListener("pagehide", function () {
         leaving = true;

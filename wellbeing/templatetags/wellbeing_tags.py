@@ -28,8 +28,10 @@ def wellbeing_banner(context: template.Context) -> dict[str, Any]:
         "show": True,
         "phase": state.phase.value,
         "message": selectors.break_message(state) if state.phase in NOTICE_PHASES else "",
-        # From the queue list a running break opens the break screen; elsewhere (an item in hand) it only says so.
-        "redirect": state.phase == rules.Phase.ON_BREAK and url_name == "console-queues",
+        # Console pages are the break screen while a break runs (review_queue.views.rest_during_breaks redirects on
+        # the server; this covers a page that was open when the break began).
+        "redirect": state.phase == rules.Phase.ON_BREAK and str(url_name).startswith("console-"),
+        "console_page": str(url_name).startswith("console-"),
         "on_break_page": url_name == "wellbeing-break",
     }
 
