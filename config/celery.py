@@ -12,4 +12,5 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "purge-expired-checkins": {"task": "wellbeing.checkins_purge_expired", "schedule": crontab(hour=3, minute=17)},
     "requeue-stuck-processing": {"task": "moderation.processing_requeue_stuck", "schedule": 600.0},
+    "record-automatic-breaks": {"task": "wellbeing.breaks_catch_up", "schedule": 60.0},
 }

@@ -307,11 +307,7 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime,
     reviewer_id = shift.reviewer_id
     if state.phase == rules.Phase.ON_BREAK:
         if state.starts_automatically:
-            row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
-                                             due_at=state.due_at)
-            row.started_at, row.ends_at = state.break_starts_at, state.break_ends_at
-            row.started_automatically = True
-            row.save()
+            _auto_break_record(shift=shift, situation=situation)
             _push_later(reviewer_id, "break.started")
             raise _refused("break_due", f"Time for your break: new items pause until "
                            f"{clock(state.break_ends_at, now=now)}. Step away from the screen if you can.")
@@ -321,17 +317,61 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime,
         Break.objects.create(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED, due_at=state.due_at)
         _push_later(reviewer_id, "break.due")
     elif state.phase == rules.Phase.RESTED:
-        if state.due_at is not None or situation.pending is not None:
-            # A break fell due while nothing was open for a break's length: that time was the break.
+        if (state.due_at is not None or situation.pending is not None) and _auto_break_record(
+                shift=shift, situation=situation) is None:
+            # Idle for a full break already when the window closed: that time, until now, was the break.
             row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
                                              due_at=state.due_at)
-            row.started_at = state.break_starts_at or situation.last_activity or situation.work_since
-            row.ends_at = state.break_ends_at or now
+            row.started_at = situation.last_activity or situation.work_since
+            row.ends_at = now
             row.started_automatically = True
             row.save()
         shift.rested_at = now
         shift.save(update_fields=["rested_at"])
         _push_later(reviewer_id, "break.schedule")
+
+
+def _auto_break_record(*, shift: Shift, situation: selectors.BreakSituation) -> Break | None:
+    """Record the scheduled break the schedule started by itself (its window passed with nothing in hand), or one
+    that came and went while nothing was open, with the times the schedule gives it. The one place these rows are
+    written: the claim gate, the lead's view and the periodic catch-up (breaks_catch_up) all come here, so whoever
+    looks first, every "on break until" and "since the last break" reads the same record."""
+    state = situation.state
+    on_its_own = state.phase == rules.Phase.ON_BREAK and state.starts_automatically
+    automatic = on_its_own or state.phase == rules.Phase.RESTED
+    if not automatic or state.break_starts_at is None or state.break_ends_at is None:
+        return None
+    row = situation.pending or Break(reviewer_id=shift.reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
+                                     due_at=state.due_at)
+    row.started_at, row.ends_at, row.started_automatically = state.break_starts_at, state.break_ends_at, True
+    row.save()
+    return row
+
+
+def breaks_catch_up(*, reviewer_id: int, now: datetime | None = None) -> Break | None:
+    """Record a break that started by itself since anyone last looked (see _auto_break_record). Claims record them
+    too, but a reviewer who claims nothing would otherwise have no row for a break the schedule says they are on, or
+    had. Idempotent; called by the lead's view before it reads, and every minute by the beat task."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        shift = _shift_locked(reviewer_id=reviewer_id)
+        if shift is None or now >= shift.ends_at:
+            return None
+        policy = selectors.policy_effective(reviewer=reviewer_id)
+        holding = selectors.is_holding(reviewer_id=reviewer_id, now=now)
+        situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
+        row = _auto_break_record(shift=shift, situation=situation)
+        if row is not None and situation.state.phase == rules.Phase.ON_BREAK:
+            _push_later(reviewer_id, "break.started")
+    return row
+
+
+def breaks_catch_up_all(*, now: datetime | None = None) -> int:
+    """breaks_catch_up for every open shift (the beat task, for breaks nobody was looking at)."""
+    now = now or timezone.now()
+    reviewer_ids = list(Shift.objects.filter(ended_at__isnull=True, ends_at__gt=now)
+                        .values_list("reviewer_id", flat=True))
+    return sum(1 for reviewer_id in reviewer_ids if breaks_catch_up(reviewer_id=reviewer_id, now=now) is not None)
 
 
 def _exposure_constraints(

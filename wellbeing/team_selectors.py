@@ -212,7 +212,7 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
     else:
         state = State.BREAK_DUE if phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM) else State.REVIEWING
         text = STATE_WORDS[state]
-        since = _since_words(situation.work_since, now)
+        since = _since_words(selectors.last_rest_end(shift=shift, now=now), now)
     team_limits = limits_seen_by_lead(reviewer=reviewer)
     gauge = selectors.Gauge(used_seconds=selectors.exposure_finished(shift=shift, policy=policy),
                             cap_seconds=team_limits.cap_seconds, near_percent=team_limits.near_cap_percent)
