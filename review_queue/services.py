@@ -293,3 +293,19 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
 
         queue_id = item.queue_id
         transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue_id]))
+
+
+def lease_renew(*, item: ContentItem, reviewer: User) -> datetime:
+    """Keep an item while its reviewer is still at it: the console calls this on activity (typing a reason,
+    choosing a policy, pressing a key) and from its calm "still there?" notice, so a lease only runs out for a browser
+    nobody is at. The lease runs its full length again from now. Only a live lease can be renewed: one that ran out
+    may already be someone else's. Returns the new end of the lease."""
+    from moderation.services import _open_claim  # the one check of "the reviewer's live lease"
+
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+        claim = _open_claim(item=item, reviewer=reviewer)
+        expires = timezone.now() + timedelta(seconds=item.queue.lease_duration_seconds)
+        ContentItem.objects.filter(pk=item.pk).update(lease_expires_at=expires)
+        Claim.objects.filter(pk=claim.pk).update(expires_at=expires)
+    return expires

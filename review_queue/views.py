@@ -129,8 +129,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        messages.info(request, NO_LONGER_YOURS)
-        return redirect("console-queues")
+        return _no_longer_yours(request, NO_LONGER_YOURS)
     code = request.POST.get("policy", "")
     policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
     if code and policy is None:
@@ -145,6 +144,8 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
             reason=request.POST.get("reason", ""),
         )
     except item_services.ReviewError as exc:
+        if exc.code in ("lease_expired", "not_lease_holder"):
+            return _no_longer_yours(request, exc.detail)
         messages.error(request, exc.detail)
         return redirect("console-item", item_id=item.pk)
     if request.POST.get("then") == "stop":
@@ -155,6 +156,14 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.info(request, exc.detail)
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
+
+
+def _no_longer_yours(request: HttpRequest, why: str) -> HttpResponse:
+    """A decision that came too late is never thrown away silently: what they wrote comes back to them (the console
+    renews the lease while they are at it, so this is for a browser that slept)."""
+    written = request.POST.get("reason", "").strip()
+    messages.info(request, why + (f" What you wrote: “{written[:4000]}”" if written else ""))
+    return redirect("console-queues")
 
 
 @require_POST

@@ -625,11 +625,118 @@
     });
   }
 
+  // ---- the lease: renewed while the moderator is at it, a calm word before it would end -------------------------
+
+  /** A local clock time in the reader's own zone, with the zone's name ("16:52 CET"). */
+  function localClock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  }
+
+  function setupLease() {
+    var note = document.getElementById("lease-note");
+    if (!note) {
+      return;
+    }
+    var api = note.getAttribute("data-lease-api");
+    var leaseMs = Math.max(1, Number(note.getAttribute("data-lease-seconds")) || 600) * 1000;
+    var expiresAt = Date.parse(note.getAttribute("data-expires-at")) || Date.now() + leaseMs;
+    var text = document.getElementById("lease-note-text");
+    var keep = document.getElementById("lease-keep");
+    // Renew at most this often while active; warn this long before the end when nothing has happened since.
+    var renewEvery = Math.min(60000, leaseMs / 3);
+    var warnAhead = Math.min(60000, leaseMs / 4);
+    var lastActivity = Date.now();
+    var lastRenewal = Date.now();
+    var renewing = false;
+    var gone = false;
+    var timer = null;
+
+    function showGone(detail) {
+      gone = true;
+      window.clearTimeout(timer);
+      note.dataset.state = "gone";
+      text.textContent = (detail || "This item went back to the queue while you were away.") +
+        " What you wrote is still in the form below, so nothing is lost: copy it if you need it.";
+      keep.hidden = true;
+      note.hidden = false;
+    }
+
+    function schedule() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(check, Math.max(0, expiresAt - warnAhead - Date.now()));
+    }
+
+    function renew() {
+      if (renewing || gone) {
+        return;
+      }
+      renewing = true;
+      postJson(api)
+        .then(function (response) {
+          return response.json().then(function (body) {
+            return { ok: response.ok, status: response.status, body: body || {} };
+          });
+        })
+        .then(function (result) {
+          renewing = false;
+          if (result.ok) {
+            expiresAt = Date.parse(result.body.expires_at) || Date.now() + leaseMs;
+            lastRenewal = Date.now();
+            note.hidden = true;
+            note.dataset.state = "kept";
+            schedule();
+          } else if (result.status === 409) {
+            showGone(result.body.detail);
+          }
+        })
+        .catch(function () {
+          renewing = false; // offline for a moment: the next activity or check tries again
+        });
+    }
+
+    function check() {
+      if (gone) {
+        return;
+      }
+      if (Date.now() >= expiresAt) {
+        showGone();
+        return;
+      }
+      if (lastActivity > lastRenewal) {
+        renew(); // active since the last renewal: keep it quietly
+        return;
+      }
+      text.textContent = "Still with this item? Take your time. It goes back to the queue at " +
+        localClock(expiresAt) + " unless you carry on; anything you have written stays here.";
+      keep.hidden = false;
+      note.hidden = false;
+      note.dataset.state = "warning";
+      timer = window.setTimeout(check, Math.max(0, expiresAt - Date.now()));
+    }
+
+    function activity() {
+      lastActivity = Date.now();
+      if (gone) {
+        return;
+      }
+      if (!note.hidden || Date.now() - lastRenewal >= renewEvery) {
+        renew();
+      }
+    }
+
+    ["keydown", "pointerdown", "input", "wheel", "touchstart"].forEach(function (type) {
+      document.addEventListener(type, activity, { passive: true, capture: true });
+    });
+    keep.addEventListener("click", renew);
+    schedule();
+  }
+
   // ---- start -----------------------------------------------------------------------------------------------------
 
   function start() {
     var revealer = setupReveal();
     setupDecisions(revealer);
+    setupLease();
     if (revealer) {
       // A break stops all viewing: soften at once (the server refuses clear images from now on, and
       // static/veil/wellbeing.js opens the break screen).
