@@ -80,3 +80,28 @@ def test_a_decision_after_the_lease_ran_out_gives_back_what_was_written(moderato
     assert response.redirect_chain[-1][0] == "/console/"
     assert "The caption names a child; please check." in response.content.decode()
     assert not Decision.objects.exists()
+
+
+def test_renewing_never_puts_a_due_break_off_for_good(moderator, queue):
+    from tests.test_wellbeing_helpers import T0, finish, set_policy
+
+    set_policy(break_every=timedelta(minutes=10), break_window=timedelta(minutes=1))
+    for _ in range(6):
+        ready_item(queue)
+    with time_machine.travel(T0, tick=False) as clock:
+        for minute in (0, 3, 6, 9):  # working steadily, never idle for a break's length
+            clock.move_to(T0 + timedelta(minutes=minute))
+            finish(item_claim(reviewer=moderator, queue=queue))
+        clock.move_to(T0 + timedelta(minutes=10, seconds=30))  # the break is due; the window closes at 09:11
+        claim = item_claim(reviewer=moderator, queue=queue)
+        ends = []
+        for seconds in (40, 80, 100):  # kept busy with the item in hand, past the window
+            clock.move_to(T0 + timedelta(minutes=10, seconds=seconds))
+            ends.append(lease_renew(item=claim.item, reviewer=moderator))
+        assert ends == [T0 + timedelta(minutes=11, seconds=40), T0 + timedelta(minutes=12),
+                        T0 + timedelta(minutes=12)]  # one lease past the window, no more
+        clock.move_to(T0 + timedelta(minutes=12))
+        from moderation.services import ReviewError
+
+        with pytest.raises(ReviewError):
+            lease_renew(item=claim.item, reviewer=moderator)
