@@ -26,7 +26,7 @@ ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 403, 404, 409
 
 
 def _raise(exc: services.ReviewError) -> None:
-    raise ApiError(exc.code, exc.detail, exc.status)
+    raise ApiError.from_refusal(exc)
 
 
 class ItemCollection(APIView):

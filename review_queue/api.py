@@ -40,7 +40,7 @@ class QueueClaim(APIView):
         try:
             claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
         except ReviewError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status) from None
+            raise ApiError.from_refusal(exc) from None
         return Response(ClaimedItemSerializer(claim.item).data)
 
 
@@ -59,6 +59,6 @@ class ItemLease(APIView):
         try:
             expires = services.lease_renew(item=item, reviewer=user)
         except ReviewError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status) from None
+            raise ApiError.from_refusal(exc) from None
         return Response({"expires_at": expires.isoformat(), "seconds": item.queue.lease_duration_seconds},
                         headers={"Cache-Control": "no-store"})

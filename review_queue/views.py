@@ -20,6 +20,7 @@ from review_queue import selectors, services
 from review_queue.models import Policy, Queue
 from wellbeing import rules as wellbeing_rules
 from wellbeing import selectors as wellbeing_selectors
+from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
 NO_LONGER_YOURS = ("That item is no longer yours: it was decided, or it went back to the queue (a break or an ended "
@@ -89,7 +90,7 @@ def claim_next(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
     except item_services.ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
 
@@ -153,7 +154,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     try:
         claim = services.item_claim(reviewer=user, queue=item.queue)
     except item_services.ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
 

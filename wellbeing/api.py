@@ -64,7 +64,7 @@ class TeamAction(APIView):
         except (TypeError, ValueError):
             raise ApiError("invalid", "Give the queue as its id.", 400) from None
         except ReviewError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status) from None
+            raise ApiError.from_refusal(exc) from None
         load = team_services.team_load_now(team=team)
         return Response(team_selectors.load_payload(load), headers={"Cache-Control": "no-store"})
 

@@ -186,6 +186,15 @@ def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
     return f"{local:%a %d %b} at {local:%H:%M}"
 
 
+def clock_full(moment: datetime, *, seconds: bool = False) -> str:
+    """A moment with its date and time zone, "Sun 6 Dec 2026, 16:52 UTC", for refusals that say when trying again
+    can work: the API client and a reader in another zone can both place it (the console shows it in the reader's
+    own zone too)."""
+    local = timezone.localtime(moment)
+    time_text = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%a} {local.day} {local:%b %Y}, {time_text} {local.tzname() or 'UTC'}"
+
+
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
     """One calm sentence about the break, for the banner, the break screen and websocket pushes."""
     if state.phase == rules.Phase.DUE:

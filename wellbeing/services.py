@@ -38,7 +38,7 @@ from wellbeing.models import (
     QueuePolicy,
     Shift,
 )
-from wellbeing.selectors import clock, clock_phrase
+from wellbeing.selectors import clock, clock_full
 
 VOLUNTARY_BREAK_MINUTES = (5, 10, 15, 20, 30)
 PERSONAL_FIELDS = ("shift_length", "exposure_cap_units", "severe_per_hour", "cooldown", "break_every", "break_length")
@@ -55,8 +55,8 @@ WHO5_ITEMS = (
 WHO5_LOW_RAW = 13
 
 
-def _refused(code: str, detail: str) -> ReviewError:
-    return ReviewError(code, detail, status=409)
+def _refused(code: str, detail: str, *, retry_at: datetime | None = None) -> ReviewError:
+    return ReviewError(code, detail, status=409, retry_at=retry_at)
 
 
 def _push_later(reviewer_id: int, event: str) -> None:
@@ -117,7 +117,7 @@ def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) 
             }
             how_it_ended = how.get(latest.end_reason, f"Your last shift ended at {ended}")
             raise _refused("shift_over", f"{how_it_ended}, so there are no more items for now. Thank you; please "
-                           f"rest. A new shift can start {clock_phrase(next_start, now=now)}.")
+                           f"rest. A new shift can start from {clock_full(next_start)}.", retry_at=next_start)
     local = timezone.localtime(now)
     if policy.day_cutoff is not None and local.time() >= policy.day_cutoff:
         raise _refused("shift_over", f"Reviewing stops at {policy.day_cutoff:%H:%M} each day. Please rest; you can "
@@ -310,9 +310,10 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime,
             _auto_break_record(shift=shift, situation=situation)
             _push_later(reviewer_id, "break.started")
             raise _refused("break_due", f"Time for your break: new items pause until "
-                           f"{clock(state.break_ends_at, now=now)}. Step away from the screen if you can.")
-        raise _refused("on_break", f"You are on a break until {clock(state.break_ends_at, now=now)}. New items can "
-                       "be claimed after that.")
+                           f"{_until(state.break_ends_at)}. Step away from the screen if you can.",
+                           retry_at=state.break_ends_at)
+        raise _refused("on_break", f"You are on a break until {_until(state.break_ends_at)}. New items can "
+                       "be claimed after that.", retry_at=state.break_ends_at)
     if state.phase == rules.Phase.DUE and situation.pending is None:
         Break.objects.create(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED, due_at=state.due_at)
         _push_later(reviewer_id, "break.due")
@@ -374,14 +375,21 @@ def breaks_catch_up_all(*, now: datetime | None = None) -> int:
     return sum(1 for reviewer_id in reviewer_ids if breaks_catch_up(reviewer_id=reviewer_id, now=now) is not None)
 
 
+def _until(moment: datetime | None) -> str:
+    return clock_full(moment) if moment is not None else "its end"
+
+
 def _exposure_constraints(
     *, shift: Shift, policy: rules.EffectivePolicy, snap: GateSnapshot, used: int, now: datetime
 ) -> ClaimConstraints:
     headroom = policy.cap_seconds - used
     fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
     if headroom <= 0 or not fitting:
+        fresh = max(shift.ends_at, now + policy.rest_between_shifts)
         raise _refused("cap_reached", "You have reached this shift's exposure limit, so there are no more items "
-                       "for you this shift. That is the limit doing its job. End your shift when you are ready.")
+                       "for you this shift. That is the limit doing its job. End your shift when you are ready; "
+                       f"after the rest between shifts, a new one can start from {clock_full(fresh)}.",
+                       retry_at=fresh)
     max_severity = max(fitting)
     limits: list[ReviewError] = []
     if max_severity < Severity.SEVERE:
@@ -391,19 +399,20 @@ def _exposure_constraints(
         count, oldest = snap.severe_last_hour, snap.severe_oldest
         if count >= policy.severe_per_hour and oldest is not None:
             max_severity = Severity.MEDIUM
+            reopens = oldest + timedelta(hours=1)
             limits.append(_refused(
                 "severe_limit", f"You have had {count} severe items in the last hour, the most allowed. Milder "
                 f"items are still offered, but none are waiting here; severe ones open again at "
-                f"{clock(oldest + timedelta(hours=1), now=now)}."))
+                f"{clock_full(reopens)}.", retry_at=reopens))
     if max_severity == Severity.SEVERE and policy.cooldown:
         last_severe = snap.last_severe_end
         if last_severe is not None and now < last_severe + policy.cooldown:
             max_severity = Severity.MEDIUM
-            resumes = timezone.localtime(last_severe + policy.cooldown)
+            resumes = last_severe + policy.cooldown
             limits.append(_refused(
                 "cooldown", "After a severe item there is a short pause before the next one. Milder items are "
                 "offered meanwhile, but none are waiting here; the next severe item can come after "
-                f"{resumes:%H:%M:%S}."))
+                f"{clock_full(resumes, seconds=True)}.", retry_at=resumes))
     excluded = snap.opted_out
     if excluded:
         limits.append(_refused("opted_out", "What is waiting here is in categories you chose not to review. You can "
@@ -601,7 +610,7 @@ def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
     lead), break_state is the one place that says whether one is running."""
     state = selectors.break_state(reviewer_id=reviewer_id, now=now)
     if state.phase == rules.Phase.ON_BREAK:
-        raise ReviewError("on_break", f"You are on a break until {clock(state.break_ends_at, now=now)}: nothing is "
+        raise ReviewError("on_break", f"You are on a break until {_until(state.break_ends_at)}: nothing is "
                           "shown during a break. Rest; the queue will be here after it.", status=409,
                           retry_at=state.break_ends_at)
 

@@ -23,6 +23,7 @@ from moderation.models import Category
 from moderation.services import ReviewError
 from wellbeing import reports, rules, selectors, services, team_selectors, team_services
 from wellbeing.models import CheckIn
+from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
 MOOD_CHOICES = [(1, "Very low"), (2, "Low"), (3, "Okay"), (4, "Good"), (5, "Very good")]
@@ -146,7 +147,7 @@ def shift_start(request: HttpRequest) -> HttpResponse:
     try:
         shift = services.shift_start(reviewer=user)
     except ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("wellbeing-home")
     messages.success(request, f"Your shift has started. It ends {selectors.clock_phrase(shift.ends_at)} at the latest.")
     return redirect(_next_url(request, "/console/"))

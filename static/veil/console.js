@@ -632,6 +632,19 @@
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
   }
 
+  /** <time data-local-time datetime="ISO">: the moment written out in the reader's own zone, date and zone named. */
+  function localTimes() {
+    document.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      var ms = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(ms)) {
+        el.textContent = new Date(ms).toLocaleString([], {
+          weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+          timeZoneName: "short",
+        });
+      }
+    });
+  }
+
   function setupLease() {
     var note = document.getElementById("lease-note");
     if (!note) {
@@ -737,6 +750,7 @@
     var revealer = setupReveal();
     setupDecisions(revealer);
     setupLease();
+    localTimes();
     if (revealer) {
       // A break stops all viewing: soften at once (the server refuses clear images from now on, and
       // static/veil/wellbeing.js opens the break screen).

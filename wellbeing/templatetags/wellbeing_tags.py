@@ -43,3 +43,21 @@ def duration_words(value: Any) -> str:
         seconds = int(value.total_seconds())
         return selectors.duration_words(seconds // 60, seconds=seconds)
     return selectors.duration_words(int(value))
+
+
+RETRY_TAG = "retry-at="
+
+
+def retry_tag(retry_at: Any) -> str:
+    """extra_tags for a message that says when trying again can work (see the `retry_at` filter)."""
+    return f"{RETRY_TAG}{retry_at.isoformat()}" if retry_at is not None else ""
+
+
+@register.filter
+def retry_at(message: Any) -> str:
+    """The ISO moment a refusal's message carries (messages.info(..., extra_tags=retry_tag(...))), or "": base.html
+    shows it as a <time> that static/veil/console.js writes out in the reader's own time zone."""
+    for tag in str(getattr(message, "extra_tags", "") or "").split():
+        if tag.startswith(RETRY_TAG):
+            return tag[len(RETRY_TAG):]
+    return ""
