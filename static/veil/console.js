@@ -645,6 +645,14 @@
     });
   }
 
+  /** On a phone the purpose block folds to its summary (which names the requester), so the image comes first. */
+  function foldPurposeOnPhones() {
+    var block = document.getElementById("item-purpose");
+    if (block && window.matchMedia && window.matchMedia("(max-width: 40rem)").matches) {
+      block.open = false;
+    }
+  }
+
   function setupLease() {
     var note = document.getElementById("lease-note");
     if (!note) {
@@ -751,6 +759,7 @@
     setupDecisions(revealer);
     setupLease();
     localTimes();
+    foldPurposeOnPhones();
     if (revealer) {
       // A break stops all viewing: soften at once (the server refuses clear images from now on, and
       // static/veil/wellbeing.js opens the break screen).
