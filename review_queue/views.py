@@ -137,7 +137,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.error(request, "Choose one of this queue's policies.")
         return redirect("console-item", item_id=item.pk)
     try:
-        item_services.decision_record(
+        decision = item_services.decision_record(
             item=item,
             reviewer=user,
             action=request.POST.get("action", ""),
@@ -149,6 +149,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
             return _no_longer_yours(request, exc.detail)
         messages.error(request, exc.detail)
         return redirect("console-item", item_id=item.pk)
+    messages.success(request, _decided_words(decision))
     if request.POST.get("then") == "stop":
         return redirect("console-queues")
     try:
@@ -157,6 +158,19 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
+
+
+def _decided_words(decision: Decision) -> str:
+    """The confirmation after a decision: what was recorded, for which item. No count, no pace."""
+    item = f"Item {decision.item_id}"
+    if decision.action == Decision.Action.APPROVE:
+        return f"Saved: {item} approved."
+    if decision.action == Decision.Action.REMOVE:
+        policy = f" under “{decision.policy.title}”" if decision.policy else ""
+        return f"Saved: {item} removed{policy}."
+    if decision.action == Decision.Action.ESCALATE:
+        return f"Saved: {item} went to a team lead, with your reason."
+    return f"Saved: {item} went back to the queue for someone else's opinion, with your reason."
 
 
 def _no_longer_yours(request: HttpRequest, why: str) -> HttpResponse:

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
@@ -31,6 +32,7 @@ from wellbeing.models import (
     Break,
     CheckIn,
     CheckInRead,
+    DurationBetween,
     ExposureEntry,
     OrganisationPolicy,
     PersonalPolicy,
@@ -722,28 +724,65 @@ def queue_policy_save(*, policy: QueuePolicy, by: User | None, now: datetime | N
                after=_snapshot(policy, QUEUE_FIELDS), now=now, queue=policy.queue)
 
 
+def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Per field, why a proposed personal limit cannot be saved: outside the bounds an administrator chooses within
+    (the organisation policy's own validators), or looser than the organisation's setting. The My limits page shows
+    each next to its field; personal_policy_update refuses with the same sentences."""
+    out_of_bounds: dict[str, str] = {}
+    for name in PERSONAL_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        org_field = OrganisationPolicy._meta.get_field(name)
+        assert isinstance(org_field, Field)
+        try:
+            org_field.run_validators(value)
+        except ValidationError as exc:
+            out_of_bounds[name] = " ".join(exc.messages)
+    proposed = PersonalPolicy(**{name: values.get(name) for name in PERSONAL_FIELDS})
+    looser = {name: sentence for name, sentence in rules.looser_than(proposed, selectors.organisation_policy()).items()
+              if name not in out_of_bounds}
+    return out_of_bounds, looser
+
+
+def personal_policy_bounds(*, name: str) -> tuple[Any, Any]:
+    """The (lowest, highest) value a personal limit may take: the organisation policy's bounds, narrowed to the
+    stricter side of the organisation's setting. The page's min and max come from here, so the browser asks for
+    what the server accepts."""
+    org_field = OrganisationPolicy._meta.get_field(name)
+    low: Any = None
+    high: Any = None
+    for validator in getattr(org_field, "validators", []):
+        if isinstance(validator, DurationBetween):
+            low, high = timedelta(seconds=validator.low), timedelta(seconds=validator.high)
+        elif isinstance(validator, MinValueValidator):
+            low = validator.limit_value
+        elif isinstance(validator, MaxValueValidator):
+            high = validator.limit_value
+    current = getattr(selectors.organisation_policy(), name)
+    if rules.STRICTER[name](1, 2) == 1:  # lower is stricter (a cap, a length): no higher than the organisation's
+        high = current
+    else:
+        low = current
+    return low, high
+
+
 def personal_policy_update(
     *, user: User, values: Mapping[str, Any], opted_out_categories: Iterable[str], now: datetime | None = None
 ) -> PersonalPolicy:
     """A moderator's own limits: each empty (the organisation's) or stricter than the organisation's."""
     now = now or timezone.now()
+    out_of_bounds, looser = personal_policy_problems(values=values)
+    if out_of_bounds:
+        raise ReviewError("invalid_limit", " ".join(out_of_bounds.values()), status=400)
+    if looser:
+        raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
+                          "looser. " + " ".join(sorted(set(looser.values()))), status=400)
     with transaction.atomic():
         personal = PersonalPolicy.objects.select_for_update().filter(user=user).first() or PersonalPolicy(user=user)
         before = _snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")) if personal.pk else {}
         for name in PERSONAL_FIELDS:
-            value = values.get(name)
-            if value is not None:
-                org_field = OrganisationPolicy._meta.get_field(name)
-                assert isinstance(org_field, Field)
-                try:
-                    org_field.run_validators(value)
-                except ValidationError as exc:
-                    raise ReviewError("invalid_limit", " ".join(exc.messages), status=400) from None
-            setattr(personal, name, value)
-        looser = rules.looser_than(personal, selectors.organisation_policy())
-        if looser:
-            raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
-                              "looser. " + " ".join(sorted(set(looser.values()))), status=400)
+            setattr(personal, name, values.get(name))
         choosable = set(Category.values) - {Category.UNSPECIFIED}
         personal.opted_out_categories = sorted(set(opted_out_categories) & choosable)
         personal.save()

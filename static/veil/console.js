@@ -645,6 +645,43 @@
     });
   }
 
+  /** The queue list: N (or 1) takes the next item from the first queue, 2-9 from that queue; N goes back to an item
+   * in hand. Only the buttons the page shows are pressed, so nothing happens that a click could not do. */
+  function setupQueueKeys() {
+    if (!document.body.classList.contains("page-queues")) {
+      return;
+    }
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) {
+        return;
+      }
+      var target = event.target;
+      if (target instanceof Element && target.closest("input, textarea, select, [contenteditable]")) {
+        return;
+      }
+      var key = event.key.toLowerCase();
+      var held = document.querySelector(".banner a.button--primary");
+      if (key === "n" && held) {
+        event.preventDefault();
+        window.location.assign(held.href);
+        return;
+      }
+      var number = key === "n" ? "1" : key;
+      if (!/^[1-9]$/.test(number)) {
+        return;
+      }
+      var button = document.querySelector("button[data-next-key='" + number + "']");
+      if (button && button.form) {
+        event.preventDefault();
+        if (typeof button.form.requestSubmit === "function") {
+          button.form.requestSubmit(button);
+        } else {
+          button.click();
+        }
+      }
+    });
+  }
+
   /** On a phone the purpose block folds to its summary (which names the requester), so the image comes first. */
   function foldPurposeOnPhones() {
     var block = document.getElementById("item-purpose");
@@ -760,6 +797,7 @@
     setupLease();
     localTimes();
     foldPurposeOnPhones();
+    setupQueueKeys();
     if (revealer) {
       // A break stops all viewing: soften at once (the server refuses clear images from now on, and
       // static/veil/wellbeing.js opens the break screen).
