@@ -119,7 +119,8 @@ class ItemReveal(APIView):
         if item is None:
             raise ApiError("not_lease_holder", "You do not hold this item.", 409)
         try:
-            grant = services.reveal_start(item=item, reviewer=user)
+            warned = str(request.query_params.get("warned", "")) in {"1", "true"}
+            grant = services.reveal_start(item=item, reviewer=user, warned=warned)
         except services.ReviewError as exc:
             _raise(exc)
         from django.urls import reverse

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from config.roles import Role, has_role, role_required, signed_in
 from moderation import selectors as item_selectors
 from moderation import services as item_services
-from moderation.models import ContentItem, Decision
+from moderation.models import Category, ContentItem, Decision
 from review_queue import selectors, services
 from review_queue.models import Policy, Queue
 from wellbeing import rules as wellbeing_rules
@@ -113,8 +113,9 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
             "queue": item.queue,
             "policies": list(item.queue.policies.all()),
             "history": history,
-            "blur_level": prefs.effective_blur_level(),
-            "reveal_seconds": prefs.effective_reveal_seconds(),
+            "blur_level": prefs.effective_blur_level(item.category),
+            "reveal_seconds": prefs.effective_reveal_seconds(item.category),
+            "warn_before_reveal": prefs.warns_before_reveal(item.category),
             "grayscale_on_reveal": prefs.grayscale_on_reveal,
             "actions": Decision.Action.choices,
             "shortcuts": SHORTCUTS,
@@ -221,6 +222,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 blur_level=int(request.POST.get("blur_level", prefs.blur_level)),
                 reveal_seconds=int(request.POST.get("reveal_seconds", prefs.reveal_seconds)),
                 grayscale_on_reveal=request.POST.get("grayscale_on_reveal") == "on",
+                per_category=_per_category_from(request),
             )
         except ValueError:
             messages.error(request, "Blur and reveal length must be whole numbers.")
@@ -238,5 +240,25 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "max_reveal": settings.VEIL_REVEAL_SECONDS,
             "blur_range": range(settings.VEIL_MIN_BLUR_LEVEL, 7),
             "reveal_range": range(1, settings.VEIL_REVEAL_SECONDS + 1),
+            "categories": [
+                {"value": value, "label": label, "blur": prefs.effective_blur_level(value),
+                 "seconds": prefs.effective_reveal_seconds(value), "warn": prefs.warns_before_reveal(value)}
+                for value, label in Category.choices if value != Category.UNSPECIFIED
+            ],
         },
     )
+
+
+def _per_category_from(request: HttpRequest) -> dict[str, dict[str, object]]:
+    """The per-category rows of the form: blur and reveal length ("" = as in general) and the warning."""
+    found: dict[str, dict[str, object]] = {}
+    for value in Category.values:
+        if value == Category.UNSPECIFIED:
+            continue
+        row: dict[str, object] = {"warn": request.POST.get(f"cat-{value}-warn") == "on"}
+        for name in ("blur_level", "reveal_seconds"):
+            raw = request.POST.get(f"cat-{value}-{name}", "").strip()
+            if raw:
+                row[name] = int(raw)
+        found[value] = row
+    return found

@@ -254,6 +254,40 @@
     var baseAlt = img.getAttribute("alt") || "";
     var viewerNote = document.getElementById("viewer-note");
     var viewerLive = document.getElementById("viewer-live");
+    // A card naming the category comes before the first reveal, for the categories the moderator asked about. The
+    // server refuses the reveal (409 warning_first) unless it says the card was shown (?warned=1).
+    var warnCategory = img.getAttribute("data-warn-category");
+    var warning = document.getElementById("reveal-warning");
+    var warned = false;
+
+    function showWarning() {
+      if (!warning) {
+        return;
+      }
+      warning.hidden = false;
+      var go = document.getElementById("reveal-warning-go");
+      if (go) {
+        go.focus();
+      }
+    }
+
+    function hideWarning() {
+      if (warning) {
+        warning.hidden = true;
+      }
+    }
+
+    if (warning) {
+      document.getElementById("reveal-warning-go").addEventListener("click", function () {
+        warned = true;
+        hideWarning();
+        reveal();
+      });
+      document.getElementById("reveal-warning-cancel").addEventListener("click", function () {
+        hideWarning();
+        button.focus();
+      });
+    }
 
     function note(text) {
       if (viewerNote) {
@@ -291,6 +325,7 @@
     }
 
     function soften(options) {
+      hideWarning();
       if (state === "blurred") {
         return;
       }
@@ -343,6 +378,10 @@
       if (state !== "blurred") {
         return;
       }
+      if (warnCategory && !warned) {
+        showWarning();
+        return;
+      }
       state = "loading";
       generation += 1;
       var mine = generation;
@@ -351,7 +390,7 @@
       if (frame) {
         frame.setAttribute("aria-busy", "true");
       }
-      postJson(revealApi)
+      postJson(warned ? revealApi + "?warned=1" : revealApi)
         .then(function (response) {
           return response.json().then(
             function (body) {
@@ -365,6 +404,10 @@
         .then(function (result) {
           var data = result.body || {};
           if (!result.ok) {
+            if (data.error === "warning_first") {
+              warnCategory = warnCategory || "this category";
+              warned = false;
+            }
             throw new Error(data.detail || "The image could not be revealed.");
           }
           if (mine !== generation || state !== "loading") {
