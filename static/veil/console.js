@@ -327,6 +327,9 @@
     function soften(options) {
       hideWarning();
       if (state === "blurred") {
+        if (options && options.blank) {
+          img.hidden = true;
+        }
         return;
       }
       generation += 1;
@@ -338,7 +341,12 @@
       img.classList.add(blurClass);
       img.dataset.state = "blurred";
       img.setAttribute("alt", baseAlt);
-      img.src = previewUrl;
+      if (options && options.blank) {
+        img.removeAttribute("src"); // the item is no longer this person's: not even its preview is asked for
+        img.hidden = true;
+      } else {
+        img.src = previewUrl;
+      }
       if (frame) {
         frame.dataset.state = "blurred";
         frame.removeAttribute("aria-busy");
@@ -845,11 +853,11 @@
       // A break stops all viewing: soften at once (the server refuses clear images from now on, and
       // static/veil/wellbeing.js opens the break screen).
       veilConsole.onEvent("break.started", function () {
-        revealer.soften();
+        revealer.soften({ blank: true });
       });
       veilConsole.onEvent("break.state", function (message) {
         if (message.phase === "on_break") {
-          revealer.soften();
+          revealer.soften({ blank: true });
         }
       });
     }
