@@ -41,6 +41,10 @@ def test_a_claim_during_a_break_says_when_it_ends(moderator):
     assert body["error"] == "on_break" and body["retry_at"] == "2026-03-02T09:10:00+00:00"
     assert response["Retry-After"] == "600"
     assert "Mon 2 Mar 2026, 09:10 UTC" in body["detail"]
+    # The break screen gives the end as a moment the page writes out in the reader's own zone.
+    with time_machine.travel(T0, tick=False):
+        screen = client.get("/wellbeing/break/").content.decode()
+    assert '<time datetime="2026-03-02T09:10:00+00:00" data-local-time="time">09:10</time>' in screen
 
 
 def test_a_cool_down_says_when_the_next_severe_item_can_come(moderator):

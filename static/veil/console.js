@@ -687,12 +687,17 @@
   function localTimes() {
     document.querySelectorAll("time[data-local-time]").forEach(function (el) {
       var ms = Date.parse(el.getAttribute("datetime"));
-      if (!isNaN(ms)) {
-        el.textContent = new Date(ms).toLocaleString([], {
-          weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
-          timeZoneName: "short",
-        });
+      if (isNaN(ms)) {
+        return;
       }
+      if (el.getAttribute("data-local-time") === "time") {
+        el.textContent = localClock(ms); // today's time, in the reader's zone ("16:52 CET")
+        return;
+      }
+      el.textContent = new Date(ms).toLocaleString([], {
+        weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+        timeZoneName: "short",
+      });
     });
   }
 
