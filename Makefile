@@ -30,12 +30,15 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --host $(HOST) --port $(PORT)
 
 serve: install
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
-run: seed serve
+# The demo feed tops the demo queues up with synthetic items while the server runs, and stops with it.
+run: seed
+	@$(BIN)/python manage.py demo_feed & feed=$$!; trap 'kill $$feed 2>/dev/null' EXIT INT TERM; \
+		$(MAKE) --no-print-directory serve
 
 # The real stack without docker: PostgreSQL and Redis (found or started), one web process per core on one socket,
 # a Celery worker and beat. DATABASE_URL / REDIS_URL / VEIL_WEB_PROCESSES choose; see config/stack.py.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,12 +18,27 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class ApiError(exceptions.APIException):
-    """Raise from API code with a stable machine code and a sentence a person can act on."""
+    """Raise from API code with a stable machine code and a sentence a person can act on.
 
-    def __init__(self, code: str, detail: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> None:
+    `retry_at`: when trying again can work (a break's end, a cool-down's end). The answer then carries
+    `Retry-After` (seconds) and `retry_at` (ISO 8601 with its offset) beside the sentence."""
+
+    def __init__(self, code: str, detail: str, status_code: int = status.HTTP_400_BAD_REQUEST, *,
+                 retry_at: datetime | None = None) -> None:
         super().__init__(detail=detail, code=code)
         self.status_code = status_code
         self.error_code = code
+        self.retry_at = retry_at
+
+    @classmethod
+    def from_refusal(cls, refusal: Any) -> ApiError:
+        """From a service's refusal (moderation.services.ReviewError: code, detail, status, retry_at)."""
+        return cls(refusal.code, refusal.detail, refusal.status, retry_at=getattr(refusal, "retry_at", None))
+
+
+def retry_after_seconds(retry_at: datetime) -> str:
+    """Retry-After in whole seconds from now, at least 1."""
+    return str(max(1, math.ceil((retry_at - timezone.now()).total_seconds())))
 
 
 _CODES = {
@@ -77,6 +95,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     body: dict[str, Any] = {"error": code, "detail": _sentence(exc.detail)}
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         body["fields"] = exc.detail
+    if isinstance(exc, ApiError) and exc.retry_at is not None:
+        body["retry_at"] = exc.retry_at.isoformat()
+        response["Retry-After"] = retry_after_seconds(exc.retry_at)
     response.data = body
     return response
 

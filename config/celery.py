@@ -15,4 +15,5 @@ app.conf.beat_schedule = {
     # Leases that ran out go back to their queue on time, not when the next claim happens to look.
     "expire-leases": {"task": "review_queue.leases_expire", "schedule": 15.0},
     "resend-due-webhooks": {"task": "moderation.webhooks_resend_due", "schedule": 30.0},
+    "record-automatic-breaks": {"task": "wellbeing.breaks_catch_up", "schedule": 60.0},
 }

@@ -24,6 +24,7 @@ api_v1 = [
     path("items/<int:item_id>/decision/", item_api.ItemDecision.as_view(), name="api-item-decision"),
     path("items/<int:item_id>/reveal/", item_api.ItemReveal.as_view(), name="api-item-reveal"),
     path("items/<int:item_id>/release/", item_api.ItemRelease.as_view(), name="api-item-release"),
+    path("items/<int:item_id>/lease/", queue_api.ItemLease.as_view(), name="api-item-lease"),
     path("reveals/<int:reveal_id>/end/", item_api.RevealEnd.as_view(), name="api-reveal-end"),
     path("queues/", queue_api.QueueList.as_view(), name="api-queues"),
     path("queues/<slug:slug>/claim/", queue_api.QueueClaim.as_view(), name="api-queue-claim"),

@@ -1,21 +1,35 @@
+"""Admin for items (read-only, no images, no reviewer), hash lists, webhooks and the operational audit trail.
+
+Admin is not a back door to the throughput ranking the lead view refuses to show: nothing here lists who did what to
+which item when. Decisions, reveals and claims are not in the admin at all, and the audit trail shown here leaves out
+the reviewers' own actions (claims, reveals, decisions...). Operators get `manage.py item_history` (one item's
+story, without naming reviewers) and `manage.py review_workload` (per queue and day, never per person) instead.
+tests/test_admin_no_speed.py fails if a per-reviewer timing list comes back.
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from moderation.models import (
     AuditEvent,
     ContentItem,
-    Decision,
     HashList,
     MatchEvidence,
-    RevealEvent,
     SplitPair,
-    ViewingPreference,
     WebhookAttempt,
     WebhookDelivery,
+)
+
+# What reviewers do to items: with the actor and the time, a list of these is a per-person speed record.
+REVIEW_ACTIONS = (
+    AuditEvent.Action.CLAIMED, AuditEvent.Action.RELEASED, AuditEvent.Action.LEASE_EXPIRED,
+    AuditEvent.Action.REVEALED, AuditEvent.Action.DECIDED, AuditEvent.Action.ESCALATED,
+    AuditEvent.Action.SECOND_OPINION, AuditEvent.Action.PREFERENCES_CHANGED, AuditEvent.Action.SPLIT,
 )
 
 
@@ -34,22 +48,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
+    """Ingest, processing, matching, hash lists, tokens, webhooks: what operators look into. Reviewers' own actions
+    are left out (the queryset, so no filter, search or URL brings them back)."""
+
     list_display = ["at", "action", "actor", "item", "data"]
     list_filter = ["action"]
-    search_fields = ["actor__username", "item__id", "item__external_id"]
+    search_fields = ["item__id", "item__external_id"]
     date_hierarchy = "at"
     list_select_related = ["actor", "item"]
 
-
-@admin.register(Decision)
-class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "item", "action", "policy", "reviewer", "is_final"]
-    list_filter = ["action", "is_final"]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return super().get_queryset(request).exclude(action__in=REVIEW_ACTIONS)
 
 
-@admin.register(RevealEvent)
-class RevealEventAdmin(ReadOnlyAdmin):
-    list_display = ["started_at", "item", "reviewer", "allowed_seconds", "ended_at"]
+ITEM_HIDDEN = ["original", "preview", "display", "lease_holder", "lease_expires_at", "second_opinion_excluded"]
 
 
 @admin.register(ContentItem)
@@ -58,16 +70,17 @@ class ContentItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["id", "queue", "status", "severity", "category", "external_id", "created_at"]
     list_filter = ["status", "severity", "category", "queue"]
     search_fields = ["external_id", "sha256"]
-    readonly_fields = [f.name for f in ContentItem._meta.get_fields() if getattr(f, "concrete", False)]
-    exclude = ["original", "preview", "display"]
+    # Nor who holds or held it: one item's lease holder and expiry, item after item, is a speed record too.
+    exclude = ITEM_HIDDEN
+    readonly_fields = [f.name for f in ContentItem._meta.get_fields()
+                       if getattr(f, "concrete", False) and f.name not in ITEM_HIDDEN]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
-@admin.register(ViewingPreference)
-class ViewingPreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["user", "blur_level", "reveal_seconds", "grayscale_on_reveal"]
+# Viewing preferences are not in the admin either: they are each moderator's own, and only ever stricter than the
+# organisation's (VEIL_MIN_BLUR_LEVEL, VEIL_REVEAL_SECONDS), like their personal limits.
 
 
 @admin.register(HashList)
@@ -86,7 +99,8 @@ class MatchEvidenceAdmin(ReadOnlyAdmin):
 
 @admin.register(SplitPair)
 class SplitPairAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "item_low", "item_high", "split_by", "reason"]
+    list_display = ["created_at", "item_low", "item_high", "reason"]
+    exclude = ["split_by"]
 
 
 class WebhookAttemptInline(admin.TabularInline):  # type: ignore[type-arg]

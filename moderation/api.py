@@ -29,7 +29,7 @@ ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 403, 404, 409
 
 
 def _raise(exc: services.ReviewError) -> None:
-    raise ApiError(exc.code, exc.detail, exc.status)
+    raise ApiError.from_refusal(exc)
 
 
 class ItemCollection(APIView):
@@ -121,11 +121,16 @@ class ItemReveal(APIView):
                    operation_id="items_reveal")
     def post(self, request: Request, item_id: int) -> Response:
         user = signed_in(request)
+        try:
+            services.viewing_check(reviewer=user)  # first: during a break the answer is "rest", whatever was held
+        except services.ReviewError as exc:
+            _raise(exc)
         item = selectors.item_revealable_by(user=user, item_id=item_id)
         if item is None:
             raise ApiError("not_lease_holder", "You do not hold this item.", 409)
         try:
-            grant = services.reveal_start(item=item, reviewer=user)
+            warned = str(request.query_params.get("warned", "")) in {"1", "true"}
+            grant = services.reveal_start(item=item, reviewer=user, warned=warned)
         except services.ReviewError as exc:
             _raise(exc)
         from django.urls import reverse

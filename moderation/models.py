@@ -325,15 +325,34 @@ class ViewingPreference(models.Model):
     )
     reveal_seconds = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
     grayscale_on_reveal = models.BooleanField(default=True)
+    # Per harm category, only ever stricter than the settings above: {"violence": {"blur_level": 5,
+    # "reveal_seconds": 3, "warn": true}}. Written only by services.viewing_preference_update, which checks it.
+    per_category: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"viewing preferences of {self.user_id}"
 
-    def effective_blur_level(self) -> int:
-        return max(self.blur_level, int(settings.VEIL_MIN_BLUR_LEVEL))
+    def _category(self, category: str | None) -> dict[str, Any]:
+        found = (self.per_category or {}).get(category or "")
+        return found if isinstance(found, dict) else {}
 
-    def effective_reveal_seconds(self) -> int:
-        return max(1, min(self.reveal_seconds, int(settings.VEIL_REVEAL_SECONDS)))
+    def effective_blur_level(self, category: str | None = None) -> int:
+        """The blur to show: the organisation's floor, this person's choice, and for the item's category a stricter
+        one if they chose it. Each layer can only make it stronger."""
+        chosen = self._category(category).get("blur_level")
+        level = max(self.blur_level, int(settings.VEIL_MIN_BLUR_LEVEL))
+        return min(6, max(level, chosen)) if isinstance(chosen, int) else level
+
+    def effective_reveal_seconds(self, category: str | None = None) -> int:
+        """How long a reveal stays clear: the organisation's longest, this person's, and for the item's category a
+        shorter one if they chose it. Each layer can only make it shorter."""
+        chosen = self._category(category).get("reveal_seconds")
+        seconds = max(1, min(self.reveal_seconds, int(settings.VEIL_REVEAL_SECONDS)))
+        return max(1, min(seconds, chosen)) if isinstance(chosen, int) else seconds
+
+    def warns_before_reveal(self, category: str | None) -> bool:
+        """Whether a card naming the category comes before any reveal of an item reported in it."""
+        return bool(self._category(category).get("warn"))
 
 
 class AuditEvent(models.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -25,14 +25,18 @@ _REVEAL_SALT = "veil.reveal"
 
 
 class ReviewError(Exception):
-    """A refused action, with a stable code and a sentence for the person who tried it."""
+    """A refused action, with a stable code and a sentence for the person who tried it.
+
+    `retry_at`: when trying again can succeed (a break's end, a cool-down's end), for a Retry-After header and a
+    time the console shows in the reader's own zone."""
 
     status = 409
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(self, code: str, detail: str, *, status: int | None = None, retry_at: datetime | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.retry_at = retry_at
         if status is not None:
             self.status = status
 
@@ -247,30 +251,48 @@ def _reviewing_claim(*, item: ContentItem, reviewer: User) -> Claim:
     return _open_claim(item=held, reviewer=reviewer)
 
 
-def reveal_start(*, item: ContentItem, reviewer: User) -> RevealGrant:
+def viewing_check(*, reviewer: User) -> None:
+    """Raise ReviewError while the reviewer may not look at anything clear: during a break (409 `on_break`).
+
+    The rule is wellbeing's (where the break schedule lives); it is asked lazily because wellbeing sits above this
+    module and imports it."""
+    from wellbeing.services import check_viewing_allowed
+
+    check_viewing_allowed(reviewer_id=reviewer.pk, now=timezone.now())
+
+
+def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False) -> RevealGrant:
     """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only, for the
-    item or a copy of the same picture in its cluster)."""
+    item or a copy of the same picture in its cluster; never during a break). Someone who asked to be warned about
+    the item's category gets 409 `warning_first` (naming it) until the reveal says the warning was shown."""
+    viewing_check(reviewer=reviewer)
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         claim = _reviewing_claim(item=item, reviewer=reviewer)
         prefs = viewing_preference_for(user=reviewer)
-        seconds = prefs.effective_reveal_seconds()
+        if prefs.warns_before_reveal(item.category) and not warned:
+            raise ReviewError("warning_first", f"This item was reported as {item.get_category_display()}. You asked "
+                              "to be told before revealing such items: reveal it only if you choose to.", status=409)
+        seconds = prefs.effective_reveal_seconds(item.category)
         reveal = RevealEvent.objects.create(
             item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds
         )
-        audit_record(action=AuditEvent.Action.REVEALED, actor=reviewer, item=item, reveal=reveal.pk, seconds=seconds)
+        audit_record(action=AuditEvent.Action.REVEALED, actor=reviewer, item=item, reveal=reveal.pk, seconds=seconds,
+                     warned=warned)
     token = signing.dumps({"r": reveal.pk, "i": item.pk, "u": reviewer.pk, "c": claim.pk}, salt=_REVEAL_SALT)
     return RevealGrant(reveal=reveal, token=token, seconds=seconds)
 
 
 def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEvent:
-    """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease."""
+    """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease, and
+    never during a break (even for a reveal granted just before it began)."""
     try:
         payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
     except signing.BadSignature:
         raise ReviewError("reveal_expired", "This reveal has expired. Reveal the image again.", status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
         raise ReviewError("forbidden", "This reveal belongs to someone else.", status=403)
+    viewing_check(reviewer=reviewer)
     claim = _reviewing_claim(item=item, reviewer=reviewer)
     if payload.get("c") != claim.pk:
         raise ReviewError("reveal_expired", "This reveal belongs to an earlier lease.", status=403)
@@ -378,10 +400,54 @@ def viewing_preference_for(*, user: User) -> ViewingPreference:
     return prefs
 
 
+CATEGORY_SETTINGS = ("blur_level", "reveal_seconds", "warn")
+
+
+def check_per_category(*, per_category: Any, blur_level: int, reveal_seconds: int) -> dict[str, dict[str, Any]]:
+    """Validate viewing settings per harm category: each only stricter than the general ones being saved (a
+    stronger blur, a shorter reveal, a warning). Returns them cleaned (settings equal to the general ones dropped);
+    raises ReviewError (400) naming the category otherwise."""
+    if not isinstance(per_category, dict):
+        raise ReviewError("invalid_categories", "Viewing settings per category must be an object.", status=400)
+    cleaned: dict[str, dict[str, Any]] = {}
+    for category, values in per_category.items():
+        if category not in Category.values or category == Category.UNSPECIFIED or not isinstance(values, dict):
+            raise ReviewError("invalid_categories", f"{category!r} is not a category you can set.", status=400)
+        label = Category(category).label
+        unknown = set(values) - set(CATEGORY_SETTINGS)
+        if unknown:
+            raise ReviewError("invalid_categories", f"Unknown setting for {label}: {', '.join(sorted(unknown))}.",
+                              status=400)
+        kept: dict[str, Any] = {}
+        blur = values.get("blur_level")
+        if blur is not None:
+            if not isinstance(blur, int) or isinstance(blur, bool) or not blur_level <= blur <= 6:
+                raise ReviewError("not_stricter", f"For {label} the blur can be from {blur_level} (your general "
+                                  "setting) to 6: only ever stronger.", status=400)
+            if blur > blur_level:
+                kept["blur_level"] = blur
+        seconds = values.get("reveal_seconds")
+        if seconds is not None:
+            if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= reveal_seconds:
+                raise ReviewError("not_stricter", f"For {label} a reveal can last from 1 to {reveal_seconds} seconds "
+                                  "(your general setting): only ever shorter.", status=400)
+            if seconds < reveal_seconds:
+                kept["reveal_seconds"] = seconds
+        if values.get("warn") is True:
+            kept["warn"] = True
+        elif values.get("warn") not in (None, False):
+            raise ReviewError("invalid_categories", f"The warning for {label} is on or off.", status=400)
+        if kept:
+            cleaned[category] = kept
+    return cleaned
+
+
 def viewing_preference_update(
-    *, user: User, blur_level: int, reveal_seconds: int, grayscale_on_reveal: bool
+    *, user: User, blur_level: int, reveal_seconds: int, grayscale_on_reveal: bool,
+    per_category: dict[str, dict[str, Any]] | None = None,
 ) -> ViewingPreference:
-    """A moderator may make viewing stricter than the organisation's settings, never weaker."""
+    """A moderator may make viewing stricter than the organisation's settings, never weaker; and per harm category
+    stricter still than their own (`per_category`; None keeps what is stored, as far as it is still stricter)."""
     if not settings.VEIL_MIN_BLUR_LEVEL <= blur_level <= 6:
         raise ReviewError("blur_too_weak", f"Blur can be set from {settings.VEIL_MIN_BLUR_LEVEL} (the "
                           "organisation's minimum) to 6.", status=400)
@@ -389,15 +455,22 @@ def viewing_preference_update(
         raise ReviewError("reveal_too_long", f"A reveal can last from 1 to {settings.VEIL_REVEAL_SECONDS} seconds "
                           "(the organisation's maximum).", status=400)
     prefs = viewing_preference_for(user=user)
+    if per_category is None:  # keep the stored ones, less anything the new general settings make pointless
+        per_category = {c: {k: v for k, v in values.items()
+                            if not (k == "blur_level" and v <= blur_level)
+                            and not (k == "reveal_seconds" and v >= reveal_seconds)}
+                        for c, values in (prefs.per_category or {}).items()}
+    categories = check_per_category(per_category=per_category, blur_level=blur_level, reveal_seconds=reveal_seconds)
     before = {"blur_level": prefs.blur_level, "reveal_seconds": prefs.reveal_seconds,
-              "grayscale_on_reveal": prefs.grayscale_on_reveal}
+              "grayscale_on_reveal": prefs.grayscale_on_reveal, "per_category": prefs.per_category or {}}
     prefs.blur_level = blur_level
     prefs.reveal_seconds = reveal_seconds
     prefs.grayscale_on_reveal = grayscale_on_reveal
+    prefs.per_category = categories
     prefs.save()
     audit_record(action=AuditEvent.Action.PREFERENCES_CHANGED, actor=user, before=before,
                  after={"blur_level": blur_level, "reveal_seconds": reveal_seconds,
-                        "grayscale_on_reveal": grayscale_on_reveal})
+                        "grayscale_on_reveal": grayscale_on_reveal, "per_category": categories})
     return prefs
 
 

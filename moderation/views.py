@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 
+from config.api_errors import retry_after_seconds
 from config.roles import Role, role_required, signed_in
 from moderation import selectors, services
 from moderation.models import ContentItem
@@ -44,5 +45,7 @@ def clear(request: HttpRequest, item_id: int) -> HttpResponseBase:
     except services.ReviewError as exc:
         response = HttpResponse(exc.detail, status=exc.status, content_type="text/plain; charset=utf-8")
         response["Cache-Control"] = "no-store"
+        if exc.retry_at is not None:
+            response["Retry-After"] = retry_after_seconds(exc.retry_at)
         return response
     return _private_image(item.display, download_name=f"item-{item.pk}.jpg")

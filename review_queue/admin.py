@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from review_queue.models import Claim, Policy, Queue
+from review_queue.models import Policy, Queue
 
 
 class QueueAdminForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -53,10 +53,5 @@ class QueueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
 
 
-@admin.register(Claim)
-class ClaimAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["id", "item", "reviewer", "claimed_at", "expires_at", "ended_at", "outcome"]
-    list_filter = ["outcome"]
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
+# Claims are not in the admin: who held which item from when to when is a per-person speed record (see
+# moderation/admin.py; `manage.py review_workload` gives operators the counts per queue and day).

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from config.api_errors import ApiError
 from config.roles import HasRole, Role, signed_in
+from moderation.selectors import item_held_by
 from moderation.serializers import ClaimedItemSerializer, ErrorSerializer, QueueSerializer
 from moderation.services import ReviewError
 from review_queue import selectors, services
@@ -39,5 +40,25 @@ class QueueClaim(APIView):
         try:
             claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
         except ReviewError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status) from None
+            raise ApiError.from_refusal(exc) from None
         return Response(ClaimedItemSerializer(claim.item).data)
+
+
+class ItemLease(APIView):
+    """POST: the console renews the lease on the item in hand while its reviewer is active."""
+
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="expires_at, seconds"), **ERRORS},
+                   operation_id="items_lease_renew")
+    def post(self, request: Request, item_id: int) -> Response:
+        user = signed_in(request)
+        item = item_held_by(user=user, item_id=item_id)
+        if item is None:
+            raise ApiError("not_lease_holder", "This item is no longer yours: it went back to the queue.", 409)
+        try:
+            expires = services.lease_renew(item=item, reviewer=user)
+        except ReviewError as exc:
+            raise ApiError.from_refusal(exc) from None
+        return Response({"expires_at": expires.isoformat(), "seconds": item.queue.lease_duration_seconds},
+                        headers={"Cache-Control": "no-store"})

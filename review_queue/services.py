@@ -293,3 +293,29 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
 
         queue_id = item.queue_id
         transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue_id]))
+
+
+def lease_renew(*, item: ContentItem, reviewer: User) -> datetime:
+    """Keep an item while its reviewer is still at it: the console calls this on activity (typing a reason,
+    choosing a policy, pressing a key) and from its calm "still there?" notice, so a lease only runs out for a browser
+    nobody is at. The lease runs its full length again from now. Only a live lease can be renewed: one that ran out
+    may already be someone else's. Returns the new end of the lease."""
+    from moderation.services import _open_claim  # the one check of "the reviewer's live lease"
+    from wellbeing import rules as wellbeing_rules
+    from wellbeing import selectors as wellbeing_selectors
+
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+        claim = _open_claim(item=item, reviewer=reviewer)
+        now = timezone.now()
+        lease = timedelta(seconds=item.queue.lease_duration_seconds)
+        expires = now + lease
+        state = wellbeing_selectors.break_state(reviewer_id=reviewer.pk, now=now)
+        if state.phase == wellbeing_rules.Phase.FINISH_ITEM and state.window_ends_at is not None:
+            # A break is waiting for this item: renewing keeps it one lease past the window at most, so holding an
+            # item can never put the break off for good.
+            assert item.lease_expires_at is not None  # _open_claim checked it
+            expires = max(item.lease_expires_at, min(expires, state.window_ends_at + lease))
+        ContentItem.objects.filter(pk=item.pk).update(lease_expires_at=expires)
+        Claim.objects.filter(pk=claim.pk).update(expires_at=expires)
+    return expires

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -12,11 +15,16 @@ from django.views.decorators.http import require_POST
 from config.roles import Role, has_role, role_required, signed_in
 from moderation import selectors as item_selectors
 from moderation import services as item_services
-from moderation.models import ContentItem, Decision
+from moderation.models import Category, ContentItem, Decision
 from review_queue import selectors, services
 from review_queue.models import Policy, Queue
+from wellbeing import rules as wellbeing_rules
+from wellbeing import selectors as wellbeing_selectors
+from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
+NO_LONGER_YOURS = ("That item is no longer yours: it was decided, or it went back to the queue (a break or an ended "
+                   "lease gives it back).")
 
 SHORTCUTS = [
     ("R", "Reveal the clear image (hold, or press once)"),
@@ -32,6 +40,22 @@ SHORTCUTS = [
 ]
 
 
+def rest_during_breaks(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Every console page is the break screen while a break runs (the server refuses reveals meanwhile too); a page
+    opened from a bookmark or another tab lands there, not on a picture."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        state = wellbeing_selectors.break_state(reviewer_id=signed_in(request).pk)
+        response = (redirect("wellbeing-break") if state.phase == wellbeing_rules.Phase.ON_BREAK
+                    else view(request, *args, **kwargs))
+        # Never kept for Back: a page from before the break is asked for again, and lands here.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
@@ -43,6 +67,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def queue_list(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     return render(
@@ -65,17 +90,18 @@ def claim_next(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
     except item_services.ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
+        messages.info(request, NO_LONGER_YOURS)
         return redirect("console-queues")
     prefs = item_selectors.viewing_preference_of(user=user)
     history = item.decisions.select_related("policy", "reviewer").all()
@@ -87,8 +113,9 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
             "queue": item.queue,
             "policies": list(item.queue.policies.all()),
             "history": history,
-            "blur_level": prefs.effective_blur_level(),
-            "reveal_seconds": prefs.effective_reveal_seconds(),
+            "blur_level": prefs.effective_blur_level(item.category),
+            "reveal_seconds": prefs.effective_reveal_seconds(item.category),
+            "warn_before_reveal": prefs.warns_before_reveal(item.category),
             "grayscale_on_reveal": prefs.grayscale_on_reveal,
             "actions": Decision.Action.choices,
             "shortcuts": SHORTCUTS,
@@ -104,15 +131,14 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        messages.info(request, "That item is no longer yours: it was decided or its lease ended.")
-        return redirect("console-queues")
+        return _no_longer_yours(request, NO_LONGER_YOURS)
     code = request.POST.get("policy", "")
     policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
     if code and policy is None:
         messages.error(request, "Choose one of this queue's policies.")
         return redirect("console-item", item_id=item.pk)
     try:
-        item_services.decision_record(
+        decision = item_services.decision_record(
             item=item,
             reviewer=user,
             action=request.POST.get("action", ""),
@@ -120,16 +146,40 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
             reason=request.POST.get("reason", ""),
         )
     except item_services.ReviewError as exc:
+        if exc.code in ("lease_expired", "not_lease_holder"):
+            return _no_longer_yours(request, exc.detail)
         messages.error(request, exc.detail)
         return redirect("console-item", item_id=item.pk)
+    messages.success(request, _decided_words(decision))
     if request.POST.get("then") == "stop":
         return redirect("console-queues")
     try:
         claim = services.item_claim(reviewer=user, queue=item.queue)
     except item_services.ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("console-queues")
     return redirect("console-item", item_id=claim.item_id)
+
+
+def _decided_words(decision: Decision) -> str:
+    """The confirmation after a decision: what was recorded, for which item. No count, no pace."""
+    item = f"Item {decision.item_id}"
+    if decision.action == Decision.Action.APPROVE:
+        return f"Saved: {item} approved."
+    if decision.action == Decision.Action.REMOVE:
+        policy = f" under “{decision.policy.title}”" if decision.policy else ""
+        return f"Saved: {item} removed{policy}."
+    if decision.action == Decision.Action.ESCALATE:
+        return f"Saved: {item} went to a team lead, with your reason."
+    return f"Saved: {item} went back to the queue for someone else's opinion, with your reason."
+
+
+def _no_longer_yours(request: HttpRequest, why: str) -> HttpResponse:
+    """A decision that came too late is never thrown away silently: what they wrote comes back to them (the console
+    renews the lease while they are at it, so this is for a browser that slept)."""
+    written = request.POST.get("reason", "").strip()
+    messages.info(request, why + (f" What you wrote: “{written[:4000]}”" if written else ""))
+    return redirect("console-queues")
 
 
 @require_POST
@@ -161,6 +211,7 @@ def split(request: HttpRequest, item_id: int, copy_id: int) -> HttpResponse:
 
 
 @role_required(*REVIEWERS)
+@rest_during_breaks
 def preferences(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     prefs = item_selectors.viewing_preference_of(user=user)
@@ -171,6 +222,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 blur_level=int(request.POST.get("blur_level", prefs.blur_level)),
                 reveal_seconds=int(request.POST.get("reveal_seconds", prefs.reveal_seconds)),
                 grayscale_on_reveal=request.POST.get("grayscale_on_reveal") == "on",
+                per_category=_per_category_from(request),
             )
         except ValueError:
             messages.error(request, "Blur and reveal length must be whole numbers.")
@@ -188,5 +240,25 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "max_reveal": settings.VEIL_REVEAL_SECONDS,
             "blur_range": range(settings.VEIL_MIN_BLUR_LEVEL, 7),
             "reveal_range": range(1, settings.VEIL_REVEAL_SECONDS + 1),
+            "categories": [
+                {"value": value, "label": label, "blur": prefs.effective_blur_level(value),
+                 "seconds": prefs.effective_reveal_seconds(value), "warn": prefs.warns_before_reveal(value)}
+                for value, label in Category.choices if value != Category.UNSPECIFIED
+            ],
         },
     )
+
+
+def _per_category_from(request: HttpRequest) -> dict[str, dict[str, object]]:
+    """The per-category rows of the form: blur and reveal length ("" = as in general) and the warning."""
+    found: dict[str, dict[str, object]] = {}
+    for value in Category.values:
+        if value == Category.UNSPECIFIED:
+            continue
+        row: dict[str, object] = {"warn": request.POST.get(f"cat-{value}-warn") == "on"}
+        for name in ("blur_level", "reveal_seconds"):
+            raw = request.POST.get(f"cat-{value}-{name}", "").strip()
+            if raw:
+                row[name] = int(raw)
+        found[value] = row
+    return found

@@ -14,22 +14,20 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
 from config.roles import Role
 from wellbeing import services, team_services
 from wellbeing.models import (
-    Break,
     DataAccess,
     Department,
-    ExposureEntry,
     HealthAccessGrant,
     LeadAction,
     OrganisationPolicy,
     PolicyChange,
     QueuePolicy,
-    Shift,
     Team,
     TeamMembership,
     TeamPolicy,
@@ -82,29 +80,19 @@ class QueuePolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(PolicyChange)
 class PolicyChangeAdmin(ReadOnlyAdmin):
-    list_display = ["at", "layer", "queue", "subject", "changed_by", "before", "after"]
+    list_display = ["at", "layer", "queue", "team", "changed_by", "before", "after"]
     list_filter = ["layer"]
     date_hierarchy = "at"
+    exclude = ["subject"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyChange]:
+        # Changes to someone's personal limits are theirs alone, like the limits themselves.
+        return super().get_queryset(request).exclude(layer=PolicyChange.Layer.PERSONAL)
 
 
-@admin.register(Shift)
-class ShiftAdmin(ReadOnlyAdmin):
-    list_display = ["reviewer", "started_at", "ends_at", "ended_at", "end_reason"]
-    list_filter = ["end_reason"]
-
-
-@admin.register(ExposureEntry)
-class ExposureEntryAdmin(ReadOnlyAdmin):
-    list_display = ["claimed_at", "reviewer", "severity", "category", "counted_seconds", "reveal_count", "exposure",
-                    "reserved"]
-    list_filter = ["severity"]
-    date_hierarchy = "claimed_at"
-
-
-@admin.register(Break)
-class BreakAdmin(ReadOnlyAdmin):
-    list_display = ["reviewer", "kind", "due_at", "started_at", "ends_at", "ended_at", "started_automatically"]
-    list_filter = ["kind", "started_automatically"]
+# Shifts, the exposure ledger and breaks are not in the admin: per reviewer and item, with seconds on screen and
+# timestamps, they are a per-person speed record (see moderation/admin.py). Each person exports their own from My
+# wellbeing; occupational health sees them in aggregate.
 
 
 # ---- teams ---------------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class TeamLoad(APIView):
     def get(self, request: Request, team_id: int) -> Response:
         user = signed_in(request)
         team = team_selectors.team_for_lead(user=user, team_id=team_id)
-        load = team_selectors.team_load(team=team)
+        load = team_services.team_load_now(team=team)
         team_services.access_record(viewer=user, what=DataAccess.What.LEAD_API, team=team,
                                     subjects=[row.reviewer_id for row in load.rows])
         return Response(team_selectors.load_payload(load), headers={"Cache-Control": "no-store"})
@@ -64,8 +64,8 @@ class TeamAction(APIView):
         except (TypeError, ValueError):
             raise ApiError("invalid", "Give the queue as its id.", 400) from None
         except ReviewError as exc:
-            raise ApiError(exc.code, exc.detail, exc.status) from None
-        load = team_selectors.team_load(team=team)
+            raise ApiError.from_refusal(exc) from None
+        load = team_services.team_load_now(team=team)
         return Response(team_selectors.load_payload(load), headers={"Cache-Control": "no-store"})
 
 

@@ -82,13 +82,7 @@ def report(request: HttpRequest, department_id: int) -> HttpResponse:
     ]
     table_rows = [(title, [(reports.METRIC_BY_KEY[key], [row.cell(key) for row in built.table.rows])
                            for key in keys]) for title, keys in sections]
-    hidden_notes = []
-    for row in built.table.rows:
-        reasons = {c.hidden for c in row.cells if c.hidden is not None}
-        if reasons:
-            why = (f"fewer than {built.k} people" if "primary" in reasons
-                   else "shown, they would let a hidden figure be worked out from the total")
-            hidden_notes.append((row.label, why))
+    hidden_notes = reports.hidden_figures(built.table)
     return render(request, "health/report.html", {
         "r": built,
         "hidden_notes": hidden_notes,

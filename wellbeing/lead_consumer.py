@@ -32,7 +32,7 @@ def _open(user: Any, team_id: int) -> tuple[int, int | None]:
         team = team_selectors.team_for_lead(user=user, team_id=team_id)
     except Http404:
         return 4404, None
-    load = team_selectors.team_load(team=team)
+    load = team_services.team_load_now(team=team)
     team_services.access_record(viewer=user, what=DataAccess.What.LEAD_SOCKET, team=team,
                                 subjects=[row.reviewer_id for row in load.rows])
     return 0, team.pk
@@ -40,7 +40,7 @@ def _open(user: Any, team_id: int) -> tuple[int, int | None]:
 
 def _snapshot(team_id: int) -> dict[str, Any]:
     team = Team.objects.get(pk=team_id)
-    return {"type": "team.state", **team_selectors.load_payload(team_selectors.team_load(team=team))}
+    return {"type": "team.state", **team_selectors.load_payload(team_services.team_load_now(team=team))}
 
 
 class LeadConsumer(AsyncJsonWebsocketConsumer):

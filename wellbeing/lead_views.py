@@ -52,7 +52,7 @@ def _limits(team: Team) -> list[dict[str, object]]:
 def dashboard(request: HttpRequest, team_id: int) -> HttpResponse:
     user = signed_in(request)
     team = team_selectors.team_for_lead(user=user, team_id=team_id)
-    load = team_selectors.team_load(team=team)
+    load = team_services.team_load_now(team=team)
     team_services.access_record(viewer=user, what=DataAccess.What.LEAD_PAGE, team=team,
                                 subjects=[row.reviewer_id for row in load.rows])
     heaviness = team_selectors.queue_heaviness()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+from xml.sax.saxutils import escape
 
-from wellbeing import charts
+from wellbeing import charts, reports
 from wellbeing.reports import METRICS, Report, ReportTable
 
 
@@ -93,14 +94,13 @@ def report_pdf(report: Report, *, viewer: str) -> bytes:
                   small),
         Spacer(1, 4 * mm),
     ]
-    # The charts first (they are what a reader looks at), side by side.
-    width = (page[0] - 28 * mm - 6 * mm) / 2
-    exposure = _scaled(_drawing(report.charts["exposure"]), width)
-    wellbeing = _scaled(_drawing(report.charts["who5"]), width)
+    # The charts first (they are what a reader looks at), side by side: the same ones as the page, in its order.
+    names = list(report.charts)
+    width = (page[0] - 28 * mm - 3 * mm * len(names)) / len(names)
     heading = styles["Heading4"]
-    story.append(Table([[Paragraph(report.charts["exposure"].title, heading),
-                         Paragraph(report.charts["who5"].title, heading)], [exposure, wellbeing]],
-                       colWidths=[width + 3 * mm, width + 3 * mm], style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story.append(Table([[Paragraph(report.charts[name].title, heading) for name in names],
+                        [_scaled(_drawing(report.charts[name]), width) for name in names]],
+                       colWidths=[width + 3 * mm] * len(names), style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
     story.append(Spacer(1, 4 * mm))
     # The period's table, transposed (metrics as rows) so it fits across the page.
     header = ["", *[row.label for row in report.table.rows]]
@@ -117,5 +117,11 @@ def report_pdf(report: Report, *, viewer: str) -> bytes:
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
     ]))
     story.append(table)
+    notes = reports.hidden_figures(report.table)
+    if notes:  # the same footnote as the page: each hidden figure with its own reason
+        story.append(Spacer(1, 3 * mm))
+        for label, reasons in notes:
+            text = "; ".join(f"{', '.join(figures)} hidden because {why}" for why, figures in reasons)
+            story.append(Paragraph(f"<b>{escape(label)}</b>: {escape(text)}.", small))
     doc.build(story)
     return buffer.getvalue()

@@ -282,10 +282,16 @@ class ReportCell:
 
     @property
     def note(self) -> str:
+        return f"Suppressed: {self.why}" if self.hidden is not None else ""
+
+    @property
+    def why(self) -> str:
+        """Why this figure is hidden, in words: its own reason, never its neighbours'."""
         if self.hidden == Reason.PRIMARY:
-            return f"Suppressed: fewer than {min_group_size()} people"
+            among = "answered" if self.metric.population != "shift" else "in it"
+            return f"fewer than {min_group_size()} people {among}"
         if self.hidden == Reason.COMPLEMENTARY:
-            return "Suppressed: it would let a suppressed figure be worked out"
+            return "it would let a suppressed figure be worked out from a total"
         return ""
 
 
@@ -396,6 +402,21 @@ def build_report(*, department: Department, teams: list[Team], period: Period, f
     report = Report(department=department, teams=teams, focus=focus, period=period, table=table, weekly=weekly, k=k)
     report.charts = trend_charts(report)
     return report
+
+
+def hidden_figures(table: ReportTable) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """The footnote under a table, shared by the page and the PDF: per row, each reason a figure is hidden for and the
+    figures hidden for it. A team of 5 whose exposure is hidden to protect a smaller team says so, rather than
+    "fewer than 5 people"; its check-in figures, if fewer than 5 answered, say that."""
+    notes = []
+    for row in table.rows:
+        by_reason: dict[str, list[str]] = {}
+        for cell in row.cells:
+            if cell.hidden is not None:
+                by_reason.setdefault(cell.why, []).append(cell.metric.label)
+        if by_reason:
+            notes.append((row.label, list(by_reason.items())))
+    return notes
 
 
 def trend_charts(report: Report) -> dict[str, charts.Chart]:

@@ -139,6 +139,18 @@ def break_situation(
     return BreakSituation(state=state, work_since=work_since, last_activity=last, active=active, pending=pending)
 
 
+def last_rest_end(*, shift: Shift, now: datetime) -> datetime:
+    """When the reviewer last came back to work, from the record: the end of the latest break of this shift that
+    has ended (of any kind, however short), the last rest the claim gate recorded, or the shift's start. What "since
+    the last break" means wherever it is shown (services.breaks_catch_up records breaks that began by themselves)."""
+    ends: list[datetime] = [b.effective_end for b in Break.objects.filter(shift=shift, started_at__isnull=False,
+                                                                          started_at__lte=now)]
+    candidates = [shift.started_at, *(e for e in ends if e is not None and e <= now)]
+    if shift.rested_at is not None and shift.rested_at <= now:
+        candidates.append(shift.rested_at)
+    return max(candidates)
+
+
 def break_state(*, reviewer_id: int, now: datetime | None = None) -> rules.BreakState:
     """Where a reviewer stands in the break schedule. Read-only: the claim gate records what this describes."""
     now = now or timezone.now()
@@ -173,6 +185,15 @@ def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
     if local.date() == today + timedelta(days=1):
         return f"tomorrow at {local:%H:%M}"
     return f"{local:%a %d %b} at {local:%H:%M}"
+
+
+def clock_full(moment: datetime, *, seconds: bool = False) -> str:
+    """A moment with its date and time zone, "Sun 6 Dec 2026, 16:52 UTC", for refusals that say when trying again
+    can work: the API client and a reader in another zone can both place it (the console shows it in the reader's
+    own zone too)."""
+    local = timezone.localtime(moment)
+    time_text = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%a} {local.day} {local:%b %Y}, {time_text} {local.tzname() or 'UTC'}"
 
 
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
@@ -31,6 +32,7 @@ from wellbeing.models import (
     Break,
     CheckIn,
     CheckInRead,
+    DurationBetween,
     ExposureEntry,
     OrganisationPolicy,
     PersonalPolicy,
@@ -38,7 +40,7 @@ from wellbeing.models import (
     QueuePolicy,
     Shift,
 )
-from wellbeing.selectors import clock, clock_phrase
+from wellbeing.selectors import clock, clock_full
 
 VOLUNTARY_BREAK_MINUTES = (5, 10, 15, 20, 30)
 PERSONAL_FIELDS = ("shift_length", "exposure_cap_units", "severe_per_hour", "cooldown", "break_every", "break_length")
@@ -55,8 +57,8 @@ WHO5_ITEMS = (
 WHO5_LOW_RAW = 13
 
 
-def _refused(code: str, detail: str) -> ReviewError:
-    return ReviewError(code, detail, status=409)
+def _refused(code: str, detail: str, *, retry_at: datetime | None = None) -> ReviewError:
+    return ReviewError(code, detail, status=409, retry_at=retry_at)
 
 
 def _push_later(reviewer_id: int, event: str) -> None:
@@ -117,7 +119,7 @@ def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) 
             }
             how_it_ended = how.get(latest.end_reason, f"Your last shift ended at {ended}")
             raise _refused("shift_over", f"{how_it_ended}, so there are no more items for now. Thank you; please "
-                           f"rest. A new shift can start {clock_phrase(next_start, now=now)}.")
+                           f"rest. A new shift can start from {clock_full(next_start)}.", retry_at=next_start)
     local = timezone.localtime(now)
     if policy.day_cutoff is not None and local.time() >= policy.day_cutoff:
         raise _refused("shift_over", f"Reviewing stops at {policy.day_cutoff:%H:%M} each day. Please rest; you can "
@@ -311,31 +313,76 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime,
     reviewer_id = shift.reviewer_id
     if state.phase == rules.Phase.ON_BREAK:
         if state.starts_automatically:
-            row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
-                                             due_at=state.due_at)
-            row.started_at, row.ends_at = state.break_starts_at, state.break_ends_at
-            row.started_automatically = True
-            row.save()
+            _auto_break_record(shift=shift, situation=situation)
             _push_later(reviewer_id, "break.started")
             raise _refused("break_due", f"Time for your break: new items pause until "
-                           f"{clock(state.break_ends_at, now=now)}. Step away from the screen if you can.")
-        raise _refused("on_break", f"You are on a break until {clock(state.break_ends_at, now=now)}. New items can "
-                       "be claimed after that.")
+                           f"{_until(state.break_ends_at)}. Step away from the screen if you can.",
+                           retry_at=state.break_ends_at)
+        raise _refused("on_break", f"You are on a break until {_until(state.break_ends_at)}. New items can "
+                       "be claimed after that.", retry_at=state.break_ends_at)
     if state.phase == rules.Phase.DUE and situation.pending is None:
         Break.objects.create(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED, due_at=state.due_at)
         _push_later(reviewer_id, "break.due")
     elif state.phase == rules.Phase.RESTED:
-        if state.due_at is not None or situation.pending is not None:
-            # A break fell due while nothing was open for a break's length: that time was the break.
+        if (state.due_at is not None or situation.pending is not None) and _auto_break_record(
+                shift=shift, situation=situation) is None:
+            # Idle for a full break already when the window closed: that time, until now, was the break.
             row = situation.pending or Break(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
                                              due_at=state.due_at)
-            row.started_at = state.break_starts_at or situation.last_activity or situation.work_since
-            row.ends_at = state.break_ends_at or now
+            row.started_at = situation.last_activity or situation.work_since
+            row.ends_at = now
             row.started_automatically = True
             row.save()
         shift.rested_at = now
         shift.save(update_fields=["rested_at"])
         _push_later(reviewer_id, "break.schedule")
+
+
+def _auto_break_record(*, shift: Shift, situation: selectors.BreakSituation) -> Break | None:
+    """Record the scheduled break the schedule started by itself (its window passed with nothing in hand), or one
+    that came and went while nothing was open, with the times the schedule gives it. The one place these rows are
+    written: the claim gate, the lead's view and the periodic catch-up (breaks_catch_up) all come here, so whoever
+    looks first, every "on break until" and "since the last break" reads the same record."""
+    state = situation.state
+    on_its_own = state.phase == rules.Phase.ON_BREAK and state.starts_automatically
+    automatic = on_its_own or state.phase == rules.Phase.RESTED
+    if not automatic or state.break_starts_at is None or state.break_ends_at is None:
+        return None
+    row = situation.pending or Break(reviewer_id=shift.reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED,
+                                     due_at=state.due_at)
+    row.started_at, row.ends_at, row.started_automatically = state.break_starts_at, state.break_ends_at, True
+    row.save()
+    return row
+
+
+def breaks_catch_up(*, reviewer_id: int, now: datetime | None = None) -> Break | None:
+    """Record a break that started by itself since anyone last looked (see _auto_break_record). Claims record them
+    too, but a reviewer who claims nothing would otherwise have no row for a break the schedule says they are on, or
+    had. Idempotent; called by the lead's view before it reads, and every minute by the beat task."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        shift = _shift_locked(reviewer_id=reviewer_id)
+        if shift is None or now >= shift.ends_at:
+            return None
+        policy = selectors.policy_effective(reviewer=reviewer_id)
+        holding = selectors.is_holding(reviewer_id=reviewer_id, now=now)
+        situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
+        row = _auto_break_record(shift=shift, situation=situation)
+        if row is not None and situation.state.phase == rules.Phase.ON_BREAK:
+            _push_later(reviewer_id, "break.started")
+    return row
+
+
+def breaks_catch_up_all(*, now: datetime | None = None) -> int:
+    """breaks_catch_up for every open shift (the beat task, for breaks nobody was looking at)."""
+    now = now or timezone.now()
+    reviewer_ids = list(Shift.objects.filter(ended_at__isnull=True, ends_at__gt=now)
+                        .values_list("reviewer_id", flat=True))
+    return sum(1 for reviewer_id in reviewer_ids if breaks_catch_up(reviewer_id=reviewer_id, now=now) is not None)
+
+
+def _until(moment: datetime | None) -> str:
+    return clock_full(moment) if moment is not None else "its end"
 
 
 def _exposure_constraints(
@@ -344,8 +391,11 @@ def _exposure_constraints(
     headroom = policy.cap_seconds - used
     fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
     if headroom <= 0 or not fitting:
+        fresh = max(shift.ends_at, now + policy.rest_between_shifts)
         raise _refused("cap_reached", "You have reached this shift's exposure limit, so there are no more items "
-                       "for you this shift. That is the limit doing its job. End your shift when you are ready.")
+                       "for you this shift. That is the limit doing its job. End your shift when you are ready; "
+                       f"after the rest between shifts, a new one can start from {clock_full(fresh)}.",
+                       retry_at=fresh)
     max_severity = max(fitting)
     limits: list[ReviewError] = []
     if max_severity < Severity.SEVERE:
@@ -355,19 +405,20 @@ def _exposure_constraints(
         count, oldest = snap.severe_last_hour, snap.severe_oldest
         if count >= policy.severe_per_hour and oldest is not None:
             max_severity = Severity.MEDIUM
+            reopens = oldest + timedelta(hours=1)
             limits.append(_refused(
                 "severe_limit", f"You have had {count} severe items in the last hour, the most allowed. Milder "
                 f"items are still offered, but none are waiting here; severe ones open again at "
-                f"{clock(oldest + timedelta(hours=1), now=now)}."))
+                f"{clock_full(reopens)}.", retry_at=reopens))
     if max_severity == Severity.SEVERE and policy.cooldown:
         last_severe = snap.last_severe_end
         if last_severe is not None and now < last_severe + policy.cooldown:
             max_severity = Severity.MEDIUM
-            resumes = timezone.localtime(last_severe + policy.cooldown)
+            resumes = last_severe + policy.cooldown
             limits.append(_refused(
                 "cooldown", "After a severe item there is a short pause before the next one. Milder items are "
                 "offered meanwhile, but none are waiting here; the next severe item can come after "
-                f"{resumes:%H:%M:%S}."))
+                f"{clock_full(resumes, seconds=True)}.", retry_at=resumes))
     excluded = snap.opted_out
     if excluded:
         limits.append(_refused("opted_out", "What is waiting here is in categories you chose not to review. You can "
@@ -492,7 +543,8 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
                 sent_by: User | None = None) -> Break:
     """Start a break now. When a scheduled break is due (or past its window) this is that break, and it lasts at
     least the scheduled length; otherwise it is voluntary, of the chosen length, and never counted against anyone.
-    Starting while holding an item is fine: the item waits (and returns to the queue if the lease runs out).
+    A break stops all viewing: the item in hand goes back to its queue (its exposure counts up to now, not through
+    the break) and nothing is revealed until the break ends (check_viewing_allowed).
 
     `sent_by`: a team lead sends the reviewer on a break (wellbeing.team_services.lead_send_on_break). It is the
     scheduled break when one is due, else a break of the scheduled length that, like a scheduled one, ends by
@@ -517,6 +569,7 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
             situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
             state = situation.state
             if situation.active is not None:
+                _give_back_held(reviewer=reviewer)
                 return situation.active
             if state.phase == rules.Phase.ON_BREAK:  # the scheduled break has already begun by the schedule
                 row = situation.pending or Break(reviewer=reviewer, shift=shift, kind=Break.Kind.SCHEDULED,
@@ -536,8 +589,36 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
             else:
                 row = Break.objects.create(reviewer=reviewer, shift=shift, kind=Break.Kind.VOLUNTARY,
                                            started_at=now, ends_at=now + length, started_by=started_by)
+        _give_back_held(reviewer=reviewer)
         _push_later(reviewer.pk, "break.started")
     return row
+
+
+def _give_back_held(*, reviewer: User) -> int:
+    """A break stops all viewing: the item in hand goes back to its queue for someone else (its exposure is settled
+    up to now; the break is not counted as time on screen), and a reveal still open ends now."""
+    from review_queue.services import item_release  # review_queue.services imports this module
+
+    given_back = 0
+    for claim in Claim.objects.filter(reviewer=reviewer, ended_at__isnull=True).select_related("item"):
+        RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=timezone.now())
+        try:
+            item_release(item=claim.item, reviewer=reviewer)
+        except ReviewError:
+            continue  # its lease was taken back meanwhile: nothing left to give back
+        given_back += 1
+    return given_back
+
+
+def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
+    """Nothing clear is shown during a break: reveals and clear renditions are refused with 409 `on_break` until it
+    ends (moderation.services.viewing_check asks here). Whatever started the break (the schedule, the reviewer, a
+    lead), break_state is the one place that says whether one is running."""
+    state = selectors.break_state(reviewer_id=reviewer_id, now=now)
+    if state.phase == rules.Phase.ON_BREAK:
+        raise ReviewError("on_break", f"You are on a break until {_until(state.break_ends_at)}: nothing is "
+                          "shown during a break. Rest; the queue will be here after it.", status=409,
+                          retry_at=state.break_ends_at)
 
 
 def break_end(*, reviewer: User, now: datetime | None = None) -> Break:
@@ -647,28 +728,65 @@ def queue_policy_save(*, policy: QueuePolicy, by: User | None, now: datetime | N
                after=_snapshot(policy, QUEUE_FIELDS), now=now, queue=policy.queue)
 
 
+def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Per field, why a proposed personal limit cannot be saved: outside the bounds an administrator chooses within
+    (the organisation policy's own validators), or looser than the organisation's setting. The My limits page shows
+    each next to its field; personal_policy_update refuses with the same sentences."""
+    out_of_bounds: dict[str, str] = {}
+    for name in PERSONAL_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        org_field = OrganisationPolicy._meta.get_field(name)
+        assert isinstance(org_field, Field)
+        try:
+            org_field.run_validators(value)
+        except ValidationError as exc:
+            out_of_bounds[name] = " ".join(exc.messages)
+    proposed = PersonalPolicy(**{name: values.get(name) for name in PERSONAL_FIELDS})
+    looser = {name: sentence for name, sentence in rules.looser_than(proposed, selectors.organisation_policy()).items()
+              if name not in out_of_bounds}
+    return out_of_bounds, looser
+
+
+def personal_policy_bounds(*, name: str) -> tuple[Any, Any]:
+    """The (lowest, highest) value a personal limit may take: the organisation policy's bounds, narrowed to the
+    stricter side of the organisation's setting. The page's min and max come from here, so the browser asks for
+    what the server accepts."""
+    org_field = OrganisationPolicy._meta.get_field(name)
+    low: Any = None
+    high: Any = None
+    for validator in getattr(org_field, "validators", []):
+        if isinstance(validator, DurationBetween):
+            low, high = timedelta(seconds=validator.low), timedelta(seconds=validator.high)
+        elif isinstance(validator, MinValueValidator):
+            low = validator.limit_value
+        elif isinstance(validator, MaxValueValidator):
+            high = validator.limit_value
+    current = getattr(selectors.organisation_policy(), name)
+    if rules.STRICTER[name](1, 2) == 1:  # lower is stricter (a cap, a length): no higher than the organisation's
+        high = current
+    else:
+        low = current
+    return low, high
+
+
 def personal_policy_update(
     *, user: User, values: Mapping[str, Any], opted_out_categories: Iterable[str], now: datetime | None = None
 ) -> PersonalPolicy:
     """A moderator's own limits: each empty (the organisation's) or stricter than the organisation's."""
     now = now or timezone.now()
+    out_of_bounds, looser = personal_policy_problems(values=values)
+    if out_of_bounds:
+        raise ReviewError("invalid_limit", " ".join(out_of_bounds.values()), status=400)
+    if looser:
+        raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
+                          "looser. " + " ".join(sorted(set(looser.values()))), status=400)
     with transaction.atomic():
         personal = PersonalPolicy.objects.select_for_update().filter(user=user).first() or PersonalPolicy(user=user)
         before = _snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")) if personal.pk else {}
         for name in PERSONAL_FIELDS:
-            value = values.get(name)
-            if value is not None:
-                org_field = OrganisationPolicy._meta.get_field(name)
-                assert isinstance(org_field, Field)
-                try:
-                    org_field.run_validators(value)
-                except ValidationError as exc:
-                    raise ReviewError("invalid_limit", " ".join(exc.messages), status=400) from None
-            setattr(personal, name, value)
-        looser = rules.looser_than(personal, selectors.organisation_policy())
-        if looser:
-            raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
-                              "looser. " + " ".join(sorted(set(looser.values()))), status=400)
+            setattr(personal, name, values.get(name))
         choosable = set(Category.values) - {Category.UNSPECIFIED}
         personal.opted_out_categories = sorted(set(opted_out_categories) & choosable)
         personal.save()

@@ -1,9 +1,9 @@
 """Reads for teams: who may see which team, and the live load a team lead sees.
 
 The live load deliberately carries no per-person decision count, speed, accuracy or check-in data: only where
-each reviewer stands (reviewing, break due, on break, off shift), how much of the shift's exposure cap their finished
-items used, how long since their last break, and which queue they work in. `LOAD_FIELDS` is the whole vocabulary;
-tests check that nothing else reaches the page, the API or the socket.
+each reviewer stands (reviewing, break due, on break, off shift), how much of the team's exposure cap (never a
+personal one) their finished items used, how long since their last break, and which queue they work in.
+`LOAD_FIELDS` is the whole vocabulary; tests check that nothing else reaches the page, the API or the socket.
 """
 
 from __future__ import annotations
@@ -181,6 +181,14 @@ class TeamLoad:
         return sum(1 for row in self.rows if row.state != State.OFF)
 
 
+def limits_seen_by_lead(*, reviewer: User | int) -> rules.EffectivePolicy:
+    """The limits a lead's view measures a reviewer's load against: the organisation's and the team's. A reviewer's
+    own stricter limits are private to them (and OH, in aggregate): measured against those, "39 % (4 min of 10 min)"
+    would tell the lead that this person chose one, and which."""
+    return rules.policy_combine([layer for layer in selectors.policy_layers(reviewer=reviewer)
+                                 if layer.name != "personal"])
+
+
 def _since_words(start: datetime, now: datetime) -> str:
     minutes = max(0, int((now - start).total_seconds() // 60))
     return f"{selectors.duration_words(minutes)} (since {selectors.clock(start, now=now)})"
@@ -205,9 +213,10 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
     else:
         state = State.BREAK_DUE if phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM) else State.REVIEWING
         text = STATE_WORDS[state]
-        since = _since_words(situation.work_since, now)
+        since = _since_words(selectors.last_rest_end(shift=shift, now=now), now)
+    team_limits = limits_seen_by_lead(reviewer=reviewer)
     gauge = selectors.Gauge(used_seconds=selectors.exposure_finished(shift=shift, policy=policy),
-                            cap_seconds=policy.cap_seconds, near_percent=policy.near_cap_percent)
+                            cap_seconds=team_limits.cap_seconds, near_percent=team_limits.near_cap_percent)
     queue_id = shift.queue_assigned_id or (ExposureEntry.objects.filter(shift=shift).order_by("-claimed_at")
                                            .values_list("queue_id", flat=True).first())
     queue_name = Queue.objects.filter(pk=queue_id).values_list("name", flat=True).first() if queue_id else None

@@ -128,6 +128,15 @@ def lead_end_shift(*, lead: User, team: Team, reviewer_id: int, now: datetime | 
     return shift
 
 
+def team_load_now(*, team: Team, now: datetime | None = None) -> team_selectors.TeamLoad:
+    """The team's live load, after recording any break that began by itself since anyone looked: the view then
+    reads breaks from the record, as every other page does, and cannot contradict itself."""
+    now = now or timezone.now()
+    for reviewer_id in TeamMembership.objects.filter(team=team).values_list("user_id", flat=True):
+        services.breaks_catch_up(reviewer_id=reviewer_id, now=now)
+    return team_selectors.team_load(team=team, now=now)
+
+
 # ---- the team's limits: stricter only ------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from moderation.models import Category
 from moderation.services import ReviewError
 from wellbeing import health_access, reports, rules, selectors, services, team_selectors, team_services
 from wellbeing.models import CheckIn
+from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
 MOOD_CHOICES = [(1, "Very low"), (2, "Low"), (3, "Okay"), (4, "Good"), (5, "Very good")]
@@ -147,7 +148,7 @@ def shift_start(request: HttpRequest) -> HttpResponse:
     try:
         shift = services.shift_start(reviewer=user)
     except ReviewError as exc:
-        messages.info(request, exc.detail)
+        messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("wellbeing-home")
     messages.success(request, f"Your shift has started. It ends {selectors.clock_phrase(shift.ends_at)} at the latest.")
     return redirect(_next_url(request, "/console/"))
@@ -201,23 +202,33 @@ def limits(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     organisation = selectors.organisation_policy()
     personal = selectors.personal_policy_of(user=user)
+    entered: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    opted_out = list(personal.opted_out_categories or [])
     if request.method == "POST":
-        try:
-            values = _limits_from(request)
-            services.personal_policy_update(user=user, values=values,
-                                            opted_out_categories=request.POST.getlist("opt_out"))
-        except ValueError:
-            messages.error(request, "Use whole numbers, or leave a box empty to use the organisation's setting.")
-        except ReviewError as exc:
-            messages.error(request, exc.detail)
-        else:
+        # What was typed stays in the boxes, and each problem shows next to its box: nothing is lost to an error.
+        entered = {name: request.POST.get(name, "").strip() for name, *_rest in LIMIT_FIELDS}
+        opted_out = request.POST.getlist("opt_out")
+        values, errors = _limits_from(entered)
+        out_of_bounds, looser = services.personal_policy_problems(values=values)
+        errors = {**looser, **out_of_bounds, **errors}
+        if not errors:
+            services.personal_policy_update(user=user, values=values, opted_out_categories=opted_out)
             messages.success(request, "Saved. Your limits apply from your next item.")
             return redirect("wellbeing-limits")
+        messages.error(request, "Nothing was saved yet: see the boxes marked below. You can make your limits "
+                       "stricter than the organisation's, never looser.")
+    fields = _limit_fields(organisation, personal)
+    for field in fields:
+        name = str(field["name"])
+        field["error"] = errors.get(name, "")
+        if request.method == "POST":
+            field["value"] = entered.get(name, "")
     return render(request, "wellbeing/limits.html", {
-        "fields": _limit_fields(organisation, personal),
-        "categories": [(value, label, value in (personal.opted_out_categories or []))
+        "fields": fields,
+        "categories": [(value, label, value in opted_out)
                        for value, label in Category.choices if value != Category.UNSPECIFIED],
-    })
+    }, status=400 if errors else 200)
 
 
 # (field, label, unit, seconds per unit, help)
@@ -232,32 +243,45 @@ LIMIT_FIELDS = [
 ]
 
 
-def _as_number(value: object, per: int | None) -> int | None:
+def _as_number(value: object, per: int | None, *, up: bool = False) -> int | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
-        return int(value.total_seconds() // (per or 1))
+        seconds, unit = int(value.total_seconds()), per or 1
+        return -(-seconds // unit) if up else seconds // unit
     return int(str(value))
 
 
 def _limit_fields(organisation: object, personal: object) -> list[dict[str, object]]:
-    return [
-        {"name": name, "label": label, "unit": unit, "help": help_text,
-         "organisation": _as_number(getattr(organisation, name), per), "mine": _as_number(getattr(personal, name), per)}
-        for name, label, unit, per, help_text in LIMIT_FIELDS
-    ]
+    fields: list[dict[str, object]] = []
+    for name, label, unit, per, help_text in LIMIT_FIELDS:
+        low, high = services.personal_policy_bounds(name=name)
+        mine = _as_number(getattr(personal, name), per)
+        fields.append({
+            "name": name, "label": label, "unit": unit, "help": help_text,
+            "organisation": _as_number(getattr(organisation, name), per), "mine": mine,
+            "value": "" if mine is None else str(mine),
+            # The browser asks for exactly what the server accepts (rounded inwards to whole units).
+            "min": _as_number(low, per, up=True), "max": _as_number(high, per),
+        })
+    return fields
 
 
-def _limits_from(request: HttpRequest) -> dict[str, object]:
+def _limits_from(entered: dict[str, str]) -> tuple[dict[str, object], dict[str, str]]:
     values: dict[str, object] = {}
-    for name, _label, _unit, per, _help in LIMIT_FIELDS:
-        raw = request.POST.get(name, "").strip()
+    errors: dict[str, str] = {}
+    for name, _label, unit, per, _help in LIMIT_FIELDS:
+        raw = entered.get(name, "")
         if not raw:
             values[name] = None
             continue
-        number = int(raw)
+        try:
+            number = int(raw)
+        except ValueError:
+            errors[name] = f"Use a whole number of {unit}, or leave the box empty for the organisation's setting."
+            continue
         values[name] = timedelta(seconds=number * per) if per else number
-    return values
+    return values, errors
 
 
 @require_GET

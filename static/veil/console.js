@@ -254,6 +254,40 @@
     var baseAlt = img.getAttribute("alt") || "";
     var viewerNote = document.getElementById("viewer-note");
     var viewerLive = document.getElementById("viewer-live");
+    // A card naming the category comes before the first reveal, for the categories the moderator asked about. The
+    // server refuses the reveal (409 warning_first) unless it says the card was shown (?warned=1).
+    var warnCategory = img.getAttribute("data-warn-category");
+    var warning = document.getElementById("reveal-warning");
+    var warned = false;
+
+    function showWarning() {
+      if (!warning) {
+        return;
+      }
+      warning.hidden = false;
+      var go = document.getElementById("reveal-warning-go");
+      if (go) {
+        go.focus();
+      }
+    }
+
+    function hideWarning() {
+      if (warning) {
+        warning.hidden = true;
+      }
+    }
+
+    if (warning) {
+      document.getElementById("reveal-warning-go").addEventListener("click", function () {
+        warned = true;
+        hideWarning();
+        reveal();
+      });
+      document.getElementById("reveal-warning-cancel").addEventListener("click", function () {
+        hideWarning();
+        button.focus();
+      });
+    }
 
     function note(text) {
       if (viewerNote) {
@@ -291,7 +325,11 @@
     }
 
     function soften(options) {
+      hideWarning();
       if (state === "blurred") {
+        if (options && options.blank) {
+          img.hidden = true;
+        }
         return;
       }
       generation += 1;
@@ -303,7 +341,12 @@
       img.classList.add(blurClass);
       img.dataset.state = "blurred";
       img.setAttribute("alt", baseAlt);
-      img.src = previewUrl;
+      if (options && options.blank) {
+        img.removeAttribute("src"); // the item is no longer this person's: not even its preview is asked for
+        img.hidden = true;
+      } else {
+        img.src = previewUrl;
+      }
       if (frame) {
         frame.dataset.state = "blurred";
         frame.removeAttribute("aria-busy");
@@ -343,6 +386,10 @@
       if (state !== "blurred") {
         return;
       }
+      if (warnCategory && !warned) {
+        showWarning();
+        return;
+      }
       state = "loading";
       generation += 1;
       var mine = generation;
@@ -351,7 +398,7 @@
       if (frame) {
         frame.setAttribute("aria-busy", "true");
       }
-      postJson(revealApi)
+      postJson(warned ? revealApi + "?warned=1" : revealApi)
         .then(function (response) {
           return response.json().then(
             function (body) {
@@ -365,6 +412,10 @@
         .then(function (result) {
           var data = result.body || {};
           if (!result.ok) {
+            if (data.error === "warning_first") {
+              warnCategory = warnCategory || "this category";
+              warned = false;
+            }
             throw new Error(data.detail || "The image could not be revealed.");
           }
           if (mine !== generation || state !== "loading") {
@@ -625,11 +676,196 @@
     });
   }
 
+  // ---- the lease: renewed while the moderator is at it, a calm word before it would end -------------------------
+
+  /** A local clock time in the reader's own zone, with the zone's name ("16:52 CET"). */
+  function localClock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  }
+
+  /** <time data-local-time datetime="ISO">: the moment written out in the reader's own zone, date and zone named. */
+  function localTimes() {
+    document.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      var ms = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(ms)) {
+        return;
+      }
+      if (el.getAttribute("data-local-time") === "time") {
+        el.textContent = localClock(ms); // today's time, in the reader's zone ("16:52 CET")
+        return;
+      }
+      el.textContent = new Date(ms).toLocaleString([], {
+        weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+        timeZoneName: "short",
+      });
+    });
+  }
+
+  /** The queue list: N (or 1) takes the next item from the first queue, 2-9 from that queue; N goes back to an item
+   * in hand. Only the buttons the page shows are pressed, so nothing happens that a click could not do. */
+  function setupQueueKeys() {
+    if (!document.body.classList.contains("page-queues")) {
+      return;
+    }
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) {
+        return;
+      }
+      var target = event.target;
+      if (target instanceof Element && target.closest("input, textarea, select, [contenteditable]")) {
+        return;
+      }
+      var key = event.key.toLowerCase();
+      var held = document.querySelector(".banner a.button--primary");
+      if (key === "n" && held) {
+        event.preventDefault();
+        window.location.assign(held.href);
+        return;
+      }
+      var number = key === "n" ? "1" : key;
+      if (!/^[1-9]$/.test(number)) {
+        return;
+      }
+      var button = document.querySelector("button[data-next-key='" + number + "']");
+      if (button && button.form) {
+        event.preventDefault();
+        if (typeof button.form.requestSubmit === "function") {
+          button.form.requestSubmit(button);
+        } else {
+          button.click();
+        }
+      }
+    });
+  }
+
+  /** On a phone the purpose block folds to its summary (which names the requester), so the image comes first. */
+  function foldPurposeOnPhones() {
+    var block = document.getElementById("item-purpose");
+    if (block && window.matchMedia && window.matchMedia("(max-width: 40rem)").matches) {
+      block.open = false;
+    }
+  }
+
+  function setupLease() {
+    var note = document.getElementById("lease-note");
+    if (!note) {
+      return;
+    }
+    var api = note.getAttribute("data-lease-api");
+    var leaseMs = Math.max(1, Number(note.getAttribute("data-lease-seconds")) || 600) * 1000;
+    var expiresAt = Date.parse(note.getAttribute("data-expires-at")) || Date.now() + leaseMs;
+    var text = document.getElementById("lease-note-text");
+    var keep = document.getElementById("lease-keep");
+    // Renew at most this often while active; warn this long before the end when nothing has happened since.
+    var renewEvery = Math.min(60000, leaseMs / 3);
+    var warnAhead = Math.min(60000, leaseMs / 4);
+    var lastActivity = Date.now();
+    var lastRenewal = Date.now();
+    var renewing = false;
+    var gone = false;
+    var timer = null;
+
+    function showGone(detail) {
+      gone = true;
+      window.clearTimeout(timer);
+      note.dataset.state = "gone";
+      text.textContent = (detail || "This item went back to the queue while you were away.") +
+        " What you wrote is still in the form below, so nothing is lost: copy it if you need it.";
+      keep.hidden = true;
+      note.hidden = false;
+    }
+
+    function schedule() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(check, Math.max(0, expiresAt - warnAhead - Date.now()));
+    }
+
+    function renew() {
+      if (renewing || gone) {
+        return;
+      }
+      renewing = true;
+      postJson(api)
+        .then(function (response) {
+          return response.json().then(function (body) {
+            return { ok: response.ok, status: response.status, body: body || {} };
+          });
+        })
+        .then(function (result) {
+          renewing = false;
+          if (result.ok) {
+            expiresAt = Date.parse(result.body.expires_at) || Date.now() + leaseMs;
+            lastRenewal = Date.now();
+            note.hidden = true;
+            note.dataset.state = "kept";
+            schedule();
+          } else if (result.status === 409) {
+            showGone(result.body.detail);
+          }
+        })
+        .catch(function () {
+          renewing = false; // offline for a moment: the next activity or check tries again
+        });
+    }
+
+    function check() {
+      if (gone) {
+        return;
+      }
+      if (Date.now() >= expiresAt) {
+        showGone();
+        return;
+      }
+      if (lastActivity > lastRenewal) {
+        renew(); // active since the last renewal: keep it quietly
+        return;
+      }
+      text.textContent = "Still with this item? Take your time. It goes back to the queue at " +
+        localClock(expiresAt) + " unless you carry on; anything you have written stays here.";
+      keep.hidden = false;
+      note.hidden = false;
+      note.dataset.state = "warning";
+      timer = window.setTimeout(check, Math.max(0, expiresAt - Date.now()));
+    }
+
+    function activity() {
+      lastActivity = Date.now();
+      if (gone) {
+        return;
+      }
+      if (!note.hidden || Date.now() - lastRenewal >= renewEvery) {
+        renew();
+      }
+    }
+
+    ["keydown", "pointerdown", "input", "wheel", "touchstart"].forEach(function (type) {
+      document.addEventListener(type, activity, { passive: true, capture: true });
+    });
+    keep.addEventListener("click", renew);
+    schedule();
+  }
+
   // ---- start -----------------------------------------------------------------------------------------------------
 
   function start() {
     var revealer = setupReveal();
     setupDecisions(revealer);
+    setupLease();
+    localTimes();
+    foldPurposeOnPhones();
+    setupQueueKeys();
+    if (revealer) {
+      // A break stops all viewing: soften at once (the server refuses clear images from now on, and
+      // static/veil/wellbeing.js opens the break screen).
+      veilConsole.onEvent("break.started", function () {
+        revealer.soften({ blank: true });
+      });
+      veilConsole.onEvent("break.state", function (message) {
+        if (message.phase === "on_break") {
+          revealer.soften({ blank: true });
+        }
+      });
+    }
     if (document.body.getAttribute("data-live")) {
       window.addEventListener("pagehide", function () {
         leaving = true;

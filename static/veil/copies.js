@@ -21,7 +21,17 @@
       var item = button.closest(".arrivals__item");
       var img = item && item.querySelector("img[data-reveal-api]");
       if (!img || img.getAttribute("data-state") === "revealed") { return; }
-      post(img.getAttribute("data-reveal-api")).then(function (r) { return r.ok ? r.json() : null; })
+      var api = img.getAttribute("data-reveal-api");
+      post(api).then(function (r) {
+        if (r.ok) { return r.json(); }
+        // A category the moderator asked to be warned about: say which, and reveal only if they choose to.
+        return r.json().then(function (body) {
+          if (body && body.error === "warning_first" && window.confirm(body.detail)) {
+            return post(api + "?warned=1").then(function (again) { return again.ok ? again.json() : null; });
+          }
+          return null;
+        }, function () { return null; });
+      })
         .then(function (grant) {
           if (!grant) { return; }
           img.classList.add("revealed", "grayscale");

@@ -53,7 +53,12 @@
       }
     }
 
-    hub.onEvent("break.state", show);
+    hub.onEvent("break.state", function (message) {
+      show(message);
+      if (message.phase === "on_break" && banner.hasAttribute("data-console-page")) {
+        window.location.assign(breakUrl); // a console page during a break: nothing is shown, rest instead
+      }
+    });
     hub.onEvent("break.due", show);
     hub.onEvent("break.started", breakBegan);
     hub.onEvent("break.ended", function (message) {

@@ -28,8 +28,10 @@ def wellbeing_banner(context: template.Context) -> dict[str, Any]:
         "show": True,
         "phase": state.phase.value,
         "message": selectors.break_message(state) if state.phase in NOTICE_PHASES else "",
-        # From the queue list a running break opens the break screen; elsewhere (an item in hand) it only says so.
-        "redirect": state.phase == rules.Phase.ON_BREAK and url_name == "console-queues",
+        # Console pages are the break screen while a break runs (review_queue.views.rest_during_breaks redirects on
+        # the server; this covers a page that was open when the break began).
+        "redirect": state.phase == rules.Phase.ON_BREAK and str(url_name).startswith("console-"),
+        "console_page": str(url_name).startswith("console-"),
         "on_break_page": url_name == "wellbeing-break",
     }
 
@@ -41,3 +43,21 @@ def duration_words(value: Any) -> str:
         seconds = int(value.total_seconds())
         return selectors.duration_words(seconds // 60, seconds=seconds)
     return selectors.duration_words(int(value))
+
+
+RETRY_TAG = "retry-at="
+
+
+def retry_tag(retry_at: Any) -> str:
+    """extra_tags for a message that says when trying again can work (see the `retry_at` filter)."""
+    return f"{RETRY_TAG}{retry_at.isoformat()}" if retry_at is not None else ""
+
+
+@register.filter
+def retry_at(message: Any) -> str:
+    """The ISO moment a refusal's message carries (messages.info(..., extra_tags=retry_tag(...))), or "": base.html
+    shows it as a <time> that static/veil/console.js writes out in the reader's own time zone."""
+    for tag in str(getattr(message, "extra_tags", "") or "").split():
+        if tag.startswith(RETRY_TAG):
+            return tag[len(RETRY_TAG):]
+    return ""

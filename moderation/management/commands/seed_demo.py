@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from PIL import Image
 
@@ -29,6 +29,17 @@ from review_queue.models import Policy, Queue
 from wellbeing.demo import seed_wellbeing_demo
 
 DEMO_URL = "http://127.0.0.1:8000/"
+
+
+def demo_url(host: str, port: int) -> str:
+    """The address to open for a server bound to host:port (a wildcard bind is opened on the loopback address)."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (naming the wildcard, not binding to it)
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "[::1]"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
 LOGINS_FILE = "demo-logins.txt"
 REQUESTER_ACCOUNT = "demo-requester"
 
@@ -168,14 +179,21 @@ ITEMS = (
 
 
 class Command(BaseCommand):
+    url = DEMO_URL
     help = "Create the demo accounts, queues and synthetic items (idempotent: run it as often as you like)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--reset-passwords", action="store_true",
                             help="Give the demo accounts new random passwords and rewrite the logins file.")
+        parser.add_argument("--host", default="127.0.0.1", help="The host the server listens on (make run: HOST).")
+        parser.add_argument("--port", type=int, default=8000, help="Its port (make run: PORT), printed in the URL.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
+        port = int(options["port"])
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port must be between 1 and 65535, not {port}.")
+        self.url = demo_url(str(options["host"]), port)
         logins = self._ensure_accounts(reset=bool(options["reset_passwords"]))
         queues = self._ensure_queues()
         with quiet_task_logs(enabled=int(options["verbosity"]) < 2):
@@ -210,8 +228,9 @@ class Command(BaseCommand):
             if account.group is not None:
                 user.groups.add(Group.objects.get(name=account.group.value))
             passwords[account.username] = password
-        if changed or (not path.exists() and any(passwords.values())):
-            _write_logins(path, {name: pw for name, pw in passwords.items() if pw is not None})
+        stale_url = path.exists() and f"# Sign in at {self.url}\n" not in path.read_text(encoding="utf-8")
+        if changed or stale_url or (not path.exists() and any(passwords.values())):
+            _write_logins(path, {name: pw for name, pw in passwords.items() if pw is not None}, url=self.url)
         return passwords
 
     def _print_logins(self, passwords: dict[str, str | None]) -> None:
@@ -221,7 +240,7 @@ class Command(BaseCommand):
             shown = password or "(not known here: set outside seed_demo; --reset-passwords makes new ones)"
             lines.append(f"{username:<11} {roles[username]:<21} {shown}")
         self.stdout.write("")
-        self.stdout.write(self.style.MIGRATE_HEADING(f"Veil demo: open {DEMO_URL} and sign in as"))
+        self.stdout.write(self.style.MIGRATE_HEADING(f"Veil demo: open {self.url} and sign in as"))
         for line in lines:
             self.stdout.write(f"  {line}")
         path = _logins_path()
@@ -328,11 +347,11 @@ def _read_logins(path: Path) -> dict[str, str]:
     return found
 
 
-def _write_logins(path: Path, passwords: dict[str, str]) -> None:
+def _write_logins(path: Path, passwords: dict[str, str], *, url: str = DEMO_URL) -> None:
     roles = {account.username: account.role for account in ACCOUNTS}
     lines = [
         "# Veil demo logins, written by `manage.py seed_demo` (new ones: --reset-passwords). Keep this file private.",
-        f"# Sign in at {DEMO_URL}",
+        f"# Sign in at {url}",
         f"{'username':<11} {'role':<21} password",
         *(f"{name:<11} {roles[name]:<21} {password}" for name, password in passwords.items()),
     ]

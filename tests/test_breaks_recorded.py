@@ -1,0 +1,75 @@
+"""Issue 21, point 4: breaks that start on their own are recorded, and every "since the last break" reads that record,
+so the lead's view cannot say "On break until 09:65" and then "1 h 7 min since the last break" with no break row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from review_queue.services import item_claim
+from tests.factories import make_queue
+from tests.test_lead_helpers import fast_passwords, logged_in, make_team  # noqa: F401
+from tests.test_wellbeing_breaks import work_until
+from tests.test_wellbeing_helpers import T0, ready_item
+from wellbeing import services, tasks, team_services
+from wellbeing.models import Break
+
+pytestmark = pytest.mark.django_db
+MIN = timedelta(minutes=1)
+
+
+@pytest.fixture
+def queue():  # type: ignore[no-untyped-def]
+    queue = make_queue(slug="work")
+    for _ in range(14):
+        ready_item(queue)
+    return queue
+
+
+def test_the_lead_view_records_the_break_it_shows_and_counts_from_its_end(moderator, lead, queue):
+    team = make_team("Riverbank", department="Ops", members=[moderator], leads=[lead])
+    client = logged_in(lead)
+    with time_machine.travel(T0, tick=False) as clock:
+        work_until(clock, moderator, queue, 55)  # last item finished at 09:50; due 09:50, window until 09:55
+        clock.move_to(T0 + 56 * MIN)  # nothing claimed since: the break began by itself at 09:55
+        row = client.get(f"/api/v1/lead/teams/{team.pk}/").json()["reviewers"][0]
+        assert (row["state"], row["state_text"]) == ("on_break", "On break until 10:05")
+        taken = Break.objects.get(reviewer=moderator)
+        assert (taken.kind, taken.started_automatically) == ("scheduled", True)
+        assert (taken.started_at, taken.ends_at) == (T0 + 55 * MIN, T0 + 65 * MIN)
+
+        clock.move_to(T0 + 67 * MIN)  # after it, still nothing claimed
+        row = client.get(f"/api/v1/lead/teams/{team.pk}/").json()["reviewers"][0]
+        assert row["state"] == "reviewing" and row["since_break_text"] == "2 min (since 10:05)"
+        assert "2 min (since 10:05)" in client.get(f"/lead/teams/{team.pk}/").content.decode()
+        assert team_services.team_load_now(team=team).rows[0].since_break_text == "2 min (since 10:05)"
+    assert Break.objects.filter(reviewer=moderator).count() == 1
+
+
+def test_a_break_nobody_looked_at_is_recorded_by_the_minute_task(moderator, queue):
+    with time_machine.travel(T0, tick=False) as clock:
+        work_until(clock, moderator, queue, 55)
+        clock.move_to(T0 + 70 * MIN)  # the break came and went (09:55-10:05) with nothing claimed
+        assert tasks.breaks_catch_up.delay().get() == 1
+        assert tasks.breaks_catch_up.delay().get() == 0  # idempotent
+        taken = Break.objects.get(reviewer=moderator)
+        assert (taken.started_at, taken.ends_at, taken.started_automatically) == (T0 + 55 * MIN, T0 + 65 * MIN, True)
+        # The next claim goes on from that record: the next break falls due 50 minutes after it ended.
+        item_claim(reviewer=moderator, queue=queue)
+        from wellbeing import selectors
+
+        assert selectors.break_state(reviewer_id=moderator.pk).due_at == T0 + 115 * MIN
+    assert Break.objects.filter(reviewer=moderator).count() == 1
+
+
+def test_since_the_last_break_counts_any_break_that_ended(moderator, lead, queue):
+    team = make_team("Riverbank", department="Ops", members=[moderator], leads=[lead])
+    with time_machine.travel(T0, tick=False) as clock:
+        work_until(clock, moderator, queue, 20)
+        clock.move_to(T0 + 20 * MIN)
+        services.break_start(reviewer=moderator, minutes=5)
+        clock.move_to(T0 + 30 * MIN)
+        row = team_services.team_load_now(team=team).rows[0]
+        assert row.since_break_text == "5 min (since 09:25)"
