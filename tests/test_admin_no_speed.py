@@ -40,6 +40,7 @@ PERSON_AND_TIME_ALLOWED = {
     "wellbeing.PolicyChange": "organisation, queue and team changes only; personal ones are left out",
     "wellbeing.LeadAction": "a lead's own actions on a shift, which the reviewer sees too",
     "wellbeing.DataAccess": "the audit of who looked at people's data",
+    "wellbeing.HealthAccessGrant": "who was given occupational-health access to a team, by whom and when (read-only)",
 }
 
 
