@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from review_queue.services import item_claim
+from review_queue.services import item_claim, item_release
 from tests.factories import make_queue
 from tests.test_lead_helpers import fast_passwords, logged_in, make_team  # noqa: F401
 from tests.test_wellbeing_breaks import work_until
@@ -73,3 +73,35 @@ def test_since_the_last_break_counts_any_break_that_ended(moderator, lead, queue
         clock.move_to(T0 + 30 * MIN)
         row = team_services.team_load_now(team=team).rows[0]
         assert row.since_break_text == "5 min (since 09:25)"
+
+
+def test_the_minute_task_looks_only_at_shifts_where_a_break_can_have_begun(moderator, moderator2, queue, monkeypatch):
+    """Issue 20: with a thousand reviewers at work the task took 8 s a minute, locking each shift. A reviewer with
+    an item in hand, or whose shift began less than the shortest possible break_every + break_window ago, cannot
+    have a break that started by itself: they are not even locked."""
+    from tests.factories import make_user
+
+    third = make_user("fresh", "moderator")
+    for _ in range(30):
+        ready_item(queue)
+    looked_at: list[int] = []
+    real = services.breaks_catch_up
+
+    def counting(*, reviewer_id: int, now=None):  # type: ignore[no-untyped-def]
+        looked_at.append(reviewer_id)
+        return real(reviewer_id=reviewer_id, now=now)
+
+    monkeypatch.setattr(services, "breaks_catch_up", counting)
+    with time_machine.travel(T0, tick=False) as clock:
+        work_until(clock, moderator, queue, 55)  # idle since 09:50: the break began by itself at 09:55
+        clock.move_to(T0 + 56 * MIN)
+        held = item_claim(reviewer=moderator2, queue=queue)  # a shift of 14 minutes by 10:10...
+        clock.move_to(T0 + 65 * MIN)
+        item_release(item=held.item, reviewer=moderator2)
+        clock.move_to(T0 + 66 * MIN)
+        item_claim(reviewer=moderator2, queue=queue)  # ...with an item in hand
+        clock.move_to(T0 + 69 * MIN)
+        item_claim(reviewer=third, queue=queue)  # a shift that began a minute ago
+        clock.move_to(T0 + 70 * MIN)
+        assert services.breaks_catch_up_all() == 1
+    assert looked_at == [moderator.pk]

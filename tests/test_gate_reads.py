@@ -272,8 +272,8 @@ def test_the_claim_statements_are_prepared_on_the_server_and_only_when_allowed(m
     """Django opens psycopg connections with prepared statements off, and psycopg then ignores `prepare=True` too:
     for a while Veil's "prepared" gate read was planned on every claim. The server's own list says what it holds."""
     connection.close()
-    if connection.pool is not None:  # a pooled connection may come back with earlier tests' statements prepared
-        connection.close_pool()  # the next connection is a new one: nothing prepared on it yet
+    if connection.pool is not None:  # type: ignore[attr-defined]  # PostgreSQL's wrapper: pooled, it may come back
+        connection.close_pool()  # type: ignore[attr-defined]  # with earlier tests' statements; a new one has none
     queue = make_queue()
     for _ in range(8):
         ready_item(queue)
