@@ -9,6 +9,7 @@ import factory
 import numpy as np
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from PIL import Image
 
 from moderation import services
@@ -76,3 +77,10 @@ def make_item(queue: Queue, *, seed: int = 0, severity: int = 0, category: str =
         services.item_process(item_id=item.pk)
         item.refresh_from_db()
     return item
+
+
+def logged_in(user: User) -> Client:
+    """A test client signed in as `user` (no password round trip)."""
+    client = Client()
+    client.force_login(user)
+    return client

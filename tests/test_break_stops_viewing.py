@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.test import Client
 
 from moderation.models import ContentItem, RevealEvent
 from moderation.services import ReviewError, reveal_start
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue
+from tests.factories import logged_in, make_item, make_queue
 from tests.test_wellbeing_helpers import T0, finish, set_policy
 from wellbeing import services, team_services
 from wellbeing.models import Break, ExposureEntry, Team, TeamMembership
@@ -22,11 +21,6 @@ from wellbeing.models import Break, ExposureEntry, Team, TeamMembership
 pytestmark = pytest.mark.django_db
 MIN = timedelta(minutes=1)
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

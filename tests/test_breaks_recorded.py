@@ -9,8 +9,8 @@ import pytest
 import time_machine
 
 from review_queue.services import item_claim, item_release
-from tests.factories import make_queue
-from tests.test_lead_helpers import fast_passwords, logged_in, make_team  # noqa: F401
+from tests.factories import logged_in, make_queue
+from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
 from tests.test_wellbeing_breaks import work_until
 from tests.test_wellbeing_helpers import T0, ready_item
 from wellbeing import services, tasks, team_services

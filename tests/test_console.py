@@ -10,15 +10,10 @@ from django.test import Client
 from moderation.models import ContentItem, Decision
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue
+from tests.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 CONSOLE_PAGES = ["/console/", "/console/preferences/"]

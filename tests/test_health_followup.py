@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.factories import make_user
-from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, logged_in, make_team, past_shift, people  # noqa: F401
+from tests.factories import logged_in, make_user
+from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, make_team, past_shift, people  # noqa: F401
 from wellbeing import reports, services, team_services
 from wellbeing.models import CheckInRead, DataAccess, FollowUpConsent, PolicyChange, TeamPolicy
 

@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from config.asgi import application
-from tests.factories import make_user
-from tests.test_lead_helpers import MONDAY, fast_passwords, logged_in, make_team, past_shift, people  # noqa: F401
+from tests.factories import logged_in, make_user
+from tests.test_lead_helpers import MONDAY, fast_passwords, make_team, past_shift, people  # noqa: F401
 from tests.test_realtime import session_cookie
 from wellbeing import services, team_services
 from wellbeing.models import DataAccess, LeadAction, PolicyChange

@@ -17,8 +17,8 @@ from django.utils import timezone
 from config.asgi import application
 from moderation.services import ReviewError
 from review_queue.services import item_claim
-from tests.factories import make_queue, make_user
-from tests.test_lead_helpers import fast_passwords, logged_in, make_team  # noqa: F401
+from tests.factories import logged_in, make_queue, make_user
+from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
 from tests.test_realtime import communicator, session_cookie
 from tests.test_wellbeing_helpers import finish, ready_item, set_policy
 from wellbeing import selectors, services, team_selectors, team_services

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from tests.factories import make_user
 from wellbeing import rules, selectors
@@ -24,11 +23,6 @@ def fast_passwords(settings):  # type: ignore[no-untyped-def]
     tests: the server process checks passwords with the production hashers."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def make_team(name: str, *, department: Department | str, members: Iterable[User] = (), leads: Iterable[User] = (),

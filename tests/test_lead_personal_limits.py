@@ -11,9 +11,9 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from review_queue.services import item_claim
-from tests.factories import make_queue
+from tests.factories import logged_in, make_queue
 from tests.test_lead_dashboard import lead_socket
-from tests.test_lead_helpers import fast_passwords, logged_in, make_team  # noqa: F401
+from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
 from tests.test_realtime import session_cookie
 from tests.test_wellbeing_helpers import finish, ready_item, set_policy
 from wellbeing import services, team_selectors

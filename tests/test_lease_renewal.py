@@ -8,22 +8,16 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.test import Client
 from django.utils import timezone
 
 from moderation.models import ContentItem, Decision
 from review_queue.models import Claim
 from review_queue.services import item_claim, lease_renew
-from tests.factories import make_queue
+from tests.factories import logged_in, make_queue
 from tests.test_wellbeing_helpers import ready_item
 
 pytestmark = pytest.mark.django_db
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ from PIL import Image
 from moderation.models import AuditEvent, RevealEvent
 from moderation.services import ReviewError, reveal_start, viewing_preference_update
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue
+from tests.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def reveal(client: Client, item_id: int) -> dict[str, Any]:

@@ -11,18 +11,13 @@ import time_machine
 from django.test import Client
 
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue
+from tests.factories import logged_in, make_item, make_queue
 from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
 from wellbeing import services
 
 pytestmark = pytest.mark.django_db
 MIN = timedelta(minutes=1)
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def claim_api(client: Client, slug: str):  # type: ignore[no-untyped-def]

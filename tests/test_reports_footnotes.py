@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, logged_in, make_team, past_shift, people  # noqa: F401
+from tests.factories import logged_in
+from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, make_team, past_shift, people  # noqa: F401
 from wellbeing import reports, services
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Prefetch
-from django.test import Client
 
-from tests.factories import make_user
+from tests.factories import logged_in, make_user
 from wellbeing import health_access, selectors, services, team_services
 from wellbeing.models import (
     CheckIn,
@@ -30,11 +29,6 @@ from wellbeing.models import (
 
 pytestmark = pytest.mark.django_db
 
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

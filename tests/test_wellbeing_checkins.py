@@ -10,20 +10,15 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.test import Client
 
 from moderation.services import ReviewError
+from tests.factories import logged_in
 from tests.test_wellbeing_helpers import T0
 from wellbeing import health_access, selectors, services, tasks
 from wellbeing.models import CheckIn, CheckInRead, CheckInReadRefused, Department, Team, TeamMembership
 
 pytestmark = pytest.mark.django_db
 
-
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

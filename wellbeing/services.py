@@ -739,13 +739,11 @@ def queue_policy_save(*, policy: QueuePolicy, by: User | None, now: datetime | N
                after=_snapshot(policy, QUEUE_FIELDS), now=now, queue=policy.queue)
 
 
-def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """Per field, why a proposed personal limit cannot be saved: outside the bounds an administrator chooses within
-    (the organisation policy's own validators), or looser than the organisation's setting. The My limits page shows
-    each next to its field; personal_policy_update refuses with the same sentences."""
-    out_of_bounds: dict[str, str] = {}
-    for name in PERSONAL_FIELDS:
-        value = values.get(name)
+def policy_bound_problems(*, values: Mapping[str, Any]) -> dict[str, str]:
+    """Per given field, why its value is outside the bounds an administrator chooses within (the organisation
+    policy's own validators). Personal and team limits are checked against the same bounds."""
+    problems: dict[str, str] = {}
+    for name, value in values.items():
         if value is None:
             continue
         org_field = OrganisationPolicy._meta.get_field(name)
@@ -753,7 +751,15 @@ def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, st
         try:
             org_field.run_validators(value)
         except ValidationError as exc:
-            out_of_bounds[name] = " ".join(exc.messages)
+            problems[name] = " ".join(exc.messages)
+    return problems
+
+
+def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Per field, why a proposed personal limit cannot be saved: outside the bounds an administrator chooses within
+    (the organisation policy's own validators), or looser than the organisation's setting. The My limits page shows
+    each next to its field; personal_policy_update refuses with the same sentences."""
+    out_of_bounds = policy_bound_problems(values={name: values.get(name) for name in PERSONAL_FIELDS})
     proposed = PersonalPolicy(**{name: values.get(name) for name in PERSONAL_FIELDS})
     looser = {name: sentence for name, sentence in rules.looser_than(proposed, selectors.organisation_policy()).items()
               if name not in out_of_bounds}

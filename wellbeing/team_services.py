@@ -15,9 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Field
 from django.utils import timezone
 
 from moderation.services import ReviewError
@@ -28,7 +26,6 @@ from wellbeing.models import (
     Department,
     FollowUpConsent,
     LeadAction,
-    OrganisationPolicy,
     PolicyChange,
     Shift,
     Team,
@@ -141,15 +138,9 @@ def team_load_now(*, team: Team, now: datetime | None = None) -> team_selectors.
 
 
 def _validate_bounds(values: Mapping[str, Any]) -> None:
-    for name, value in values.items():
-        if value is None:
-            continue
-        org_field = OrganisationPolicy._meta.get_field(name)
-        assert isinstance(org_field, Field)
-        try:
-            org_field.run_validators(value)
-        except ValidationError as exc:
-            raise _refused("invalid_limit", " ".join(exc.messages), status=400) from None
+    problems = services.policy_bound_problems(values=values)
+    if problems:
+        raise _refused("invalid_limit", next(iter(problems.values())), status=400)
 
 
 def team_policy_tighten(*, lead: User, team: Team, values: Mapping[str, Any],
