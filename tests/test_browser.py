@@ -38,9 +38,11 @@ IMAGE_BLURRED = """() => {
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def new_page(browser: Any) -> tuple[Any, list[str]]:
-    """A fresh browser context (its own cookies) and page; collects console errors, CSP reports included."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, reduced_motion="reduce")
+def new_page(browser: Any, **context_options: Any) -> tuple[Any, list[str]]:
+    """A fresh browser context (its own cookies; Playwright's context options may change its screen) and page;
+    collects console errors, CSP reports included."""
+    options = {"viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce", **context_options}
+    context = browser.new_context(**options)
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     errors: list[str] = []

@@ -12,21 +12,14 @@ import pytest
 from moderation.models import Decision
 from tests.factories import make_item, make_user
 from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import PURPOSE, REQUESTER, SCREENSHOTS, WAIT_MS, make_queue, shoot, sign_in
+from tests.test_browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, shoot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PHONE = {"width": 390, "height": 844}
 
 
 def phone_page(browser: Any) -> tuple[Any, list[str]]:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
-                                  reduced_motion="reduce")
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, errors
+    return new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
 
 
 def shoot_screen(page: Any, name: str) -> None:
