@@ -99,3 +99,20 @@ def test_renewing_never_puts_a_due_break_off_for_good(moderator, queue):
 
         with pytest.raises(ReviewError):
             lease_renew(item=claim.item, reviewer=moderator)
+
+
+def test_roles_without_review_rights_cannot_renew_a_lease(moderator, requester, health, stranger, queue):
+    """Denial per role: nobody but the holder (a moderator or a lead) renews; the lease is left as it was."""
+    from django.test import Client
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        claim = item_claim(reviewer=moderator, queue=queue)
+        expires = Claim.objects.get(pk=claim.pk).expires_at
+        clock.shift(30)  # a renewal now would move the end 30 s later
+        path = f"/api/v1/items/{claim.item_id}/lease/"
+        assert Client().post(path).status_code in {401, 403}
+        for user in (requester, health, stranger):
+            assert logged_in(user).post(path).status_code == 403, user.username
+        assert Claim.objects.get(pk=claim.pk).expires_at == expires
+        assert logged_in(moderator).post(path).status_code == 200  # the holder can, at that moment
+        assert Claim.objects.get(pk=claim.pk).expires_at == expires + timedelta(seconds=30)
