@@ -1,18 +1,17 @@
 """Claim benchmark: Veil's real claim service vs a raw-SQL SKIP LOCKED claim, same PostgreSQL database, same run.
 
 Veil's path is `review_queue.services.item_claim` with everything on: the reviewer's shift row locked, the
-wellbeing gate's one-statement read (policy layers, held claim, exposure sums, severe items in the last hour,
-breaks, unsettled items, expired leases), settling the finished item, the break schedule and the exposure cap,
-then (PostgreSQL) one statement that leases the item and writes the claim, its audit event and the exposure
-reservation, and after commit the "queue changed" broadcast through channels_redis (the counts themselves are
-read by the console processes, see benchmarks/realtime.py). The items are rated "none", so the default exposure
-policy never stops anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the
+wellbeing gate's snapshot (held claim, exposure sums, severe items in the last hour, breaks, expired leases in one
+statement; the policy rows), the break schedule and the exposure cap, then the ORM's SKIP LOCKED pick, the lease,
+the claim, its audit event and the exposure reservation, and after commit the "queue changed" broadcast through
+channels_redis (the counts themselves are read by the console processes, see benchmarks/realtime.py). The items
+are rated "none", so the default exposure policy never stops anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the
 claim. The baseline is one statement in autocommit:
 
     UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
 
-Each claimer finishes its item right after claiming it, in one autocommit statement on both paths (the baseline
-retires the item; Veil's also ends the claim), because a holder who claims again gets the same item back. The
+Each claimer finishes its item right after claiming it (the baseline retires the item in one statement; Veil's ends
+the claim as Veil does, settling its exposure, and retires the item), because a holder who claims again gets the same item back. The
 finish is the benchmark's own, not what is measured. Latency is the claim call alone.
 
 (a) saturation: C claimers (P processes x C/P threads, one database connection each) claim until the queue is
@@ -23,12 +22,8 @@ finish is the benchmark's own, not what is measured. Latency is the claim call a
 
 Afterwards it checks that no item was assigned twice and that no reviewer's shift went over its exposure cap.
 
-With --floor the saturation rounds also measure the floor of a design Veil does not have, the gate inside
-PostgreSQL: Veil's claim statements in one PL/pgSQL call (benchmarks/claim_floor.py), with and without the request's
-loads of user and queue.
-
 Run: python -m benchmarks.claim [--items 10000] [--claimers 50] [--procs 5] [--rounds 2] [--open-seconds 20]
-     [--open-interval 1] [--floor]
+     [--open-interval 1]
 Needs PostgreSQL and Redis; recreates the database named by --database-url (default veil_bench on 127.0.0.1).
 """
 
@@ -227,21 +222,21 @@ def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
     return claim.item_id, claim.pk
 
 
-VEIL_FINISH = """
-WITH ended AS (UPDATE review_queue_claim SET ended_at = now(), outcome = 'decided' WHERE id = %s RETURNING item_id)
-UPDATE moderation_contentitem SET status = 'decided', lease_holder_id = NULL, lease_expires_at = NULL
- WHERE id = (SELECT item_id FROM ended)
-"""
-
-
 def _veil_finish(ids: tuple[int, int]) -> None:
-    """End the claim and retire the item, in one statement like the baseline's finish: the finish is the
-    benchmark's, not what is measured (a real decision writes more, and in one transaction too)."""
-    from django.db import connection
+    """End the claim the one way Veil ends a lease (review_queue.services.claim_end, which settles its exposure) and
+    retire the item, in one transaction: the finish is the benchmark's, not what is measured (a real decision
+    writes more: the decision, its audit event, the webhook)."""
+    from django.db import transaction
+    from django.utils import timezone
 
-    _item_id, claim_id = ids
-    with connection.cursor() as cursor:
-        cursor.execute(VEIL_FINISH, [claim_id])
+    from moderation.models import ContentItem
+    from review_queue.services import claim_end
+
+    item_id, claim_id = ids
+    with transaction.atomic():
+        claim_end(claim_id=claim_id, outcome="decided", at=timezone.now())
+        ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED, lease_holder=None,
+                                                      lease_expires_at=None)
 
 
 def _ready_left(queue_id: int) -> bool:
@@ -250,27 +245,11 @@ def _ready_left(queue_id: int) -> bool:
     return ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.READY).exists()
 
 
-def _floor_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
-    from benchmarks import claim_floor
-
-    return claim_floor.claim(user_id, queue_id, request_loads=True)
-
-
-def _floor_bare_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
-    from benchmarks import claim_floor
-
-    return claim_floor.claim(user_id, queue_id, request_loads=False)
-
-
 PATHS: dict[str, tuple[Callable[[int, int], Any], Callable[[Any], None]]] = {
     "raw": (_raw_claim, _raw_finish),
     "veil": (_veil_claim, _veil_finish),
-    # --floor: Veil's claim statements in one PL/pgSQL call (benchmarks/claim_floor.py), with and without the
-    # request's loads of user and queue.
-    "floor": (_floor_claim, _veil_finish),
-    "floor-bare": (_floor_bare_claim, _veil_finish),
 }
-VEIL_PATHS = ("veil", "floor", "floor-bare")  # the paths that write Veil's claims and ledger
+VEIL_PATHS = ("veil",)  # the paths that write Veil's claims and ledger
 
 
 def _item_id(claimed: Any) -> int:
@@ -458,9 +437,7 @@ def _summary(results: list[Result]) -> tuple[int, float, list[float], int]:
     return claims, wall, latencies, sum(r.empty_retries for r in results)
 
 
-LABELS = {"raw": "raw SQL `UPDATE … FOR UPDATE SKIP LOCKED`", "veil": "Veil `item_claim` (wellbeing gate on)",
-          "floor": "floor: Veil's claim statements in one PL/pgSQL call, request loads as Veil's",
-          "floor-bare": "floor: Veil's claim statements in one PL/pgSQL call, nothing else"}
+LABELS = {"raw": "raw SQL `UPDATE … FOR UPDATE SKIP LOCKED`", "veil": "Veil `item_claim` (wellbeing gate on)"}
 
 
 def main() -> None:
@@ -476,9 +453,6 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=20,
                         help=f"days of past shifts in the ledger, {HISTORY_PER_SHIFT} items each per reviewer "
                              "(default 20)")
-    parser.add_argument("--floor", action="store_true",
-                        help="also measure the floor of a gate inside PostgreSQL (benchmarks/claim_floor.py) in the "
-                             "saturation rounds")
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
     args = parser.parse_args()
@@ -493,11 +467,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     queue_id, users = _seed(args.items, args.claimers, args.history_days)
-    paths = ["raw", "veil", *(["floor", "floor-bare"] if args.floor else [])]
-    if args.floor:
-        from benchmarks import claim_floor
-
-        claim_floor.install()
+    paths = ["raw", "veil"]
     procs = max(1, min(args.procs, args.claimers))
     timeout = 600
 
@@ -561,10 +531,6 @@ def main() -> None:
     each = "; ".join(f"raw {r['raw']:.0f}, Veil {r['veil']:.0f} claims/s = {r['veil'] / r['raw']:.0%}" for r in rounds)
     print(f"Rounds (after an untimed warm-up phase; each path first in turn, each phase on a vacuumed table): {each}. "
           f"Median Veil / raw: **{statistics.median(ratios):.0%}**")
-    for path in paths[2:]:
-        floor = statistics.median(r[path] / r["raw"] for r in rounds)
-        print(f"Median {LABELS[path]} / raw: {floor:.0%} (each round: "
-              + ", ".join(f"{r[path]:.0f} claims/s" for r in rounds) + ")")
     print()
     print("CPU per claim in the saturation rounds (whole machine from /proc/stat; claimer processes: Python, "
           "psycopg and their system calls; the rest: PostgreSQL, Redis, the kernel). A path that needs C ms of CPU "

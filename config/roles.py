@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from functools import cache, wraps
+from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
-
-from config import db
 
 
 class Role(StrEnum):
@@ -36,23 +33,11 @@ def has_role(user: Any, *roles: Role) -> bool:
         return False
     cached: set[str] | None = getattr(user, "_veil_roles", None)
     if cached is None:
-        cached = {name for (name,) in db.fetch(_roles_sql(), [user.pk], many=True)}
+        cached = set(Group.objects.filter(user=user.pk).values_list("name", flat=True))
         user._veil_roles = cached
     if any(role.value in cached for role in roles):
         return True
     return bool(user.is_superuser) and Role.OCCUPATIONAL_HEALTH not in roles
-
-
-@cache
-def _roles_sql() -> str:
-    """`user.groups.values_list("name", flat=True)` as text: every request asks it once, and compiling the
-    queryset cost more than running it (a prepared statement on PostgreSQL, config.db)."""
-    quote = connection.ops.quote_name
-    membership = User.groups.through._meta.db_table
-    return (
-        f"SELECT g.name FROM {quote(Group._meta.db_table)} g "  # noqa: S608 (names from the models)
-        f"JOIN {quote(membership)} m ON m.group_id = g.id WHERE m.user_id = %s"
-    )
 
 
 def roles_of(user: Any) -> set[str]:

@@ -154,10 +154,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_DB
             "max_lifetime": 3600,
         },
     }
-# The claim path's own statements (config/db.py: shift lock, the gate's read, the claim, roles) are server-side
-# prepared statements on PostgreSQL: planned once per connection instead of on every claim. Turn off behind a
-# pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
-VEIL_DB_PREPARED_STATEMENTS = env_bool("VEIL_DB_PREPARED_STATEMENTS", default=True)
 
 REDIS_URL = env_str("REDIS_URL")
 REDIS_MAX_CONNECTIONS = env_int("VEIL_REDIS_MAX_CONNECTIONS", 1000, minimum=10)

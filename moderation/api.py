@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -90,7 +90,11 @@ class ItemDetail(APIView):
 class ItemDecision(APIView):
     permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
 
-    @extend_schema(request=DecisionInputSerializer, responses={201: DecisionSerializer, **ERRORS},
+    @extend_schema(request=DecisionInputSerializer,
+                   responses={201: DecisionSerializer,
+                              200: OpenApiResponse(description="with ?dry_run=1: {\"valid\": true} when the decision "
+                                                   "would be recorded; otherwise the refusal it would get"), **ERRORS},
+                   parameters=[OpenApiParameter("dry_run", bool, description="check only, record nothing")],
                    operation_id="items_decide")
     def post(self, request: Request, item_id: int) -> Response:
         user = signed_in(request)
@@ -105,10 +109,12 @@ class ItemDecision(APIView):
             policy = Policy.objects.filter(queue_id=item.queue_id, code=data["policy"]).first()
             if policy is None:
                 raise ApiError("invalid_policy", f"The queue has no policy {data['policy']!r}.", 400)
+        args = {"item": item, "reviewer": user, "action": data["action"], "policy": policy, "reason": data["reason"]}
         try:
-            decision = services.decision_record(
-                item=item, reviewer=user, action=data["action"], policy=policy, reason=data["reason"]
-            )
+            if request.query_params.get("dry_run") in {"1", "true"}:  # the same checks; nothing is recorded
+                services.check_decision(**args)
+                return Response({"valid": True}, headers={"Cache-Control": "no-store"})
+            decision = services.do_decision(**args)
         except services.ReviewError as exc:
             _raise(exc)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)

@@ -312,19 +312,10 @@ def reveal_end(*, reveal_id: int, reviewer: User) -> RevealEvent | None:
     return reveal
 
 
-def decision_record(
-    *,
-    item: ContentItem,
-    reviewer: User,
-    action: str,
-    policy: Policy | None,
-    reason: str,
-) -> Decision:
-    """Record a decision by the lease holder and end the lease.
-
-    approve/remove are final. escalate sends the item to a team lead; second_opinion sends it back to the queue
-    for someone else.
-    """
+def check_decision(*, item: ContentItem, reviewer: User, action: str, policy: Policy | None, reason: str) -> str:
+    """May this reviewer record this decision on this item now? The action, the policy it cites, the reason, and the
+    reviewer's live lease. Raises ReviewError saying what to change; returns the reason as it will be stored. Reads
+    the item as given: do_decision checks the lease again under the item's row lock."""
     reason = reason.strip()
     if action not in Decision.Action.values:
         raise ReviewError("invalid_action", f"Unknown action {action!r}: use approve, remove, escalate or "
@@ -337,14 +328,25 @@ def decision_record(
         raise ReviewError("reason_required", "Give a short reason, so the next person knows why.", status=400)
     if len(reason) > 4000:
         raise ReviewError("reason_too_long", "Keep the reason under 4,000 characters.", status=400)
+    _open_claim(item=item, reviewer=reviewer)
+    if action == Decision.Action.ESCALATE and item.escalated_at is not None:
+        raise ReviewError("already_escalated", "This item is already with a lead; approve or remove it.",
+                          status=400)
+    return reason
 
+
+def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Policy | None, reason: str) -> Decision:
+    """Record a decision by the lease holder and end the lease (check_decision first, then again under the lock).
+
+    approve/remove are final. escalate sends the item to a team lead; second_opinion sends it back to the queue
+    for someone else.
+    """
+    reason = check_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
     now = timezone.now()
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
+        check_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
         claim = _open_claim(item=item, reviewer=reviewer)
-        if action == Decision.Action.ESCALATE and item.escalated_at is not None:
-            raise ReviewError("already_escalated", "This item is already with a lead; approve or remove it.",
-                              status=400)
         is_final = action in Decision.FINAL_ACTIONS
         decision = Decision.objects.create(
             item=item, reviewer=reviewer, action=action, policy=policy, reason=reason, is_final=is_final
@@ -367,8 +369,9 @@ def decision_record(
         item.lease_expires_at = None
         item.save(update_fields=["status", "escalated_at", "second_opinion_excluded", "lease_holder",
                                  "lease_expires_at"])
-        Claim.objects.filter(pk=claim.pk).update(ended_at=now, outcome=outcome)
-        RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=now)
+        from review_queue.services import claim_end  # review_queue.services imports this module
+
+        claim_end(claim_id=claim.pk, outcome=outcome, at=now)
         audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
                      policy=policy.code if policy else None, reason=reason)
         if is_final:

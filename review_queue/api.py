@@ -28,14 +28,45 @@ class QueueList(APIView):
 
 
 class QueueClaim(APIView):
+    """POST claims the next item. GET is its dry run: whether a claim would succeed now and, when not, why and until
+    when (the same checks, nothing leased or recorded)."""
+
     permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @staticmethod
+    def _queue(slug: str) -> Queue:
+        queue = Queue.objects.filter(slug=slug).first()
+        if queue is None:
+            raise ApiError("unknown_queue", f"There is no queue {slug!r}.", 404)
+        return queue
+
+    @extend_schema(
+        responses={200: OpenApiResponse(description="claimable (bool); when false: error, detail and retry_at "
+                                        "(ISO time or null), as a refused claim would say; holding_item when the "
+                                        "reviewer holds an item already (a claim gives that one back)"),
+                   403: OpenApiResponse(ErrorSerializer), 404: OpenApiResponse(ErrorSerializer)},
+        operation_id="queues_claim_preview",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        user = signed_in(request)
+        queue = self._queue(slug)
+        escalated = request.query_params.get("escalated") in {"1", "true"}
+        preview = services.item_claim_preview(reviewer=user, queue=queue, escalated=escalated)
+        refusal = preview.refusal
+        if refusal is not None and refusal.status == 403:
+            raise ApiError.from_refusal(refusal)
+        body: dict[str, object] = {"claimable": refusal is None}
+        if refusal is not None:
+            body |= {"error": refusal.code, "detail": refusal.detail,
+                     "retry_at": refusal.retry_at.isoformat() if refusal.retry_at else None}
+        if preview.holding_item_id is not None:
+            body["holding_item"] = preview.holding_item_id
+        return Response(body, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses={200: ClaimedItemSerializer, **ERRORS}, operation_id="queues_claim")
     def post(self, request: Request, slug: str) -> Response:
         user = signed_in(request)
-        queue = Queue.objects.filter(slug=slug).first()
-        if queue is None:
-            raise ApiError("unknown_queue", f"There is no queue {slug!r}.", 404)
+        queue = self._queue(slug)
         escalated = request.query_params.get("escalated") in {"1", "true"}
         try:
             claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)

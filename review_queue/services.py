@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from config import db
 from config.roles import Role, has_role
-from moderation.models import AuditEvent, ContentItem, Severity
+from moderation.models import AuditEvent, ContentItem, RevealEvent, Severity
 from moderation.services import ReviewError, audit_record
 from review_queue.models import Claim, Queue
 from wellbeing import services as wellbeing
@@ -26,6 +23,18 @@ class NothingToClaim(ReviewError):
 
 def _supports_skip_locked() -> bool:
     return bool(connection.features.has_select_for_update_skip_locked)
+
+
+def claim_end(*, claim_id: int, outcome: str, at: datetime) -> bool:
+    """The one place a lease ends, whatever ends it (a decision, a release, expiry, a break giving the item back):
+    the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled, all in the
+    caller's transaction, so the wellbeing gate reads settled totals. The item's own status is the caller's to set.
+    Returns False when the claim had ended already."""
+    if not Claim.objects.filter(pk=claim_id, ended_at__isnull=True).update(ended_at=at, outcome=outcome):
+        return False
+    RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True).update(ended_at=at)
+    wellbeing.exposure_settle_claim(claim_id=claim_id)
+    return True
 
 
 def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) -> int:
@@ -46,7 +55,8 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
             ).update(status=item.resting_status, lease_holder=None, lease_expires_at=None)
             if not updated:
                 continue
-            Claim.objects.filter(item=item, ended_at__isnull=True).update(ended_at=now, outcome=Claim.Outcome.EXPIRED)
+            for claim_id in Claim.objects.filter(item=item, ended_at__isnull=True).values_list("pk", flat=True):
+                claim_end(claim_id=claim_id, outcome=Claim.Outcome.EXPIRED, at=now)
             audit_record(action=AuditEvent.Action.LEASE_EXPIRED, item=item, holder=holder_id)
             expired += 1
         if expired:
@@ -57,47 +67,91 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
     return expired
 
 
-def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Claim:
-    """Lease the next item of a queue to a reviewer. Never gives one item to two people.
-
-    A reviewer holding a live lease gets that item back instead of a second one. Escalated items are claimed by
-    team leads only. Otherwise the wellbeing gate decides, in this transaction and under the reviewer's shift lock,
-    whether they may take another item now (shift, breaks, exposure cap) and of what kind.
-    """
+def check_item_claim(*, reviewer: User, queue: Queue, escalated: bool = False,
+                     ) -> wellbeing.ClaimConstraints | wellbeing.HeldClaim:
+    """May this reviewer claim from this queue now, and what may they be offered? Roles, the queue being open, then
+    the wellbeing gate (shift, breaks, exposure cap), which takes the reviewer's shift lock: call inside a
+    transaction. Raises ReviewError with the reason; what the gate recorded on the way (a shift that ended, a break
+    that began) is the caller's to commit (item_claim) or roll back (item_claim_preview)."""
     if not queue.is_active:
         raise ReviewError("queue_closed", "This queue is closed.", status=409)
     if escalated and not has_role(reviewer, Role.TEAM_LEAD):
         raise ReviewError("forbidden", "Escalated items are reviewed by team leads.", status=403)
     if not has_role(reviewer, Role.MODERATOR, Role.TEAM_LEAD):
         raise ReviewError("forbidden", "Only moderators and team leads review items.", status=403)
+    return wellbeing.claim_gate(reviewer=reviewer, queue=queue)
 
+
+def do_item_claim(*, reviewer: User, queue: Queue, constraints: wellbeing.ClaimConstraints,
+                  escalated: bool = False) -> Claim:
+    """Lease the first item the constraints allow, in the same transaction as check_item_claim. Raises
+    NothingToClaim, or the gate's reason when items are waiting that the constraints held back."""
+    now = constraints.now or timezone.now()  # read by the gate once it held the reviewer's shift lock
+    if constraints.expired_leases_waiting:
+        leases_expire(queue=queue, now=now)  # items whose lease ran out go back before choosing one
+    wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
+    batches = _batches(constraints)
+    claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches,
+                         constraints=constraints)
+    if claim is not None:
+        return claim
+    refusal = _held_back(reviewer=reviewer, queue=queue, constraints=constraints, wanted=wanted, batch=batches[-1])
+    raise refusal or NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+
+
+def _held_back(*, reviewer: User, queue: Queue, constraints: wellbeing.ClaimConstraints, wanted: str,
+               batch: _Batch) -> ReviewError | None:
+    """Items are waiting, but the gate held them back: say why rather than "nothing is waiting"."""
+    waiting = _waiting(queue=queue, wanted=wanted, reviewer=reviewer)
+    allowed = _batch_queryset(waiting, constraints, batch)
+    if waiting.exclude(pk__in=allowed.order_by().values("pk")).exists():
+        return constraints.refusal_when_empty()
+    return None
+
+
+def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Claim:
+    """Lease the next item of a queue to a reviewer. Never gives one item to two people.
+
+    A reviewer holding a live lease gets that item back instead of a second one. Escalated items are claimed by
+    team leads only. Otherwise the wellbeing gate decides, in this transaction and under the reviewer's shift lock,
+    whether they may take another item now (shift, breaks, exposure cap) and of what kind (check_item_claim), and
+    do_item_claim leases it. A refusal commits what the gate recorded on the way, then is raised.
+    """
     refusal: ReviewError | None = None
     with transaction.atomic():
         try:
-            gate = wellbeing.claim_gate(reviewer=reviewer, queue=queue)
+            allowed = check_item_claim(reviewer=reviewer, queue=queue, escalated=escalated)
+            if isinstance(allowed, wellbeing.HeldClaim):
+                return Claim.objects.select_related("item").get(pk=allowed.claim_id)
+            return do_item_claim(reviewer=reviewer, queue=queue, constraints=allowed, escalated=escalated)
         except ReviewError as exc:
-            # Commit what the gate recorded on the way (a shift that ended, a break that began), then refuse.
-            refusal = exc
-        else:
-            if isinstance(gate, wellbeing.HeldClaim):
-                return Claim.objects.select_related("item").get(pk=gate.claim_id)
-            now = gate.now or timezone.now()  # read by the gate once it held the reviewer's shift lock
-            if gate.expired_leases_waiting:
-                leases_expire(queue=queue, now=now)  # items whose lease ran out go back before choosing one
-            wanted = ContentItem.Status.ESCALATED if escalated else ContentItem.Status.READY
-            batches = _batches(gate)
-            claim = _lease_first(reviewer=reviewer, queue=queue, now=now, wanted=wanted, batches=batches,
-                                 constraints=gate)
-            if claim is not None:
-                return claim
-            waiting = _waiting(queue=queue, wanted=wanted, reviewer=reviewer)
-            allowed = _batch_queryset(waiting, gate, batches[-1])
-            if waiting.exclude(pk__in=allowed.order_by().values("pk")).exists():
-                # Items are waiting, but the gate held them back: say why rather than "nothing is waiting".
-                refusal = gate.refusal_when_empty()
-    if refusal is not None:
-        raise refusal
-    raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+            refusal = exc  # leave the block normally: what the gate recorded on the way is committed
+    raise refusal
+
+
+@dataclass(frozen=True)
+class ClaimPreview:
+    """What a claim would do now, without doing it: `refusal` says why nothing can be claimed (None: it can)."""
+
+    refusal: ReviewError | None
+    holding_item_id: int | None = None
+
+
+def item_claim_preview(*, reviewer: User, queue: Queue, escalated: bool = False) -> ClaimPreview:
+    """A dry run of item_claim: the same checks (check_item_claim) and the same choice of item, in a transaction
+    that is rolled back, so nothing is leased, started or recorded. Tells a moderator why nothing can be claimed
+    now, and until when."""
+    with transaction.atomic():
+        transaction.set_rollback(True)
+        try:
+            allowed = check_item_claim(reviewer=reviewer, queue=queue, escalated=escalated)
+            if isinstance(allowed, wellbeing.HeldClaim):
+                held = Claim.objects.filter(pk=allowed.claim_id).values_list("item_id", flat=True).first()
+                return ClaimPreview(refusal=None, holding_item_id=held)
+            do_item_claim(reviewer=reviewer, queue=queue, constraints=allowed, escalated=escalated)
+        except ReviewError as exc:
+            return ClaimPreview(refusal=exc)
+    return ClaimPreview(refusal=None)
 
 
 @dataclass(frozen=True)
@@ -136,23 +190,15 @@ def _lease_first(
     *, reviewer: User, queue: Queue, now: datetime, wanted: str, batches: list[_Batch],
     constraints: wellbeing.ClaimConstraints,
 ) -> Claim | None:
+    """Lease the first allowed item, in the gate's order. Lock order: the reviewer's shift (the gate holds it), then
+    the item, then its claim. On PostgreSQL the pick locks the row it leases and skips rows other claimers hold
+    (FOR NO KEY UPDATE SKIP LOCKED: a plain update's lock, which leaves the item's foreign keys free); on SQLite the
+    IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard on both."""
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
-    settle = constraints.settle  # the finished item the gate settled: written with the first statement below
-    if settle is not None and not _claims_in_one_statement():
-        wellbeing.settle_write(settle)
-        settle = None
     for batch in batches:
-        if _claims_in_one_statement():
-            claim = _claim_in_one_statement(reviewer=reviewer, queue=queue, now=now, expires=expires, wanted=wanted,
-                                            batch=batch, constraints=constraints, settle=settle)
-            settle = None  # written by that statement, whether it leased an item or not
-            if claim is None:
-                continue
-            return claim
         candidates = _batch_queryset(_waiting(queue=queue, wanted=wanted, reviewer=reviewer), constraints, batch)
         if _supports_skip_locked():
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        # On SQLite the IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard.
+            candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
         for item in candidates[:5]:
             updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(
                 status=ContentItem.Status.IN_REVIEW, lease_holder=reviewer, lease_expires_at=expires
@@ -168,104 +214,6 @@ def _lease_first(
             _counts_change_on_commit(queue)
             return claim
     return None
-
-
-def _claims_in_one_statement() -> bool:
-    return connection.vendor == "postgresql"
-
-
-_ITEM_FIELDS = ContentItem._meta.concrete_fields
-_ITEM_ATTNAMES = [f.attname for f in _ITEM_FIELDS]
-
-
-def _pick_sql(*, batch: _Batch, excluded: int) -> str:
-    """`_batch_queryset(...).values("pk")` as the ORM writes it on PostgreSQL, kept as text: compiling the queryset
-    on every claim cost more than running it. `test_the_pick_sql_orders_as_the_queryset_does` holds the two
-    together."""
-    quote = connection.ops.quote_name
-    table = quote(ContentItem._meta.db_table)
-    where = [
-        "queue_id = %s", "status = %s",
-        "NOT (second_opinion_excluded_id = %s AND second_opinion_excluded_id IS NOT NULL)", "severity <= %s",
-    ]
-    if excluded:
-        where.append(f"NOT (category IN ({', '.join(['%s'] * excluded)}))")
-    if batch.benign_only:
-        where.append("severity = %s")
-    order = ", ".join(f"{quote(name)} ASC" for name in batch.order)
-    return f"SELECT id FROM {table} WHERE ({' AND '.join(where)}) ORDER BY {order}"  # noqa: S608
-
-
-def _pick_params(*, queue: Queue, wanted: str, reviewer: User, constraints: wellbeing.ClaimConstraints,
-                 batch: _Batch) -> list[Any]:
-    params: list[Any] = [queue.pk, wanted, reviewer.pk, int(constraints.max_severity),
-                         *sorted(constraints.excluded_categories)]
-    if batch.benign_only:
-        params.append(int(Severity.NONE))
-    return params
-
-
-@cache
-def _claim_sql(*, batch: _Batch, excluded: int, settles: bool) -> str:
-    quote = connection.ops.quote_name
-    item_columns = ", ".join(quote(str(f.column)) for f in _ITEM_FIELDS)
-    table = quote(ContentItem._meta.db_table)
-    # A data-modifying CTE runs to completion whether or not the rest of the statement reads it: the settlement
-    # is written even when no item is leased.
-    settled = f"settled AS ({wellbeing.SETTLE_SQL}), " if settles else ""
-    return f"""
-WITH {settled}leased AS (
-  UPDATE {table} SET status = %s, lease_holder_id = %s, lease_expires_at = %s
-  WHERE id = ({_pick_sql(batch=batch, excluded=excluded)} LIMIT 1 FOR UPDATE OF {table} SKIP LOCKED)
-    AND status = %s
-  RETURNING {item_columns}
-), claimed AS (
-  INSERT INTO {quote(Claim._meta.db_table)} (item_id, queue_id, reviewer_id, claimed_at, expires_at, ended_at, outcome)
-  SELECT id, %s, %s, %s, %s, NULL, %s FROM leased
-  RETURNING id, item_id
-), audited AS (
-  INSERT INTO {quote(AuditEvent._meta.db_table)} (at, actor_id, action, item_id, data)
-  SELECT %s, %s, %s, claimed.item_id, jsonb_build_object('claim', claimed.id, 'expires_at', %s::text) FROM claimed
-  RETURNING id
-), exposed AS ({wellbeing.EXPOSURE_INSERT_SQL})
-SELECT claimed.id, (SELECT count(*) FROM audited), (SELECT count(*) FROM exposed), leased.*
-FROM claimed JOIN leased ON leased.id = claimed.item_id
-"""  # noqa: S608 (names from the models; every value is a bound parameter)
-
-
-def _claim_in_one_statement(
-    *, reviewer: User, queue: Queue, now: datetime, expires: datetime, wanted: str, batch: _Batch,
-    constraints: wellbeing.ClaimConstraints, settle: wellbeing.PendingSettle | None,
-) -> Claim | None:
-    """PostgreSQL: what the loop above does, in one round trip. Pick, lock and lease the first allowed item as a
-    raw SKIP LOCKED claim would (`UPDATE … WHERE id = (SELECT id … FOR UPDATE SKIP LOCKED LIMIT 1)`), and in the
-    same statement write the claim, its audit event, its exposure entry and the settlement of the item finished
-    before, when the gate left one (data-modifying CTEs). The pick is the portable path's queryset as SQL text, so
-    the filters and the order are the same; tests compare the rows both paths write. A prepared statement
-    (config.db) where that is on: planned once per connection."""
-    sql = _claim_sql(batch=batch, excluded=len(constraints.excluded_categories), settles=settle is not None)
-    params = [
-        *(settle.params() if settle is not None else []),
-        ContentItem.Status.IN_REVIEW.value, reviewer.pk, expires,
-        *_pick_params(queue=queue, wanted=wanted, reviewer=reviewer, constraints=constraints, batch=batch), wanted,
-        queue.pk, reviewer.pk, now, expires, Claim.Outcome.OPEN.value,
-        timezone.now(), reviewer.pk, AuditEvent.Action.CLAIMED.value, expires.isoformat(),
-        *wellbeing.exposure_insert_params(constraints=constraints, reviewer_id=reviewer.pk, queue_id=queue.pk,
-                                          claimed_at=now),
-    ]
-    row = db.fetchone(sql, params)
-    if row is None:
-        return None
-    claim_id, audited, exposed, *item_values = row
-    if (audited, exposed) != (1, 1):  # cannot happen: both insert from the one claimed row
-        raise RuntimeError(f"claim {claim_id}: {audited} audit events and {exposed} exposure entries")
-    item = ContentItem.from_db(connection.alias, _ITEM_ATTNAMES, item_values)
-    item.lease_holder = reviewer
-    claim = Claim(id=claim_id, item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
-    claim._state.adding, claim._state.db = False, connection.alias
-    wellbeing.exposure_opened(constraints=constraints)
-    _counts_change_on_commit(queue)
-    return claim
 
 
 def _counts_change_on_commit(queue: Queue) -> None:
@@ -287,7 +235,7 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
         item.lease_holder = None
         item.lease_expires_at = None
         item.save(update_fields=["status", "lease_holder", "lease_expires_at"])
-        Claim.objects.filter(pk=claim.pk).update(ended_at=now, outcome=Claim.Outcome.RELEASED)
+        claim_end(claim_id=claim.pk, outcome=Claim.Outcome.RELEASED, at=now)
         audit_record(action=AuditEvent.Action.RELEASED, actor=reviewer, item=item, claim=claim.pk)
         from review_queue import realtime
 

@@ -138,7 +138,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.error(request, "Choose one of this queue's policies.")
         return redirect("console-item", item_id=item.pk)
     try:
-        decision = item_services.decision_record(
+        decision = item_services.do_decision(
             item=item,
             reviewer=user,
             action=request.POST.get("action", ""),

@@ -78,10 +78,10 @@ def worked(admin_user):  # type: ignore[no-untyped-def]
         make_item(queue, seed=seed)
     claim = item_claim(reviewer=reviewer, queue=queue)
     item_services.reveal_start(item=claim.item, reviewer=reviewer)
-    item_services.decision_record(item=claim.item, reviewer=reviewer, action="remove",
+    item_services.do_decision(item=claim.item, reviewer=reviewer, action="remove",
                                   policy=queue.policies.first(), reason="graphic and unasked for")
     second = item_claim(reviewer=reviewer, queue=queue)
-    item_services.decision_record(item=second.item, reviewer=reviewer, action="escalate", policy=None,
+    item_services.do_decision(item=second.item, reviewer=reviewer, action="escalate", policy=None,
                                   reason="not sure")
     item_services.viewing_preference_update(user=reviewer, blur_level=4, reveal_seconds=5, grayscale_on_reveal=True)
     wellbeing_services.personal_policy_update(user=reviewer, values={"exposure_cap_units": 60},

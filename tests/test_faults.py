@@ -101,7 +101,7 @@ def _cut_connection_inside_claim(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     from wellbeing import services as wellbeing_services
 
-    original = wellbeing_services.exposure_opened
+    original = wellbeing_services.exposure_open
     killed: list[int] = []
 
     def cut_then_continue(**kwargs: Any) -> Any:
@@ -114,7 +114,7 @@ def _cut_connection_inside_claim(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         killed.append(pid)
         return original(**kwargs)
 
-    monkeypatch.setattr(wellbeing_services, "exposure_opened", cut_then_continue)
+    monkeypatch.setattr(wellbeing_services, "exposure_open", cut_then_continue)
     return killed
 
 

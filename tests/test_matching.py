@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from moderation import hashlists, matching
 from moderation.demo import demo_image, near_duplicate
 from moderation.models import AuditEvent, ContentItem, Decision, HashList, HashListEntry, SplitPair
-from moderation.services import ReviewError, cluster_split, decision_record, item_ingest, item_process
+from moderation.services import ReviewError, cluster_split, do_decision, item_ingest, item_process
 from review_queue.models import Queue
 from review_queue.services import NothingToClaim, item_claim
 from tests.factories import make_queue, make_user, upload
@@ -45,7 +45,7 @@ def decide(item: ContentItem, reviewer, action: str = "remove"):  # type: ignore
     claim = item_claim(reviewer=reviewer, queue=item.queue)
     assert claim.item_id == item.pk
     policy = item.queue.policies.first() if action == "remove" else None
-    return decision_record(item=item, reviewer=reviewer, action=action, policy=policy, reason="test")
+    return do_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason="test")
 
 
 EDITS = ["resized", "reencoded", "brighter", "grayscale", "cropped", "mirrored"]
@@ -89,7 +89,7 @@ def test_copies_of_a_waiting_picture_wait_and_one_review_decides_all(moderator, 
     assert claim.item_id == original.pk
     with pytest.raises(NothingToClaim):
         item_claim(reviewer=moderator2, queue=queue)  # copies are not separate work
-    decision_record(item=original, reviewer=moderator, action="approve", policy=None, reason="")
+    do_decision(item=original, reviewer=moderator, action="approve", policy=None, reason="")
     for copy in (copy_a, copy_b):
         copy.refresh_from_db()
         assert copy.status == "decided"

@@ -27,7 +27,7 @@ from moderation.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
-from moderation.services import decision_record
+from moderation.services import do_decision
 from moderation.tasks import deliver_webhook
 from review_queue.models import Queue
 from review_queue.services import item_claim
@@ -87,7 +87,7 @@ def decide(item: ContentItem, reviewer, capture, action: str = "remove") -> Deci
     assert claim.item_id == item.pk
     policy = item.queue.policies.first() if action == "remove" else None
     with capture(execute=True):
-        return decision_record(item=item, reviewer=reviewer, action=action, policy=policy, reason="Close-up.")
+        return do_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason="Close-up.")
 
 
 def resend_due(times: int) -> None:
@@ -169,7 +169,7 @@ def test_one_attempt_at_a_time_reports_when_to_retry(queue, peer, moderator, set
     claim = item_claim(reviewer=moderator, queue=item.queue)
     assert claim.item_id == item.pk
     # Decided without running the commit hooks: the delivery row exists, the task has not run.
-    decision = decision_record(item=item, reviewer=moderator, action="approve", policy=None, reason="")
+    decision = do_decision(item=item, reviewer=moderator, action="approve", policy=None, reason="")
     delivery = WebhookDelivery.objects.get(decision=decision)
     outcomes = [webhooks.webhook_deliver(delivery_id=delivery.pk) for _ in range(4)]
     assert [(o.status, o.retry_in) for o in outcomes] == [
@@ -379,7 +379,7 @@ def test_resend_webhooks_picks_up_a_delivery_whose_task_was_lost(queue, peer, mo
     claim = item_claim(reviewer=moderator, queue=item.queue)
     assert claim.item_id == item.pk
     # The commit hook never runs: as if the broker had been down when the decision committed.
-    decision = decision_record(item=item, reviewer=moderator, action="approve", policy=None, reason="")
+    decision = do_decision(item=item, reviewer=moderator, action="approve", policy=None, reason="")
     delivery = WebhookDelivery.objects.get(decision=decision)
     out = StringIO()
     call_command("resend_webhooks", stdout=out)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moderation.models import ContentItem
-from moderation.services import decision_record
+from moderation.services import do_decision
 from review_queue.models import Claim, Queue
 from tests.factories import make_item
 from wellbeing.models import OrganisationPolicy
@@ -33,4 +33,4 @@ def ready_item(queue: Queue, *, severity: int = 0, category: str = "unspecified"
 
 def finish(claim: Claim) -> None:
     """Approve the item: the claim ends now (by the test's clock)."""
-    decision_record(item=claim.item, reviewer=claim.reviewer, action="approve", policy=None, reason="")
+    do_decision(item=claim.item, reviewer=claim.reviewer, action="approve", policy=None, reason="")

@@ -9,12 +9,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from django.contrib.auth.models import User
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Func, IntegerField, Max, Min, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.roles import Role, has_role
-from moderation.models import Category, RevealEvent, Severity
+from moderation.models import Category, ContentItem, RevealEvent, Severity
 from review_queue.models import Claim, Queue
 from wellbeing import rules
 from wellbeing.models import (
@@ -46,22 +46,50 @@ def personal_policy_of(*, user: User) -> PersonalPolicy:
     return PersonalPolicy.objects.filter(user=user).first() or PersonalPolicy(user=user)
 
 
-def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
-    """Organisation, then queue, then the reviewer's team, then personal. The order does not change the result,
-    since every layer after the first can only tighten."""
+@dataclass(frozen=True)
+class PolicyRows:
+    """The policy rows that apply to a reviewer (and a queue), as stored: each layer after the organisation's only
+    tightens it (rules.policy_combine)."""
+
+    organisation: OrganisationPolicy
+    queue: QueuePolicy | None
+    team_id: int | None
+    team: TeamPolicy | None
+    personal: PersonalPolicy | None
+
+    @property
+    def layers(self) -> list[rules.PolicyLayer]:
+        """Organisation, then queue, then the reviewer's team, then personal. The order does not change the result,
+        since every layer after the first can only tighten."""
+        rows: list[tuple[str, Any]] = [("organisation", self.organisation), ("queue", self.queue),
+                                       ("team", self.team), ("personal", self.personal)]
+        return [rules.PolicyLayer.from_model(name, row) for name, row in rows if row is not None]
+
+    @property
+    def opted_out(self) -> frozenset[str]:
+        """Categories the reviewer opted out of, except the one this queue is the specialist queue for."""
+        if self.personal is None or not self.personal.opted_out_categories:
+            return frozenset()
+        opted_out = {c for c in self.personal.opted_out_categories if c in Category.values}
+        opted_out.discard(self.queue.specialist_category if self.queue is not None else "")
+        return frozenset(opted_out)
+
+
+def policy_rows(*, reviewer: User | int, queue: Queue | None = None) -> PolicyRows:
     reviewer_id = reviewer if isinstance(reviewer, int) else reviewer.pk
-    layers = [rules.PolicyLayer.from_model("organisation", organisation_policy())]
-    if queue is not None:
-        queue_policy = QueuePolicy.objects.filter(queue=queue).first()
-        if queue_policy is not None:
-            layers.append(rules.PolicyLayer.from_model("queue", queue_policy))
-    team_policy = TeamPolicy.objects.filter(team__memberships__user_id=reviewer_id).first()
-    if team_policy is not None:
-        layers.append(rules.PolicyLayer.from_model("team", team_policy))
-    personal = PersonalPolicy.objects.filter(user_id=reviewer_id).first()
-    if personal is not None:
-        layers.append(rules.PolicyLayer.from_model("personal", personal))
-    return layers
+    membership = (TeamMembership.objects.filter(user_id=reviewer_id).select_related("team__policy").first())
+    team_policy = getattr(membership.team, "policy", None) if membership is not None else None
+    return PolicyRows(
+        organisation=organisation_policy(),
+        queue=QueuePolicy.objects.filter(queue=queue).first() if queue is not None else None,
+        team_id=membership.team_id if membership is not None else None,
+        team=team_policy,
+        personal=PersonalPolicy.objects.filter(user_id=reviewer_id).first(),
+    )
+
+
+def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
+    return policy_rows(reviewer=reviewer, queue=queue).layers
 
 
 def policy_effective(*, reviewer: User | int, queue: Queue | None = None) -> rules.EffectivePolicy:
@@ -70,13 +98,7 @@ def policy_effective(*, reviewer: User | int, queue: Queue | None = None) -> rul
 
 def categories_excluded(*, reviewer: User, queue: Queue) -> frozenset[str]:
     """Categories the reviewer opted out of, except the one this queue is the specialist queue for."""
-    personal = PersonalPolicy.objects.filter(user=reviewer).first()
-    if personal is None or not personal.opted_out_categories:
-        return frozenset()
-    opted_out = {c for c in personal.opted_out_categories if c in Category.values}
-    specialist = QueuePolicy.objects.filter(queue=queue).values_list("specialist_category", flat=True).first()
-    opted_out.discard(specialist or "")
-    return frozenset(opted_out)
+    return policy_rows(reviewer=reviewer, queue=queue).opted_out
 
 
 # ---- shifts and breaks ----------------------------------------------------------------------------------------------
@@ -91,14 +113,13 @@ def shift_latest(*, reviewer_id: int) -> Shift | None:
 
 
 def last_activity(*, shift: Shift) -> datetime | None:
-    """When the reviewer last finished an item in this shift (settled or not)."""
-    found = ExposureEntry.objects.filter(shift=shift).aggregate(settled=Max("ended_at"), claim=Max("claim__ended_at"))
-    times = [t for t in (found["settled"], found["claim"]) if t is not None]
-    return max(times) if times else None
+    """When the reviewer last finished an item in this shift (entries settle as their claim ends)."""
+    found = last_finished_entry(shift=shift)
+    return found.ended_at if found is not None else None
 
 
 def is_holding(*, reviewer_id: int, now: datetime) -> bool:
-    return Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True, expires_at__gt=now).exists()
+    return _held_claims(reviewer_id, now).exists()
 
 
 @dataclass(frozen=True)
@@ -263,27 +284,142 @@ def break_recent(*, reviewer: User, now: datetime, within: timedelta = timedelta
 # ---- exposure ------------------------------------------------------------------------------------------------------
 
 
+class _Sum(Func):
+    """SUM without GROUP BY: an aggregate over a filtered queryset that stays one scalar subquery."""
+
+    function = "SUM"
+    output_field = IntegerField()
+
+
+def _in_shift(shift_id: int | None) -> Q:
+    """Entries of the shift; of no shift, none (every entry belongs to one)."""
+    return Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[])
+
+
+def _spoken_for(shift_id: int | None) -> QuerySet[ExposureEntry, Any]:
+    """Weighted seconds of the shift's cap in use: settled exposure, plus reservations of items still open (or whose
+    item was purged before it was settled: they count their reservation, the most they could have been)."""
+    return (ExposureEntry.objects.filter(_in_shift(shift_id)).order_by()
+            .values(total=Coalesce(_Sum(Coalesce("exposure", "reserved")), 0)))
+
+
+def _severe_in_last_hour(reviewer_id: int, now: datetime) -> QuerySet[ExposureEntry]:
+    return ExposureEntry.objects.filter(reviewer_id=reviewer_id, severity=Severity.SEVERE,
+                                        claimed_at__gt=now - timedelta(hours=1), claimed_at__lte=now)
+
+
+def _severe_ended(reviewer_id: int) -> QuerySet[ExposureEntry]:
+    return ExposureEntry.objects.filter(reviewer_id=reviewer_id, severity=Severity.SEVERE, ended_at__isnull=False)
+
+
+def _finished_in(shift_id: int | None) -> QuerySet[ExposureEntry]:
+    return ExposureEntry.objects.filter(_in_shift(shift_id), ended_at__isnull=False).order_by("-ended_at", "-pk")
+
+
+def _held_claims(reviewer_id: int, now: datetime) -> QuerySet[Claim]:
+    return Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True, expires_at__gt=now)
+
+
 def exposure_spoken_for(*, shift: Shift) -> int:
-    """Weighted seconds of the shift's cap in use: settled exposure, plus reservations of items still open."""
-    total = ExposureEntry.objects.filter(shift=shift).aggregate(total=Sum(Coalesce("exposure", "reserved")))
-    return int(total["total"] or 0)
+    return int(_spoken_for(shift.pk)[0]["total"])
 
 
 def severe_in_last_hour(*, reviewer: User, now: datetime) -> tuple[int, datetime | None]:
-    found = ExposureEntry.objects.filter(
-        reviewer=reviewer, severity=Severity.SEVERE, claimed_at__gt=now - timedelta(hours=1), claimed_at__lte=now
-    ).aggregate(count=Count("pk"), oldest=Min("claimed_at"))
+    found = _severe_in_last_hour(reviewer.pk, now).aggregate(count=Count("pk"), oldest=Min("claimed_at"))
     return int(found["count"]), found["oldest"]
 
 
 def last_finished_entry(*, shift: Shift) -> ExposureEntry | None:
-    return ExposureEntry.objects.filter(shift=shift, ended_at__isnull=False).order_by("-ended_at", "-pk").first()
+    return _finished_in(shift.pk).first()
 
 
 def last_severe_end(*, reviewer: User) -> datetime | None:
-    found = ExposureEntry.objects.filter(reviewer=reviewer, severity=Severity.SEVERE).aggregate(end=Max("ended_at"))
-    end: datetime | None = found["end"]
+    end: datetime | None = _severe_ended(reviewer.pk).aggregate(end=Max("ended_at"))["end"]
     return end
+
+
+@dataclass(frozen=True)
+class GateSnapshot:
+    """Everything the claim gate (services.claim_gate) decides on, read under the reviewer's shift lock."""
+
+    held_claim_id: int | None
+    rows: PolicyRows
+    # Of the shift (zero/None without one):
+    spoken_for: int  # weighted seconds: settled exposure + open reservations
+    break_rows: int
+    last_finished: tuple[datetime, int] | None  # when the last item of the shift ended, and its severity
+    # Of the reviewer, across shifts:
+    severe_last_hour: int
+    severe_oldest: datetime | None
+    last_severe_end: datetime | None
+    expired_leases_in_queue: bool
+
+    @property
+    def layers(self) -> list[rules.PolicyLayer]:
+        return self.rows.layers
+
+    @property
+    def policy(self) -> rules.EffectivePolicy:
+        return rules.policy_combine(self.rows.layers)
+
+    @property
+    def opted_out(self) -> frozenset[str]:
+        return self.rows.opted_out
+
+    @property
+    def team_id(self) -> int | None:
+        return self.rows.team_id
+
+    @property
+    def last_activity(self) -> datetime | None:
+        return self.last_finished[0] if self.last_finished else None
+
+    @property
+    def last_finished_severity(self) -> int | None:
+        return self.last_finished[1] if self.last_finished else None
+
+
+def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: datetime) -> GateSnapshot:
+    """Read what the claim gate decides on. Call with the reviewer's shift row locked (when there is one), and not
+    in the statement that waited for it: in READ COMMITTED a statement sees what was committed when it started.
+
+    The reads above, each the one definition of its figure, go to the database as scalar subqueries of one
+    statement (one round trip on the hottest path Veil has), then the policy rows (three small reads)."""
+    shift_id = shift.pk if shift is not None else None
+    severe_hour = _severe_in_last_hour(reviewer.pk, now).order_by()
+    last_finished = _finished_in(shift_id)
+    found = (
+        User.objects.filter(pk=reviewer.pk)
+        .annotate(
+            held=Subquery(_held_claims(reviewer.pk, now).order_by("-claimed_at").values("pk")[:1]),
+            spoken=Subquery(_spoken_for(shift_id)),
+            break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[]))
+                                .order_by()
+                                .values(n=Func("pk", function="COUNT"))),
+            finished_at=Subquery(last_finished.values("ended_at")[:1]),
+            finished_severity=Subquery(last_finished.values("severity")[:1]),
+            severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
+            severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
+            severe_end=Subquery(_severe_ended(reviewer.pk).order_by("-ended_at").values("ended_at")[:1]),
+            expired=Exists(ContentItem.objects.filter(queue=queue, status=ContentItem.Status.IN_REVIEW,
+                                                      lease_expires_at__lte=now)),
+        )
+        .values("held", "spoken", "break_rows", "finished_at", "finished_severity", "severe_count",
+                "severe_oldest", "severe_end", "expired")
+        .get()
+    )
+    finished_at = found["finished_at"]
+    return GateSnapshot(
+        held_claim_id=found["held"],
+        rows=policy_rows(reviewer=reviewer, queue=queue),
+        spoken_for=int(found["spoken"] or 0),
+        break_rows=int(found["break_rows"] or 0),
+        last_finished=(finished_at, int(found["finished_severity"])) if finished_at is not None else None,
+        severe_last_hour=int(found["severe_count"] or 0),
+        severe_oldest=found["severe_oldest"],
+        last_severe_end=found["severe_end"],
+        expired_leases_in_queue=bool(found["expired"]),
+    )
 
 
 Grouping = Literal["day", "week", "shift", "reviewer"]

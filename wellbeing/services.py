@@ -10,24 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
-from config import db
-from moderation.models import Category, RevealEvent, Severity
+from moderation.models import Category, Severity
 from moderation.services import ReviewError
 from review_queue.models import Claim, Queue
 from wellbeing import realtime as team_realtime
 from wellbeing import rules, selectors
-from wellbeing.gate_reads import GateSnapshot, Unsettled, gate_snapshot
 from wellbeing.models import (
     Break,
     CheckIn,
@@ -78,23 +75,9 @@ def _push_later(reviewer_id: int, event: str) -> None:
 
 
 def _shift_locked(*, reviewer_id: int) -> Shift | None:
-    if not db.prepares():
-        return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
-    # The same query as a prepared statement: every claim starts here, and the ORM's compiling cost more than the
-    # lock itself.
-    row = db.fetchone(_shift_lock_sql(), [reviewer_id])
-    return None if row is None else Shift.from_db(connection.alias, _SHIFT_ATTNAMES, row)
-
-
-_SHIFT_ATTNAMES = [f.attname for f in Shift._meta.concrete_fields]
-
-
-@cache
-def _shift_lock_sql() -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in Shift._meta.concrete_fields)
-    return (f"SELECT {columns} FROM {quote(Shift._meta.db_table)} "  # noqa: S608 (names from the model)
-            "WHERE reviewer_id = %s AND ended_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE")
+    """The reviewer's open shift, its row locked: the first lock every claim, break and shift change of this reviewer
+    takes (lock order: shift, then item, then claim), so one reviewer's requests queue up behind each other."""
+    return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
 
 
 def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
@@ -208,21 +191,6 @@ def shift_end(*, reviewer: User, now: datetime | None = None, by_lead: bool = Fa
 
 
 @dataclass(frozen=True)
-class PendingSettle:
-    """One finished ledger entry's settlement, worked out and not yet written (settle_write, SETTLE_SQL)."""
-
-    entry_id: int
-    settlement: selectors.Settlement
-
-    def values(self) -> dict[str, Any]:
-        return {name: getattr(self.settlement, name) for name in SETTLED_FIELDS}
-
-    def params(self) -> list[Any]:
-        """The placeholders of SETTLE_SQL, in order."""
-        return [*self.values().values(), self.entry_id]
-
-
-@dataclass(frozen=True)
 class ClaimConstraints:
     """What item_claim may offer after the gate let the reviewer through."""
 
@@ -236,9 +204,6 @@ class ClaimConstraints:
     limits: tuple[ReviewError, ...] = ()
     team_id: int | None = None  # the reviewer's team, whose live view hears of the claim
     expired_leases_waiting: bool = False  # leases in this queue ran out and are not yet returned to it
-    # The finished item the gate settled but did not write: item_claim writes it in the claim's transaction (on
-    # PostgreSQL inside its one statement, which saves a round trip on every routine claim).
-    settle: PendingSettle | None = None
     # The clock reading the gate decided on, taken once the shift lock was held: the claim and its exposure entry
     # are stamped with it, so a lease never starts (or ends) early by the time spent waiting for the lock.
     now: datetime | None = None
@@ -258,15 +223,15 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime | None = None) -> 
     """May this reviewer take another item now, and of what kind? Call inside item_claim's transaction.
 
     Locks the reviewer's shift row (starting a shift if none is open), so a reviewer's concurrent claims queue up
-    behind each other; then reads everything it decides on in one statement (gate_reads), settles finished items,
-    and checks the shift, the break schedule and the exposure cap. A reviewer who holds a live lease gets
-    `HeldClaim` and nothing else is checked. Raises ReviewError with a sentence a tired person understands; what
-    it recorded on the way (a shift that ended, a break that started) is meant to be committed, so item_claim
-    commits before raising it.
+    behind each other; then reads what it decides on (selectors.gate_snapshot: settled totals, since every claim
+    settles its exposure when it ends) and checks the shift, the break schedule and the exposure cap. A reviewer
+    who holds a live lease gets `HeldClaim` and nothing else is checked. Raises ReviewError with a sentence a tired
+    person understands; what it recorded on the way (a shift that ended, a break that started) is meant to be
+    committed, so item_claim commits before raising it.
     """
     shift = _shift_locked(reviewer_id=reviewer.pk)
     now = now or timezone.now()  # after the lock: see ClaimConstraints.now
-    snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk if shift else None, now=now)
+    snap = selectors.gate_snapshot(reviewer=reviewer, queue=queue, shift=shift, now=now)
     if snap.held_claim_id is not None:
         return HeldClaim(snap.held_claim_id)
     policy = snap.policy
@@ -275,34 +240,17 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime | None = None) -> 
             _shift_close(shift, at=shift.ends_at, reason=_planned_end_reason(shift, policy))
         shift = _shift_new(reviewer=reviewer, policy=policy, now=now)
         # Read again now that the new shift's row is locked: a concurrent first claim of theirs may have won.
-        snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk, now=now)
+        snap = selectors.gate_snapshot(reviewer=reviewer, queue=queue, shift=shift, now=now)
         if snap.held_claim_id is not None:
             return HeldClaim(snap.held_claim_id)
-    pending: PendingSettle | None = None
-    settled_by = 0
-    if snap.unsettled_count:
-        if snap.unsettled_count == 1 and snap.unsettled is not None:
-            # The routine case: the item finished before this claim. Its settlement is exact whoever writes it (a
-            # concurrent settle writes the same values), so the cap below counts it as settled already.
-            pending = _settlement_one(snap.unsettled, policy=policy)
-            settled_by = snap.unsettled.reserved - pending.settlement.exposure
-        else:  # several, or an item purged before it was settled: the general path, then read again
-            _settle(reviewer_id=reviewer.pk, policy=policy)
-            snap = gate_snapshot(reviewer_id=reviewer.pk, queue_id=queue.pk, shift_id=shift.pk, now=now)
-    try:
-        _breaks_check(shift=shift, policy=policy, now=now, has_breaks=snap.break_rows > 0,
-                      last_activity=snap.last_activity)
-        if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
-            assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
-            raise _refused("moved", f"Your team lead moved you to {assigned or 'a lighter queue'} for the rest of "
-                           "this shift, to lighten the load. New items come from there.")
-        constraints = _exposure_constraints(shift=shift, policy=policy, snap=snap, used=snap.spoken_for - settled_by,
-                                            now=now)
-    except ReviewError:
-        if pending is not None:  # refused: nothing will carry the settlement, so write it (item_claim commits)
-            settle_write(pending)
-        raise
-    return replace(constraints, settle=pending, now=now)
+    _breaks_check(shift=shift, policy=policy, now=now, has_breaks=snap.break_rows > 0,
+                  last_activity=snap.last_activity)
+    if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
+        assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
+        raise _refused("moved", f"Your team lead moved you to {assigned or 'a lighter queue'} for the rest of "
+                       "this shift, to lighten the load. New items come from there.")
+    constraints = _exposure_constraints(shift=shift, policy=policy, snap=snap, used=snap.spoken_for, now=now)
+    return replace(constraints, now=now)
 
 
 def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime, has_breaks: bool,
@@ -397,7 +345,7 @@ def _until(moment: datetime | None) -> str:
 
 
 def _exposure_constraints(
-    *, shift: Shift, policy: rules.EffectivePolicy, snap: GateSnapshot, used: int, now: datetime
+    *, shift: Shift, policy: rules.EffectivePolicy, snap: selectors.GateSnapshot, used: int, now: datetime
 ) -> ClaimConstraints:
     headroom = policy.cap_seconds - used
     fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
@@ -452,11 +400,14 @@ def _exposure_constraints(
 
 def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEntry:
     """Record that an item was shown, reserving the most it can count for, in the claim's transaction: the next
-    claim of the same reviewer waits for the shift lock and then sees this reservation."""
+    claim of the same reviewer waits for the shift lock and then sees this reservation. The reviewer's team view
+    hears of it on commit."""
     item = claim.item
     weight = constraints.policy.weight(item.severity)
     day = timezone.localdate(claim.claimed_at)
-    exposure_opened(constraints=constraints)
+    team_id = constraints.team_id
+    if team_id is not None:
+        transaction.on_commit(lambda: team_realtime.team_changed(team_id=team_id))
     return ExposureEntry.objects.create(
         reviewer_id=claim.reviewer_id,
         shift_id=constraints.shift_id,
@@ -473,78 +424,43 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
     )
 
 
-def exposure_opened(*, constraints: ClaimConstraints) -> None:
-    """A claim's exposure entry is written (not committed yet): the reviewer's team view hears of it on commit."""
-    team_id = constraints.team_id
-    if team_id is not None:
-        transaction.on_commit(lambda: team_realtime.team_changed(team_id=team_id))
-
-
-# PostgreSQL: `exposure_open` as the INSERT … SELECT of item_claim's one statement, which names the leased item
-# `leased` and the new claim `claimed`. The same values: the weight of the item's severity (anything above medium
-# counts 100 %), the reservation rounded up (rules.weighted), the local day and its week.
-EXPOSURE_INSERT_SQL = (
-    f'INSERT INTO "{ExposureEntry._meta.db_table}" (reviewer_id, shift_id, claim_id, item_id, queue_id, '  # noqa: S608
-    "severity, category, weight_percent, claimed_at, ended_at, screen_seconds, reveal_count, reveal_seconds, "
-    "counted_seconds, reserved, exposure, day, week) "
-    "SELECT %s, %s, claimed.id, leased.id, %s, leased.severity, leased.category, w.weight, %s, NULL, 0, 0, 0, "
-    "0, (%s * w.weight + 99) / 100, NULL, %s, %s "
-    "FROM claimed JOIN leased ON leased.id = claimed.item_id CROSS JOIN LATERAL (SELECT "
-    f"CASE leased.severity WHEN {int(Severity.NONE)} THEN %s WHEN {int(Severity.LOW)} THEN %s "
-    f"WHEN {int(Severity.MEDIUM)} THEN %s ELSE 100 END AS weight) w "
-    "RETURNING id"
-)
-
-
-def exposure_insert_params(*, constraints: ClaimConstraints, reviewer_id: int, queue_id: int,
-                           claimed_at: datetime) -> list[Any]:
-    """The values of EXPOSURE_INSERT_SQL's placeholders, in order."""
-    policy = constraints.policy
-    day = timezone.localdate(claimed_at)
-    return [reviewer_id, constraints.shift_id, queue_id, claimed_at, policy.item_seconds_max, day,
-            selectors.week_start(day), policy.weight_none, policy.weight_low, policy.weight_medium]
-
-
-def _settlement_one(found: Unsettled, *, policy: rules.EffectivePolicy) -> PendingSettle:
-    """The settlement of the one finished entry the gate's snapshot described."""
-    shown = ([r.seconds_shown for r in RevealEvent.objects.filter(claim_id=found.claim_id)]
-             if found.reveal_count else [])
-    settlement = selectors.settlement_of(claimed_at=found.claimed_at, claim_ended_at=found.claim_ended_at,
-                                         shown=shown, weight_percent=found.weight_percent,
-                                         reserved=found.reserved, policy=policy)
-    return PendingSettle(found.entry_id, settlement)
-
-
-def settle_write(pending: PendingSettle) -> None:
-    """Write a settlement the gate worked out (unless a concurrent settle wrote it first: the same values)."""
-    if db.prepares():
-        db.fetch(SETTLE_SQL, pending.params())
-    else:
-        ExposureEntry.objects.filter(pk=pending.entry_id, exposure__isnull=True).update(**pending.values())
-
-
 SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "exposure")
-SETTLE_SQL = (f"UPDATE {ExposureEntry._meta.db_table} SET "  # noqa: S608 (names from the model)
-              + ", ".join(f"{name} = %s" for name in SETTLED_FIELDS)
-              + " WHERE id = %s AND exposure IS NULL RETURNING id")
 
 
-def _settle(*, reviewer_id: int, policy: rules.EffectivePolicy) -> int:
+def exposure_settle_claim(*, claim_id: int) -> int:
+    """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
+    its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
+    totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
+    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
+                   .select_related("claim__queue"))
+    if not entries:
+        return 0
+    claim = entries[0].claim
+    assert claim is not None
+    policy = selectors.policy_effective(reviewer=claim.reviewer_id, queue=claim.queue)
+    return _settlements_write(entries, policy=policy)
+
+
+def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> int:
+    written = 0
+    for pk, found in selectors.settlements(entries, policy=policy).items():
+        values = {name: getattr(found, name) for name in SETTLED_FIELDS}
+        written += ExposureEntry.objects.filter(pk=pk, exposure__isnull=True).update(**values)
+    return written
+
+
+def exposure_settle(*, reviewer: User) -> int:
+    """Settle whatever of the reviewer's is finished and not settled yet: entries whose item was purged before its
+    claim ended (they count their reservation), and entries written before claims settled as they end. Idempotent;
+    the one other way in to the same settlement as exposure_settle_claim."""
     entries = list(
-        ExposureEntry.objects.filter(reviewer_id=reviewer_id, exposure__isnull=True)
+        ExposureEntry.objects.filter(reviewer_id=reviewer.pk, exposure__isnull=True)
         .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
         .select_related("claim")
     )
     if not entries:
         return 0
-    for pk, found in selectors.settlements(entries, policy=policy).items():
-        settle_write(PendingSettle(pk, found))
-    return len(entries)
-
-
-def exposure_settle(*, reviewer: User) -> int:
-    """Settle the reviewer's finished items (idempotent; safe beside a concurrent claim)."""
-    return _settle(reviewer_id=reviewer.pk, policy=selectors.policy_effective(reviewer=reviewer))
+    return _settlements_write(entries, policy=selectors.policy_effective(reviewer=reviewer))
 
 
 # ---- breaks -----------------------------------------------------------------------------------------------------
@@ -612,7 +528,6 @@ def _give_back_held(*, reviewer: User) -> int:
 
     given_back = 0
     for claim in Claim.objects.filter(reviewer=reviewer, ended_at__isnull=True).select_related("item"):
-        RevealEvent.objects.filter(claim=claim, ended_at__isnull=True).update(ended_at=timezone.now())
         try:
             item_release(item=claim.item, reviewer=reviewer)
         except ReviewError:
