@@ -1,18 +1,18 @@
 """Claim benchmark: Veil's real claim service vs a raw-SQL SKIP LOCKED claim, same PostgreSQL database, same run.
 
-Veil's path is `review_queue.services.item_claim` with everything on: the reviewer's shift row locked, the
-wellbeing gate's snapshot (held claim, exposure sums, severe items in the last hour, breaks, expired leases in one
-statement; the policy rows), the break schedule and the exposure cap, then the ORM's SKIP LOCKED pick, the lease,
-the claim, its audit event and the exposure reservation, and after commit the "queue changed" broadcast through
-channels_redis (the counts themselves are read by the console processes, see benchmarks/realtime.py). The items
-are rated "none", so the default exposure policy never stops anyone, but every check still runs. A request's loads (user, queue, roles) are timed with the
-claim. The baseline is one statement in autocommit:
+Veil's path is `review_queue.services.item_claim` with everything on: the reviewer's shift row locked, the wellbeing
+gate's snapshot (held claim, exposure sums, severe items in the last hour, breaks, expired leases in one statement;
+the policy rows), the break schedule and the exposure cap, then the ORM's SKIP LOCKED pick, the lease, the claim,
+its audit event and the exposure reservation, and after commit the "queue changed" broadcast through channels_redis
+(the counts themselves are read by the console processes, see benchmarks/realtime.py). The items are rated "none",
+so the default exposure policy never stops anyone, but every check still runs. A request's loads (user, queue,
+roles) are timed with the claim. The baseline is one statement in autocommit:
 
     UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
 
 Each claimer finishes its item right after claiming it (the baseline retires the item in one statement; Veil's ends
-the claim as Veil does, settling its exposure, and retires the item), because a holder who claims again gets the same item back. The
-finish is the benchmark's own, not what is measured. Latency is the claim call alone.
+the claim as Veil does, settling its exposure, and retires the item), because a holder who claims again gets the
+same item back. The finish is the benchmark's own, not what is measured. Latency is the claim call alone.
 
 (a) saturation: C claimers (P processes x C/P threads, one database connection each) claim until the queue is
     empty. (b) open loop: each of C moderators claims once a second on a fixed schedule; latency is measured from

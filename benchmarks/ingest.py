@@ -110,7 +110,7 @@ def veil_service() -> Callable[[bytes], dict[str, float]]:
 
     # Benchmark-only instrumentation: the same functions, timed where item_process calls them. (In a paired child
     # the naive and media pipelines call the wrapped fingerprint too; `timed` is cleared as each ingest starts.)
-    neardup.fingerprint = timing("fingerprint", neardup.fingerprint)  # type: ignore[method-assign]
+    neardup.fingerprint = timing("fingerprint", neardup.fingerprint)
     matching.item_match = timing("match", matching.item_match)
 
     def ingest(data: bytes) -> dict[str, float]:

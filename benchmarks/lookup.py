@@ -75,7 +75,7 @@ class FaissFlat:
     """faiss IndexBinaryFlat(64) with range_search (exhaustive, SIMD popcount), single-threaded."""
 
     def __init__(self, ids: np.ndarray, keys: np.ndarray) -> None:
-        import faiss  # type: ignore[import-not-found]
+        import faiss
 
         self.ids = ids
         self.index = faiss.IndexBinaryFlat(64)

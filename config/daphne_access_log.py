@@ -36,6 +36,6 @@ def redact_access_log_queries() -> bool:
             details = {**details, "path": redacted(details["path"])}
         original(self, protocol, action, details)
 
-    AccessLogGenerator.__call__ = __call__  # type: ignore[method-assign]
-    AccessLogGenerator._veil_redacted = True  # type: ignore[attr-defined]
+    AccessLogGenerator.__call__ = __call__
+    AccessLogGenerator._veil_redacted = True
     return True

@@ -50,7 +50,7 @@ def _too_large_response(limit: int) -> bytes:
     return head + body
 
 
-class LimitedWebRequest(http_protocol.WebRequest):  # type: ignore[misc]
+class LimitedWebRequest(http_protocol.WebRequest):
     """daphne's WebRequest with the body bounded; see the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -144,7 +144,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_DB
     # CONN_HEALTH_CHECKS makes Django give the pool psycopg_pool's check: a connection that died while idle
     # (PostgreSQL restarted, a proxy cut it) is replaced, not handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"]["OPTIONS"] = {  # type: ignore[index]
+    DATABASES["default"]["OPTIONS"] = {
         **DATABASES["default"]["OPTIONS"],  # type: ignore[dict-item]
         "pool": {
             "min_size": 1,

@@ -114,7 +114,7 @@ class HashIndex:
     def add_many(self, item_ids: npt.ArrayLike, keys: npt.ArrayLike) -> None:
         """Bulk load: ``item_ids[i]`` owns ``keys[i]`` (one row per key; repeat an id for several keys)."""
         ids = np.asarray(item_ids, dtype=np.int64).ravel()
-        arr = _as_keys(np.asarray(keys)).ravel()  # type: ignore[arg-type]
+        arr = _as_keys(np.asarray(keys)).ravel()
         if len(ids) != len(arr):
             raise ValueError("item_ids and keys must have the same length")
         if self._removed.intersection(np.unique(ids).tolist()):

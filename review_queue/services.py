@@ -141,17 +141,20 @@ def item_claim_preview(*, reviewer: User, queue: Queue, escalated: bool = False)
     """A dry run of item_claim: the same checks (check_item_claim) and the same choice of item, in a transaction
     that is rolled back, so nothing is leased, started or recorded. Tells a moderator why nothing can be claimed
     now, and until when."""
+    preview = ClaimPreview(refusal=None)
     with transaction.atomic():
-        transaction.set_rollback(True)
         try:
             allowed = check_item_claim(reviewer=reviewer, queue=queue, escalated=escalated)
             if isinstance(allowed, wellbeing.HeldClaim):
                 held = Claim.objects.filter(pk=allowed.claim_id).values_list("item_id", flat=True).first()
-                return ClaimPreview(refusal=None, holding_item_id=held)
-            do_item_claim(reviewer=reviewer, queue=queue, constraints=allowed, escalated=escalated)
+                preview = ClaimPreview(refusal=None, holding_item_id=held)
+            else:
+                do_item_claim(reviewer=reviewer, queue=queue, constraints=allowed, escalated=escalated)
         except ReviewError as exc:
-            return ClaimPreview(refusal=exc)
-    return ClaimPreview(refusal=None)
+            preview = ClaimPreview(refusal=exc)
+        finally:
+            transaction.set_rollback(True)  # whatever it did: nothing leased, started or recorded
+    return preview
 
 
 @dataclass(frozen=True)

@@ -77,37 +77,37 @@ def fresh_rate_limits() -> Iterator[None]:
 
 
 @pytest.fixture
-def moderator(db: None):  # type: ignore[no-untyped-def]
+def moderator(db: None):
     return make_user("mo", "moderator")
 
 
 @pytest.fixture
-def moderator2(db: None):  # type: ignore[no-untyped-def]
+def moderator2(db: None):
     return make_user("mia", "moderator")
 
 
 @pytest.fixture
-def lead(db: None):  # type: ignore[no-untyped-def]
+def lead(db: None):
     return make_user("lee", "team_lead")
 
 
 @pytest.fixture
-def health(db: None):  # type: ignore[no-untyped-def]
+def health(db: None):
     return make_user("hana", "occupational_health")
 
 
 @pytest.fixture
-def requester(db: None):  # type: ignore[no-untyped-def]
+def requester(db: None):
     return make_user("req", "requester")
 
 
 @pytest.fixture
-def admin_user(db: None):  # type: ignore[no-untyped-def]
+def admin_user(db: None):
     return make_user("root", None, superuser=True)
 
 
 @pytest.fixture
-def stranger(db: None):  # type: ignore[no-untyped-def]
+def stranger(db: None):
     return make_user("charlie", None)
 
 

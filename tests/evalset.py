@@ -80,7 +80,7 @@ def _stem(filename: str) -> str:
 
 def _matplotlib_samples() -> list[tuple[str, Image.Image]]:
     try:
-        import matplotlib.cbook as cbook  # type: ignore[import-not-found]
+        import matplotlib.cbook as cbook
     except ImportError:
         return []
     out = []

@@ -70,7 +70,7 @@ def test_no_admin_ties_a_person_to_a_time_without_a_reason():
 
 
 @pytest.fixture
-def worked(admin_user):  # type: ignore[no-untyped-def]
+def worked(admin_user):
     """A reviewer with a distinctive name claims, reveals, escalates and decides; an admin is signed in."""
     reviewer = make_user("quinn-reviewer", "moderator")
     queue = make_queue(slug="reported")

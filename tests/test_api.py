@@ -15,31 +15,31 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def queue(requester):  # type: ignore[no-untyped-def]
+def queue(requester):
     q = make_queue(slug="reports")
     q.submitters.add(requester)
     return q
 
 
-def token_client(user) -> APIClient:  # type: ignore[no-untyped-def]
+def token_client(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 
 
-def session_client(user) -> APIClient:  # type: ignore[no-untyped-def]
+def session_client(user) -> APIClient:
     client = APIClient()
     client.force_login(user)
     return client
 
 
-def post_item(client: APIClient, data: bytes, name: str = "x.png", **fields: object):  # type: ignore[no-untyped-def]
+def post_item(client: APIClient, data: bytes, name: str = "x.png", **fields: object):
     payload = {"file": SimpleUploadedFile(name, data), "queue": "reports", **fields}
     return client.post("/api/v1/items/", payload, format="multipart")
 
 
-def assert_error(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str) -> None:
     assert response.status_code == status, response.content
     body = response.json()
     assert body["error"] == code, body

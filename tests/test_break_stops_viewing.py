@@ -24,7 +24,7 @@ MIN = timedelta(minutes=1)
 
 
 @pytest.fixture
-def queue():  # type: ignore[no-untyped-def]
+def queue():
     queue = make_queue(slug="work")
     for seed in range(3):
         make_item(queue, seed=seed)

@@ -21,7 +21,7 @@ MIN = timedelta(minutes=1)
 
 
 @pytest.fixture
-def queue():  # type: ignore[no-untyped-def]
+def queue():
     queue = make_queue(slug="work")
     for _ in range(14):
         ready_item(queue)
@@ -87,7 +87,7 @@ def test_the_minute_task_looks_only_at_shifts_where_a_break_can_have_begun(moder
     looked_at: list[int] = []
     real = services.breaks_catch_up
 
-    def counting(*, reviewer_id: int, now=None):  # type: ignore[no-untyped-def]
+    def counting(*, reviewer_id: int, now=None):
         looked_at.append(reviewer_id)
         return real(reviewer_id=reviewer_id, now=now)
 

@@ -103,7 +103,7 @@ def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:  # no
         page.locator("#reveal").click()
         page.wait_for_function(IMAGE_REVEALED)
         revealed_at = time.monotonic()
-        assert image.get_attribute("src").startswith(f"/media/items/{first.pk}/clear?r=")  # type: ignore[union-attr]
+        assert image.get_attribute("src").startswith(f"/media/items/{first.pk}/clear?r=")
         assert "grayscale" in (image.get_attribute("class") or "")
         shoot(page, "3-item-revealed")
 

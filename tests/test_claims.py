@@ -154,7 +154,7 @@ def test_fifty_threads_claim_two_hundred_items_each_exactly_once():
     lock = threading.Lock()
     barrier = threading.Barrier(50)
 
-    def work(reviewer) -> None:  # type: ignore[no-untyped-def]
+    def work(reviewer) -> None:
         try:
             barrier.wait(timeout=30)
             while True:

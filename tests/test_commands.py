@@ -70,7 +70,7 @@ def logins(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+def data_dir(settings, tmp_path):
     settings.DATA_DIR = tmp_path
     # seed_demo hashes and checks four passwords per run; the production hasher would make that the slow part.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -159,7 +159,7 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
 
 
 @pytest.fixture
-def few_items(monkeypatch):  # type: ignore[no-untyped-def]
+def few_items(monkeypatch):
     """The account and password tests do not need forty pictures, nor weeks of wellbeing history."""
     monkeypatch.setattr(seed_demo, "ITEMS", seed_demo.ITEMS[:2])
     monkeypatch.setattr(seed_demo, "seed_wellbeing_demo", lambda: "Wellbeing demo skipped")
@@ -217,7 +217,7 @@ def picture(seed_: int, fmt: str = "JPEG") -> bytes:
 
 
 @pytest.fixture
-def folder(tmp_path):  # type: ignore[no-untyped-def]
+def folder(tmp_path):
     root = tmp_path / "incoming"
     root.mkdir()
     (root / "a.jpg").write_bytes(picture(1))

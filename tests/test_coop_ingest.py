@@ -30,7 +30,7 @@ SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="ale
 
 
 @pytest.fixture
-def queue(requester) -> Queue:  # type: ignore[no-untyped-def]
+def queue(requester) -> Queue:
     q = make_queue(slug="reported-posts", coop_type_id="post-type-1")
     q.submitters.add(requester)
     return q
@@ -45,18 +45,18 @@ def coop_item(external_id: str, *, type_id: str = "post-type-1", image: Any = No
     return {"id": external_id, "typeId": type_id, "data": {"images": images, **data}}
 
 
-def submit(client: APIClient, items: list[Any], capture: Any = None):  # type: ignore[no-untyped-def]
+def submit(client: APIClient, items: list[Any], capture: Any = None):
     if capture is None:
         return client.post("/api/v1/items/async/", {"items": items}, format="json")
     with capture(execute=True):
         return client.post("/api/v1/items/async/", {"items": items}, format="json")
 
 
-def by_id(response) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def by_id(response) -> dict[str, dict[str, Any]]:
     return {entry["id"]: entry for entry in response.json()["items"]}
 
 
-def test_a_batch_is_accepted_with_202_and_goes_through_ingest(requester, queue,  # type: ignore[no-untyped-def]
+def test_a_batch_is_accepted_with_202_and_goes_through_ingest(requester, queue,
                                                               django_capture_on_commit_callbacks):
     client = client_for(requester, header="x-api-key")
     response = submit(client, [coop_item("post-1", severity=2, category="violence"),
@@ -77,11 +77,11 @@ def test_a_batch_is_accepted_with_202_and_goes_through_ingest(requester, queue, 
     assert client_for(requester).get(f"/api/v1/items/{first.pk}/").json()["status"] == "ready"
 
 
-def test_authorization_token_works_as_well_as_x_api_key(requester, queue):  # type: ignore[no-untyped-def]
+def test_authorization_token_works_as_well_as_x_api_key(requester, queue):
     assert submit(client_for(requester, header="token"), [coop_item("post-1")]).status_code == 202
 
 
-def test_the_same_id_never_makes_a_second_item(requester, queue):  # type: ignore[no-untyped-def]
+def test_the_same_id_never_makes_a_second_item(requester, queue):
     client = client_for(requester, header="x-api-key")
     first = by_id(submit(client, [coop_item("post-1")]))["post-1"]
     again = submit(client, [coop_item("post-1"), coop_item("post-1", type_id="reported-posts")])
@@ -97,7 +97,7 @@ def test_the_same_id_never_makes_a_second_item(requester, queue):  # type: ignor
     assert by_id(submit(client, [coop_item("post-1", type_id="other-queue")]))["post-1"]["status"] == "accepted"
 
 
-def test_a_duplicate_is_found_after_a_hash_list_routed_the_first_copy(requester, queue):  # type: ignore[no-untyped-def]
+def test_a_duplicate_is_found_after_a_hash_list_routed_the_first_copy(requester, queue):
     specialist = make_queue(slug="specialist")
     hash_list, _ = make_list("KNOWN_TVEC", picture(20))
     HashList.objects.filter(pk=hash_list.pk).update(action=HashList.Action.ROUTE, target_queue=specialist)
@@ -111,7 +111,7 @@ def test_a_duplicate_is_found_after_a_hash_list_routed_the_first_copy(requester,
     assert by_id(submit(client, [item]))["routed"] == {**first, "status": "duplicate"}
 
 
-def test_hostile_items_are_refused_one_by_one_and_the_rest_accepted(requester, queue,  # type: ignore[no-untyped-def]
+def test_hostile_items_are_refused_one_by_one_and_the_rest_accepted(requester, queue,
                                                                     settings):
     settings.VEIL_MAX_UPLOAD_BYTES = 60_000
     locked = make_queue(slug="not-yours", coop_type_id="locked")
@@ -177,14 +177,14 @@ def test_hostile_items_are_refused_one_by_one_and_the_rest_accepted(requester, q
     assert refused.filter(data__code="svg_refused", data__via="coop").count() == 2
 
 
-def test_a_batch_with_nothing_acceptable_is_a_400_that_still_says_why(requester, queue):  # type: ignore[no-untyped-def]
+def test_a_batch_with_nothing_acceptable_is_a_400_that_still_says_why(requester, queue):
     response = submit(client_for(requester, header="x-api-key"), [coop_item("svg", image=[data_url(SVG)])])
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "nothing_accepted" and body["items"][0]["error"] == "svg_refused"
 
 
-def test_malformed_and_oversized_bodies(requester, queue, settings):  # type: ignore[no-untyped-def]
+def test_malformed_and_oversized_bodies(requester, queue, settings):
     client = client_for(requester, header="x-api-key")
     post = client.post
     assert post("/api/v1/items/async/", "{not json", content_type="application/json").json()["error"] == (
@@ -206,7 +206,7 @@ def test_malformed_and_oversized_bodies(requester, queue, settings):  # type: ig
     assert not ContentItem.objects.exists()
 
 
-def test_a_body_without_a_declared_length_is_still_cut_off(requester, queue, settings):  # type: ignore[no-untyped-def]
+def test_a_body_without_a_declared_length_is_still_cut_off(requester, queue, settings):
     settings.VEIL_COOP_MAX_BODY_BYTES = 512
     body = json.dumps({"items": [coop_item("a")]})
     client = client_for(requester, header="x-api-key")
@@ -217,7 +217,7 @@ def test_a_body_without_a_declared_length_is_still_cut_off(requester, queue, set
     assert not ContentItem.objects.exists()
 
 
-def test_url_images_only_from_allow_listed_prefixes(requester, queue, peer, settings):  # type: ignore[no-untyped-def]
+def test_url_images_only_from_allow_listed_prefixes(requester, queue, peer, settings):
     peer.files["/media/a.png"] = (image_bytes(30), "image/png")
     peer.files["/media/a.svg"] = (SVG, "image/svg+xml")
     settings.VEIL_FETCH_URL_PREFIXES = [f"{peer.url}/media/"]

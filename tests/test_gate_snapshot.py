@@ -35,7 +35,7 @@ def _snapshot(reviewer: Any, queue: Any, now: datetime) -> GateSnapshot:
     return selectors.gate_snapshot(reviewer=reviewer, queue=queue, shift=shift, now=now)
 
 
-def _assert_matches_selectors(reviewer, queue, now) -> None:  # type: ignore[no-untyped-def]
+def _assert_matches_selectors(reviewer, queue, now) -> None:
     snap = _snapshot(reviewer, queue, now)
     shift = selectors.shift_open(reviewer_id=reviewer.pk)
     assert snap.policy == selectors.policy_effective(reviewer=reviewer, queue=queue)

@@ -19,7 +19,7 @@ PERIOD = reports.Period("custom", MONDAY, MONDAY + timedelta(days=13))
 
 
 @pytest.fixture
-def team(health):  # type: ignore[no-untyped-def]
+def team(health):
     crew = people("p", 8)
     team = make_team("Crew", department="Ops", members=crew, health=[health])
     heavy_consenting, heavy_other, low_consenting = crew[0], crew[1], crew[2]
@@ -145,7 +145,7 @@ def test_admins_manage_teams_without_seeing_health_data(team, admin_user, lead, 
     newcomer = make_user("nova", "moderator")
     form["memberships-0-user"] = str(newcomer.pk)
     assert client.post("/admin/wellbeing/team/add/", form).status_code == 302
-    assert newcomer.team_membership.team.name == "Night"  # type: ignore[attr-defined]
+    assert newcomer.team_membership.team.name == "Night"
 
 
 def test_admins_may_loosen_a_team_policy_back_but_never_past_the_organisation(team, admin_user, lead):

@@ -46,11 +46,11 @@ def picture(seed: int) -> Image.Image:
     return demo_image(seed, label=f"HMA TEST #{seed}")
 
 
-def token_of(user) -> str:  # type: ignore[no-untyped-def]
+def token_of(user) -> str:
     return str(Token.objects.get_or_create(user=user)[0].key)
 
 
-def client_for(user, *, header: str = "token") -> APIClient:  # type: ignore[no-untyped-def]
+def client_for(user, *, header: str = "token") -> APIClient:
     client = APIClient()
     if header == "token":
         client.credentials(HTTP_AUTHORIZATION=f"Token {token_of(user)}")
@@ -77,7 +77,7 @@ def photo(data: bytes, field: str = "photo", name: str = "x.jpg") -> dict[str, A
     return {field: SimpleUploadedFile(name, data)}
 
 
-def assert_error(response, status: int, code: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.content
     body: dict[str, Any] = response.json()
     assert body["error"] == code, body
@@ -85,7 +85,7 @@ def assert_error(response, status: int, code: str) -> dict[str, Any]:  # type: i
     return body
 
 
-def test_hash_of_an_upload_is_the_pdq_ingest_stores(requester):  # type: ignore[no-untyped-def]
+def test_hash_of_an_upload_is_the_pdq_ingest_stores(requester):
     data = jpeg(picture(1))
     response = client_for(requester).post("/h/hash", photo(data), format="multipart")
     assert response.status_code == 200, response.content
@@ -97,7 +97,7 @@ def test_hash_of_an_upload_is_the_pdq_ingest_stores(requester):  # type: ignore[
     assert event.actor == requester and event.data["endpoint"] == "h/hash" and event.data["pdq"] == item.pdq
 
 
-def test_lookup_returns_banks_with_content_ids_and_distances(requester):  # type: ignore[no-untyped-def]
+def test_lookup_returns_banks_with_content_ids_and_distances(requester):
     _, bad_ids = make_list("KNOWN_BAD", picture(2), picture(3))
     _, other_ids = make_list("OTHER_BANK", picture(2))
     make_list("not-an-hma-name", picture(2))
@@ -114,7 +114,7 @@ def test_lookup_returns_banks_with_content_ids_and_distances(requester):  # type
     assert event is not None and event.data["endpoint"] == "m/lookup" and event.actor == requester
 
 
-def test_raw_lookup_in_both_of_hmas_shapes(requester):  # type: ignore[no-untyped-def]
+def test_raw_lookup_in_both_of_hmas_shapes(requester):
     _, ids = make_list("KNOWN_BAD", picture(4))
     pdq, _ = hashlists.pdq_of(picture(4))
     client = client_for(requester, header="x-api-key")
@@ -126,7 +126,7 @@ def test_raw_lookup_in_both_of_hmas_shapes(requester):  # type: ignore[no-untype
                  "invalid_boolean")
 
 
-def test_phash_lists_answer_too(requester):  # type: ignore[no-untyped-def]
+def test_phash_lists_answer_too(requester):
     hash_list = HashList.objects.create(name="PHASH_BANK", label="pHash bank")
     entry = HashListEntry.objects.create(hash_list=hash_list, signal_type="phash", signal="c3d1e0f0b0a09880")
     client = client_for(requester)
@@ -135,7 +135,7 @@ def test_phash_lists_answer_too(requester):  # type: ignore[no-untyped-def]
     }
 
 
-def test_upload_lookup_matches_an_edited_copy(requester):  # type: ignore[no-untyped-def]
+def test_upload_lookup_matches_an_edited_copy(requester):
     _, ids = make_list("KNOWN_BAD", picture(5))
     response = client_for(requester).post("/m/lookup", photo(jpeg(near_duplicate(picture(5), "reencoded"))),
                                           format="multipart")
@@ -157,13 +157,13 @@ def test_upload_lookup_matches_an_edited_copy(requester):  # type: ignore[no-unt
         ("signal_type=phash&signal=" + "0" * 64, "invalid_signal"),
     ],
 )
-def test_bad_signals_are_a_clear_400(requester, query: str, code: str):  # type: ignore[no-untyped-def]
+def test_bad_signals_are_a_clear_400(requester, query: str, code: str):
     client = client_for(requester)
     for path in ("/m/lookup", "/m/raw_lookup"):
         assert_error(client.get(f"{path}?{query}"), 400, code)
 
 
-def test_uploads_go_through_the_upload_checks(requester, settings):  # type: ignore[no-untyped-def]
+def test_uploads_go_through_the_upload_checks(requester, settings):
     client = client_for(requester)
     svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     assert_error(client.post("/h/hash", photo(svg, name="x.jpg"), format="multipart"), 400, "svg_refused")
@@ -185,7 +185,7 @@ def test_uploads_go_through_the_upload_checks(requester, settings):  # type: ign
     assert not ContentItem.objects.exists()
 
 
-def test_url_hashing_is_off_unless_allow_listed(requester, peer, settings):  # type: ignore[no-untyped-def]
+def test_url_hashing_is_off_unless_allow_listed(requester, peer, settings):
     data = jpeg(picture(8))
     peer.files["/media/a.jpg"] = (data, "image/jpeg")
     peer.files["/private/a.jpg"] = (data, "image/jpeg")
@@ -218,7 +218,7 @@ def test_url_hashing_is_off_unless_allow_listed(requester, peer, settings):  # t
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_everyone_but_requester_tokens_is_refused(  # type: ignore[no-untyped-def]
+def test_everyone_but_requester_tokens_is_refused(
     method: str, path: str, moderator, lead, health, stranger, requester
 ):
     assert getattr(APIClient(), method)(path).status_code == 401
@@ -239,7 +239,7 @@ def test_everyone_but_requester_tokens_is_refused(  # type: ignore[no-untyped-de
     assert not AuditEvent.objects.filter(action__in=["hash_lookup", "ingested"]).exists()
 
 
-def test_rate_limit_answers_429_with_retry_after(requester, settings):  # type: ignore[no-untyped-def]
+def test_rate_limit_answers_429_with_retry_after(requester, settings):
     settings.VEIL_INTEGRATION_RATE_PER_MINUTE = 3
     client = client_for(requester, header="x-api-key")
     path = "/m/raw_lookup?signal_type=pdq&signal=" + "0" * 64

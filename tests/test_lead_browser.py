@@ -60,7 +60,7 @@ def test_the_lead_sees_a_moderator_go_on_a_break_live(live_daphne: str) -> None:
     assert Break.objects.get(reviewer=moderator).kind == "voluntary"
 
 
-def _sign_in_elsewhere(page, base_url: str, username: str, lands_on: str) -> None:  # type: ignore[no-untyped-def]
+def _sign_in_elsewhere(page, base_url: str, username: str, lands_on: str) -> None:
     page.goto(f"{base_url}/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)

@@ -34,7 +34,7 @@ FORBIDDEN = re.compile(r"decision|decided|items? (per|an|a) hour|speed|accura|sc
 
 
 @pytest.fixture
-def crew(moderator, moderator2, lead):  # type: ignore[no-untyped-def]
+def crew(moderator, moderator2, lead):
     """The lead's team: mo (on shift, reviewing) and mia (off shift)."""
     heavy = make_queue(slug="heavy", name="Heavy queue")
     light = make_queue(slug="light", name="Light queue")

@@ -18,7 +18,7 @@ NOW = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # the Wednesday after the week o
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):  # type: ignore[no-untyped-def]
+def fast_passwords(settings):
     """Import into a test module to make its accounts quickly (tests sign in with force_login). Not for browser
     tests: the server process checks passwords with the production hashers."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,7 +21,7 @@ from wellbeing import services, team_selectors
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def seen_by_lead(lead, team) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def seen_by_lead(lead, team) -> dict[str, Any]:
     """The reviewer's row as the lead gets it: page text, API row, socket row."""
     client = logged_in(lead)
     html = client.get(f"/lead/teams/{team.pk}/").content.decode()

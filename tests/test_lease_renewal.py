@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def queue():  # type: ignore[no-untyped-def]
+def queue():
     queue = make_queue(slug="work", lease_seconds=60)
     for _ in range(2):
         ready_item(queue)

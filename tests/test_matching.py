@@ -41,7 +41,7 @@ def picture(seed: int) -> Image.Image:
     return demo_image(seed, label=f"SYNTHETIC TEST #{seed}")
 
 
-def decide(item: ContentItem, reviewer, action: str = "remove"):  # type: ignore[no-untyped-def]
+def decide(item: ContentItem, reviewer, action: str = "remove"):
     claim = item_claim(reviewer=reviewer, queue=item.queue)
     assert claim.item_id == item.pk
     policy = item.queue.policies.first() if action == "remove" else None

@@ -228,7 +228,7 @@ def test_accepted_formats_give_correct_info(data, fmt, mime):
 
 def test_format_comes_from_content_not_name():
     upload = io.BytesIO(corpus.png())
-    upload.name = "holiday.jpg"  # type: ignore[attr-defined]
+    upload.name = "holiday.jpg"
     info = media.inspect_image(
         upload, size=len(upload.getvalue()), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES
     )

@@ -26,7 +26,7 @@ def reveal(client: Client, item_id: int) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def assert_private(response) -> None:  # type: ignore[no-untyped-def]
+def assert_private(response) -> None:
     assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"].startswith("inline")

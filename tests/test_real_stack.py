@@ -117,7 +117,7 @@ def _moderate(port: int, username: str, token: str, slug: str, tally: Tally, dea
                 tally.errors.append(f"decision {status}: {body}")
 
 
-def test_fifty_api_clients_on_the_deployed_stack_behind_a_connection_limited_role(settings):  # type: ignore[no-untyped-def]
+def test_fifty_api_clients_on_the_deployed_stack_behind_a_connection_limited_role(settings):
     queue = make_queue(slug="load", purpose="Load test of the deployed stack.", requester="Veil CI")
     requester = make_user("submitter", "requester")
     queue.submitters.add(requester)

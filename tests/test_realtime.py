@@ -23,7 +23,7 @@ from tests.factories import make_item, make_queue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def session_cookie(user) -> bytes:  # type: ignore[no-untyped-def]
+def session_cookie(user) -> bytes:
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()

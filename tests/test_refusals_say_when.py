@@ -20,7 +20,7 @@ MIN = timedelta(minutes=1)
 
 
 
-def claim_api(client: Client, slug: str):  # type: ignore[no-untyped-def]
+def claim_api(client: Client, slug: str):
     return client.post(f"/api/v1/queues/{slug}/claim/")
 
 

@@ -23,7 +23,7 @@ REQUIRE_SERVICES = os.environ.get("VEIL_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture
-def department(health):  # type: ignore[no-untyped-def]
+def department(health):
     """Team A: 4 people; team B: 5 people, of whom 3 checked in that week."""
     small, larger = people("a", 4), people("b", 5)
     team_a = make_team("Team A", department="Operations", members=small, health=[health])

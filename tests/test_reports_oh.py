@@ -27,7 +27,7 @@ REQUIRE_SERVICES = os.environ.get("VEIL_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture
-def department_of_nine(health):  # type: ignore[no-untyped-def]
+def department_of_nine(health):
     """Team A: 4 people, team B: 5 people, both in one department and assigned to the OH professional."""
     small, larger = people("a", 4), people("b", 5)
     team_a = make_team("Team A", department="Operations", members=small, health=[health])

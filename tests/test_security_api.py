@@ -32,12 +32,12 @@ def _fresh_rate_limits() -> Any:
 
 
 @pytest.mark.django_db
-def test_uploads_are_rate_limited_per_account(requester, settings) -> None:  # type: ignore[no-untyped-def]
+def test_uploads_are_rate_limited_per_account(requester, settings) -> None:
     settings.VEIL_INTEGRATION_RATE_PER_MINUTE = 2
     other = make_user("req2", "requester")
     make_queue(slug="reports").submitters.add(requester, other)
 
-    def upload(user, seed: int):  # type: ignore[no-untyped-def]
+    def upload(user, seed: int):
         return client_for(user).post("/api/v1/items/", {"file": SimpleUploadedFile("x.png", image_bytes(seed)),
                                                         "queue": "reports"}, format="multipart")
 
@@ -54,7 +54,7 @@ def test_uploads_are_rate_limited_per_account(requester, settings) -> None:  # t
     ("get", "/api/v1/nope/"), ("get", "/api/v1/items/abc/"), ("post", "/api/v1/items/1/nothing/"),
     ("delete", "/api/v1/"), ("get", "/api/v1/items"),
 ])
-def test_unknown_api_paths_answer_a_json_404(requester, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_api_paths_answer_a_json_404(requester, method: str, path: str) -> None:
     for client in (client_for(requester), Client(enforce_csrf_checks=True)):
         response = getattr(client, method)(path)
         assert response.status_code == 404, (path, response.content[:200])
@@ -87,7 +87,7 @@ def test_a_malformed_multipart_body_gets_a_json_400_from_a_real_daphne(live_daph
 
 
 @pytest.mark.django_db
-def test_the_schema_documents_401_429_and_the_hma_refusals(moderator) -> None:  # type: ignore[no-untyped-def]
+def test_the_schema_documents_401_429_and_the_hma_refusals(moderator) -> None:
     client = Client()
     client.force_login(moderator)
     schema = client.get("/api/schema/?format=json").json()

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def crew(moderator) -> tuple[Team, User]:  # type: ignore[no-untyped-def]
+def crew(moderator) -> tuple[Team, User]:
     """A team with one reviewer who answered two check-ins and agreed to be named to occupational health."""
     team = Team.objects.create(name="Crew", department=Department.objects.create(name="Trust"))
     TeamMembership.objects.create(team=team, user=moderator)
@@ -42,7 +42,7 @@ def crew(moderator) -> tuple[Team, User]:  # type: ignore[no-untyped-def]
     return team, moderator
 
 
-def test_the_reported_attack_two_admin_saves_no_longer_open_check_ins(crew, admin_user) -> None:  # type: ignore[no-untyped-def]
+def test_the_reported_attack_two_admin_saves_no_longer_open_check_ins(crew, admin_user) -> None:
     team, worker = crew
     client = logged_in(admin_user)
     # Save 1: the administrator puts itself in the OH group (the user form's groups; done here directly).
@@ -50,7 +50,7 @@ def test_the_reported_attack_two_admin_saves_no_longer_open_check_ins(crew, admi
     # Save 2: the team's form, with itself as health staff. The field is no longer editable: nothing changes.
     form = {"name": team.name, "department": str(team.department_id), "leads": [],
             "health_staff": [str(admin_user.pk)], "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
-            "memberships-0-id": str(worker.team_membership.pk), "memberships-0-team": str(team.pk),  # type: ignore[attr-defined]
+            "memberships-0-id": str(worker.team_membership.pk), "memberships-0-team": str(team.pk),
             "memberships-0-user": str(worker.pk)}
     saved = client.post(f"/admin/wellbeing/team/{team.pk}/change/", form)
     assert saved.status_code == 302, saved.content.decode()[:2000]
@@ -70,7 +70,7 @@ def test_the_reported_attack_two_admin_saves_no_longer_open_check_ins(crew, admi
     assert "Who can read your check-ins" in mine and "root" in mine and "outside health_access" in mine
 
 
-def test_access_is_granted_by_the_audited_command_and_shown_to_the_team(crew, health, admin_user) -> None:  # type: ignore[no-untyped-def]
+def test_access_is_granted_by_the_audited_command_and_shown_to_the_team(crew, health, admin_user) -> None:
     team, worker = crew
     before = logged_in(worker).get("/wellbeing/").content.decode()
     assert "Nobody else" in before
@@ -98,7 +98,7 @@ def test_access_is_granted_by_the_audited_command_and_shown_to_the_team(crew, he
     assert "hana" not in logged_in(worker).get("/wellbeing/").content.decode().split("Who can read")[1][:600]
 
 
-def test_the_command_refuses_superusers_and_accounts_outside_oh(crew, admin_user, lead) -> None:  # type: ignore[no-untyped-def]
+def test_the_command_refuses_superusers_and_accounts_outside_oh(crew, admin_user, lead) -> None:
     admin_user.groups.add(Group.objects.get_or_create(name="occupational_health")[0])
     with pytest.raises(CommandError, match="superuser"):
         call_command("health_access", "grant", admin_user.username, "--team", "Crew", "--by", admin_user.username)
@@ -109,7 +109,7 @@ def test_the_command_refuses_superusers_and_accounts_outside_oh(crew, admin_user
     assert not HealthAccessGrant.objects.exists()
 
 
-def test_oh_staff_read_only_their_teams(crew, health, admin_user) -> None:  # type: ignore[no-untyped-def]
+def test_oh_staff_read_only_their_teams(crew, health, admin_user) -> None:
     team, worker = crew
     elsewhere = Team.objects.create(name="Other", department=team.department)
     health_access.health_access_grant(team=elsewhere, staff=health, granted_by=admin_user)
@@ -140,13 +140,13 @@ QUERY_PATHS: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("path", sorted(QUERY_PATHS))
-def test_no_query_path_loads_answers_outside_the_logged_selector(crew, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_no_query_path_loads_answers_outside_the_logged_selector(crew, path: str) -> None:
     with pytest.raises(CheckInReadRefused):
         QUERY_PATHS[path]()
     assert not CheckInRead.objects.exists()
 
 
-def test_dumpdata_cannot_export_check_ins(crew) -> None:  # type: ignore[no-untyped-def]
+def test_dumpdata_cannot_export_check_ins(crew) -> None:
     out = StringIO()
     with pytest.raises((CommandError, CheckInReadRefused)):
         call_command("dumpdata", "wellbeing.checkin", stdout=out)
@@ -155,7 +155,7 @@ def test_dumpdata_cannot_export_check_ins(crew) -> None:  # type: ignore[no-unty
         call_command("dumpdata", "wellbeing", stdout=StringIO())
 
 
-def test_the_admin_has_no_path_to_check_ins(crew, admin_user) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_has_no_path_to_check_ins(crew, admin_user) -> None:
     """No model admin, inline or list shows check-ins, and every admin list a superuser can open loads without
     touching them (a list that tried would fail with CheckInReadRefused, a 403)."""
     for model, model_admin in admin.site._registry.items():
@@ -170,7 +170,7 @@ def test_the_admin_has_no_path_to_check_ins(crew, admin_user) -> None:  # type: 
     assert client.get("/admin/wellbeing/checkin/").status_code == 404
 
 
-def test_the_own_export_is_the_only_export_and_it_is_logged(crew, moderator2) -> None:  # type: ignore[no-untyped-def]
+def test_the_own_export_is_the_only_export_and_it_is_logged(crew, moderator2) -> None:
     _team, worker = crew
     mine = logged_in(worker).get("/wellbeing/export/checkins.csv")
     assert mine.status_code == 200 and mine.content.count(b"\n") == 3  # a header and two answers
@@ -180,7 +180,7 @@ def test_the_own_export_is_the_only_export_and_it_is_logged(crew, moderator2) ->
     assert theirs.status_code == 200 and theirs.content == b""
 
 
-def test_reports_use_aggregates_only(crew, health, admin_user) -> None:  # type: ignore[no-untyped-def]
+def test_reports_use_aggregates_only(crew, health, admin_user) -> None:
     """OH reports count and average in the database; they never need to load a row (the guard would refuse)."""
     team, _worker = crew
     for n in range(5):

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits"
 
 
 @pytest.fixture
-def allowed(peer, settings):  # type: ignore[no-untyped-def]
+def allowed(peer, settings):
     settings.VEIL_FETCH_URL_PREFIXES = [f"{peer.url}/media/"]
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = True  # the peer is on loopback
     data = jpeg(picture(8))
@@ -31,7 +31,7 @@ def allowed(peer, settings):  # type: ignore[no-untyped-def]
     return peer
 
 
-def test_a_non_ascii_url_is_fetched_on_h_hash_and_m_lookup(requester, allowed):  # type: ignore[no-untyped-def]
+def test_a_non_ascii_url_is_fetched_on_h_hash_and_m_lookup(requester, allowed):
     client = client_for(requester)
     url = quote(f"{allowed.url}/media/é.jpg", safe=":/")  # as a client sends it in a query string
     hashed = client.get(f"/h/hash?url={url}")
@@ -44,7 +44,7 @@ def test_a_non_ascii_url_is_fetched_on_h_hash_and_m_lookup(requester, allowed): 
     assert bad.status_code in (400, 403) and bad.json()["error"] in ("bad_url", "url_not_allowed")
 
 
-def test_a_coop_batch_says_per_item_what_happened_with_a_non_ascii_url(requester, allowed):  # type: ignore[no-untyped-def]
+def test_a_coop_batch_says_per_item_what_happened_with_a_non_ascii_url(requester, allowed):
     queue = make_queue(slug="reported-posts", coop_type_id="post-type-1")
     queue.submitters.add(requester)
     client = client_for(requester, header="x-api-key")
@@ -63,7 +63,7 @@ def test_a_coop_batch_says_per_item_what_happened_with_a_non_ascii_url(requester
 
 
 @pytest.mark.parametrize("escape", ["%2e%2e", "%2E%2E", ".%2e", "%2e.", "sub/%2e%2e/%2e%2e"])
-def test_encoded_dot_segments_do_not_escape_the_prefix(requester, allowed, escape):  # type: ignore[no-untyped-def]
+def test_encoded_dot_segments_do_not_escape_the_prefix(requester, allowed, escape):
     client = client_for(requester)
     url = f"{allowed.url}/media/{escape}/secret.jpg"
     refused = client.get("/h/hash", {"url": url})
@@ -72,7 +72,7 @@ def test_encoded_dot_segments_do_not_escape_the_prefix(requester, allowed, escap
     assert allowed.received == []  # nothing was asked of the server
 
 
-def test_dot_segments_that_stay_inside_are_resolved_before_fetching(requester, allowed):  # type: ignore[no-untyped-def]
+def test_dot_segments_that_stay_inside_are_resolved_before_fetching(requester, allowed):
     client = client_for(requester)
     assert client.get("/h/hash", {"url": f"{allowed.url}/media/sub/%2e%2e/a.jpg"}).status_code == 200
     assert [r.path for r in allowed.received] == ["/media/a.jpg"]  # what was checked is what was fetched
@@ -94,7 +94,7 @@ def test_canonical_url() -> None:
     "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::1",
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: refused whatever it carries
 ])
-def test_ipv6_carrying_a_private_ipv4_is_refused(address, settings) -> None:  # type: ignore[no-untyped-def]
+def test_ipv6_carrying_a_private_ipv4_is_refused(address, settings) -> None:
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = False
     with pytest.raises(outbound.OutboundRefused) as refused:
         outbound.destination_check(f"http://[{address}]/x.jpg")
@@ -102,6 +102,6 @@ def test_ipv6_carrying_a_private_ipv4_is_refused(address, settings) -> None:  # 
 
 
 @pytest.mark.parametrize("address", ["::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"])
-def test_ipv6_carrying_a_public_ipv4_is_judged_by_it(address, settings) -> None:  # type: ignore[no-untyped-def]
+def test_ipv6_carrying_a_public_ipv4_is_judged_by_it(address, settings) -> None:
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = False
     assert outbound.destination_check(f"http://[{address}]/x.jpg").address == address

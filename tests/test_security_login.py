@@ -15,11 +15,11 @@ pytestmark = pytest.mark.django_db
 
 
 def attempt(username: str, password: str, *, address: str = "203.0.113.7", client: Client | None = None,
-            path: str = "/login/", **meta: Any):  # type: ignore[no-untyped-def]
+            path: str = "/login/", **meta: Any):
     return (client or Client()).post(path, {"username": username, "password": password}, REMOTE_ADDR=address, **meta)
 
 
-def test_an_account_is_locked_after_the_limit_from_any_address(moderator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_account_is_locked_after_the_limit_from_any_address(moderator, settings) -> None:
     settings.AXES_FAILURE_LIMIT = 5
     for n in range(4):
         answer = attempt(moderator.username, "wrong", address=f"198.51.100.{n + 1}")
@@ -42,7 +42,7 @@ def test_an_account_is_locked_after_the_limit_from_any_address(moderator, settin
     assert event.data["address"] == "198.51.100.9" and event.data["cooloff_minutes"] == 15
 
 
-def test_an_address_is_locked_after_the_limit_across_accounts(moderator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_address_is_locked_after_the_limit_across_accounts(moderator, settings) -> None:
     settings.AXES_FAILURE_LIMIT = 5
     for n in range(5):
         attempt(f"guess-{n}", "wrong", address="192.0.2.50")
@@ -53,7 +53,7 @@ def test_an_address_is_locked_after_the_limit_across_accounts(moderator, setting
     assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_LOCKED_OUT, data__address="192.0.2.50").exists()
 
 
-def test_the_admin_login_is_throttled_too(admin_user, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_login_is_throttled_too(admin_user, settings) -> None:
     settings.AXES_FAILURE_LIMIT = 3
     for _ in range(2):
         assert attempt(admin_user.username, "wrong", path="/admin/login/").status_code == 200
@@ -61,7 +61,7 @@ def test_the_admin_login_is_throttled_too(admin_user, settings) -> None:  # type
     assert attempt(admin_user.username, PASSWORD, path="/admin/login/").status_code == 429
 
 
-def test_signing_in_to_ones_own_account_between_guesses_does_not_reset_the_count(moderator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_signing_in_to_ones_own_account_between_guesses_does_not_reset_the_count(moderator, settings) -> None:
     """axes' reset-on-success would delete every failure from the address, the guesses at another account too."""
     settings.AXES_FAILURE_LIMIT = 3
     attacker = make_user("mallory", "moderator")
@@ -72,7 +72,7 @@ def test_signing_in_to_ones_own_account_between_guesses_does_not_reset_the_count
     assert attempt(moderator.username, PASSWORD, address="192.0.2.73").status_code == 429
 
 
-def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(moderator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(moderator, settings) -> None:
     """Every request comes from the proxy: counting by its address would lock everyone out at once."""
     settings.AXES_FAILURE_LIMIT = 3
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -24,7 +24,7 @@ def _reveal(client: Client, item_id: int) -> tuple[dict[str, object], SimpleCook
 
 
 @pytest.mark.django_db
-def test_the_reveal_reply_names_no_token_and_sets_a_scoped_cookie(moderator, moderator2) -> None:  # type: ignore[no-untyped-def]
+def test_the_reveal_reply_names_no_token_and_sets_a_scoped_cookie(moderator, moderator2) -> None:
     queue = make_queue()
     item = make_item(queue, seed=1)
     item_claim(reviewer=moderator, queue=queue)

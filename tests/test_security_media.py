@@ -92,12 +92,12 @@ def test_ordinary_and_small_thin_pictures_keep_their_shape() -> None:
 
 
 @pytest.mark.django_db
-def test_through_the_api_the_item_is_refused_or_made_reviewable(requester, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_through_the_api_the_item_is_refused_or_made_reviewable(requester, django_capture_on_commit_callbacks) -> None:
     cache.clear()
     make_queue(slug="reports").submitters.add(requester)
     client = client_for(requester)
 
-    def post(data: bytes, name: str):  # type: ignore[no-untyped-def]
+    def post(data: bytes, name: str):
         return client.post("/api/v1/items/", {"file": SimpleUploadedFile(name, data), "queue": "reports"},
                            format="multipart")
 

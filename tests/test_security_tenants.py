@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits"
 
 
 @pytest.fixture
-def shared(requester) -> tuple[Queue, Any]:  # type: ignore[no-untyped-def]
+def shared(requester) -> tuple[Queue, Any]:
     """One queue, two submitting accounts: `requester` (the real one) and `other`."""
     other = make_user("req2", "requester")
     queue = make_queue(slug="reported-posts", coop_type_id="post-type-1")
@@ -30,12 +30,12 @@ def shared(requester) -> tuple[Queue, Any]:  # type: ignore[no-untyped-def]
     return queue, other
 
 
-def post_item(client, data: bytes, external_id: str):  # type: ignore[no-untyped-def]
+def post_item(client, data: bytes, external_id: str):
     payload = {"file": SimpleUploadedFile("x.png", data), "queue": "reported-posts", "external_id": external_id}
     return client.post("/api/v1/items/", payload, format="multipart")
 
 
-def test_coop_another_requesters_id_neither_blocks_nor_reveals(requester, shared):  # type: ignore[no-untyped-def]
+def test_coop_another_requesters_id_neither_blocks_nor_reveals(requester, shared):
     queue, other = shared
     squatted = by_id(submit(client_for(other, header="x-api-key"), [coop_item("post-777")]))["post-777"]
     assert squatted["status"] == "accepted"
@@ -56,7 +56,7 @@ def test_coop_another_requesters_id_neither_blocks_nor_reveals(requester, shared
     assert ContentItem.objects.filter(external_id="post-777").count() == 2
 
 
-def test_items_api_ids_are_per_submitter_and_a_repeat_names_only_your_item(  # type: ignore[no-untyped-def]
+def test_items_api_ids_are_per_submitter_and_a_repeat_names_only_your_item(
     requester, shared
 ):
     _queue, other = shared
@@ -81,7 +81,7 @@ def test_items_api_ids_are_per_submitter_and_a_repeat_names_only_your_item(  # t
     assert post_item(mine, image_bytes(5), "").status_code == 201
 
 
-def test_the_database_keeps_one_item_per_submitter_queue_and_id(requester, shared):  # type: ignore[no-untyped-def]
+def test_the_database_keeps_one_item_per_submitter_queue_and_id(requester, shared):
     queue, other = shared
     first = make_item(queue, seed=1, external_id="p-1", submitted_by=requester, process=False)
     make_item(queue, seed=2, external_id="p-1", submitted_by=other, process=False)  # another account: fine
@@ -96,7 +96,7 @@ def test_the_database_keeps_one_item_per_submitter_queue_and_id(requester, share
     assert raised.value.item == first
 
 
-def test_the_migration_keeps_legacy_repeats_and_leaves_them_unbound(requester, shared):  # type: ignore[no-untyped-def]
+def test_the_migration_keeps_legacy_repeats_and_leaves_them_unbound(requester, shared):
     from importlib import import_module
 
     migration = import_module("moderation.migrations.0007_external_id_per_submitter")

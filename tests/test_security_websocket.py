@@ -57,7 +57,7 @@ def test_csrf_trusted_origins_are_matched_exactly(settings: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_moderators_cookie_from_another_port_cannot_open_the_console_socket(moderator) -> None:  # type: ignore[no-untyped-def]
+def test_a_moderators_cookie_from_another_port_cannot_open_the_console_socket(moderator) -> None:
     cookie = session_cookie(moderator)
 
     async def attempt(origin: bytes) -> bool:

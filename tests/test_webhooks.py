@@ -52,7 +52,7 @@ def readme_verifier() -> Callable[..., bool]:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_allowed(settings):  # type: ignore[no-untyped-def]
+def _loopback_allowed(settings):
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = True
     settings.VEIL_WEBHOOK_BACKOFF_SECONDS = 0
     settings.VEIL_WEBHOOK_MAX_ATTEMPTS = 4
@@ -82,7 +82,7 @@ def webhooks_ingest(queue: Queue, image: Image.Image, external_id: str) -> Conte
                        external_id=external_id)
 
 
-def decide(item: ContentItem, reviewer, capture, action: str = "remove") -> Decision:  # type: ignore[no-untyped-def]
+def decide(item: ContentItem, reviewer, capture, action: str = "remove") -> Decision:
     claim = item_claim(reviewer=reviewer, queue=item.queue)
     assert claim.item_id == item.pk
     policy = item.queue.policies.first() if action == "remove" else None
@@ -155,13 +155,13 @@ def test_failures_are_retried_with_one_idempotency_key_and_the_same_body(
     assert all(a.duration_ms >= 0 for a in delivery.attempts.all())
 
 
-def test_backoff_doubles_from_the_setting_and_is_capped(settings):  # type: ignore[no-untyped-def]
+def test_backoff_doubles_from_the_setting_and_is_capped(settings):
     settings.VEIL_WEBHOOK_BACKOFF_SECONDS = 30
     assert [webhooks.backoff_seconds(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert webhooks.backoff_seconds(12) == 3600
 
 
-def test_one_attempt_at_a_time_reports_when_to_retry(queue, peer, moderator, settings,  # type: ignore[no-untyped-def]
+def test_one_attempt_at_a_time_reports_when_to_retry(queue, peer, moderator, settings,
                                                      django_capture_on_commit_callbacks):
     settings.VEIL_WEBHOOK_BACKOFF_SECONDS = 10
     peer.fail_first = 10
@@ -267,7 +267,7 @@ def test_a_hash_list_removal_is_delivered(queue, peer, django_capture_on_commit_
     assert body["policies"] == [] and body["carried_over_from_item"] is None
 
 
-def test_a_routed_item_reports_to_the_queue_it_was_submitted_to(peer, moderator, settings,  # type: ignore[no-untyped-def]
+def test_a_routed_item_reports_to_the_queue_it_was_submitted_to(peer, moderator, settings,
                                                                 django_capture_on_commit_callbacks):
     general = make_queue(slug="general", webhook_url=f"{peer.url}/general", webhook_secret=SECRET)
     specialist = make_queue(slug="specialist")
@@ -293,7 +293,7 @@ def test_no_webhook_without_a_url_and_none_for_decisions_that_are_not_final(peer
     assert WebhookDelivery.objects.count() == 0 and peer.posts() == []
 
 
-def test_private_destinations_are_refused_in_production(queue, peer, moderator, settings,  # type: ignore[no-untyped-def]
+def test_private_destinations_are_refused_in_production(queue, peer, moderator, settings,
                                                         django_capture_on_commit_callbacks):
     settings.VEIL_OUTBOUND_ALLOW_PRIVATE = False
     item = ingest(queue, picture(12), capture=django_capture_on_commit_callbacks)
@@ -310,7 +310,7 @@ def test_private_destinations_are_refused_in_production(queue, peer, moderator, 
         assert refused.value.code == "private_address", url
 
 
-def test_only_http_and_https_callback_urls(queue):  # type: ignore[no-untyped-def]
+def test_only_http_and_https_callback_urls(queue):
     for url in ("ftp://example.org/hook", "file:///etc/passwd", "gopher://example.org/"):
         queue.webhook_url = url
         with pytest.raises(ValidationError):
@@ -336,7 +336,7 @@ def test_redirects_are_not_followed(queue, peer, moderator, django_capture_on_co
     assert all(r.path == "/hook" for r in peer.received)
 
 
-def test_a_slow_receiver_times_out(queue, peer, moderator, settings,  # type: ignore[no-untyped-def]
+def test_a_slow_receiver_times_out(queue, peer, moderator, settings,
                                    django_capture_on_commit_callbacks):
     settings.VEIL_OUTBOUND_TIMEOUT_SECONDS = 1
     settings.VEIL_WEBHOOK_MAX_ATTEMPTS = 1
@@ -348,7 +348,7 @@ def test_a_slow_receiver_times_out(queue, peer, moderator, settings,  # type: ig
     assert 900 <= attempt.duration_ms < 1900
 
 
-def test_deliveries_are_read_only_in_the_admin(queue, peer, moderator, admin_user,  # type: ignore[no-untyped-def]
+def test_deliveries_are_read_only_in_the_admin(queue, peer, moderator, admin_user,
                                                django_capture_on_commit_callbacks):
     item = ingest(queue, picture(15), capture=django_capture_on_commit_callbacks)
     decision = decide(item, moderator, django_capture_on_commit_callbacks)
@@ -367,7 +367,7 @@ def test_deliveries_are_read_only_in_the_admin(queue, peer, moderator, admin_use
     assert WebhookDelivery.objects.filter(pk=delivery.pk).exists()
 
 
-def test_resend_webhooks_picks_up_a_delivery_whose_task_was_lost(queue, peer, moderator,  # type: ignore[no-untyped-def]
+def test_resend_webhooks_picks_up_a_delivery_whose_task_was_lost(queue, peer, moderator,
                                                                 django_capture_on_commit_callbacks):
     from datetime import timedelta
     from io import StringIO
@@ -392,7 +392,7 @@ def test_resend_webhooks_picks_up_a_delivery_whose_task_was_lost(queue, peer, mo
     assert len(peer.posts()) == 1
 
 
-def test_embedded_retries_wait_for_their_backoff(queue, peer, moderator, settings,  # type: ignore[no-untyped-def]
+def test_embedded_retries_wait_for_their_backoff(queue, peer, moderator, settings,
                                                   django_capture_on_commit_callbacks):
     from datetime import timedelta
 
@@ -413,7 +413,7 @@ def test_embedded_retries_wait_for_their_backoff(queue, peer, moderator, setting
     assert WebhookDelivery.objects.get(decision=decision).status == "delivered"
 
 
-def test_the_webhook_secret_is_write_only_in_the_admin(queue, admin_user):  # type: ignore[no-untyped-def]
+def test_the_webhook_secret_is_write_only_in_the_admin(queue, admin_user):
     from django.test import Client
 
     client = Client()

@@ -21,20 +21,20 @@ MIN = timedelta(minutes=1)
 
 
 @pytest.fixture
-def queue():  # type: ignore[no-untyped-def]
+def queue():
     queue = make_queue(slug="work")
     for _ in range(24):
         ready_item(queue)
     return queue
 
 
-def refused(reviewer, queue) -> ReviewError:  # type: ignore[no-untyped-def]
+def refused(reviewer, queue) -> ReviewError:
     with pytest.raises(ReviewError) as exc:
         item_claim(reviewer=reviewer, queue=queue)
     return exc.value
 
 
-def work_until(clock, reviewer, queue, minutes: int) -> None:  # type: ignore[no-untyped-def]
+def work_until(clock, reviewer, queue, minutes: int) -> None:
     """From T0, claim and approve an item every 5 minutes before `minutes` (never idle long enough to rest)."""
     for offset in range(0, minutes, 5):
         clock.move_to(T0 + offset * MIN)

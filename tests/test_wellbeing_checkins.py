@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def answered(moderator):  # type: ignore[no-untyped-def]
+def answered(moderator):
     services.checkin_record(user=moderator, kind="after_break", mood=2)
     services.checkin_record(user=moderator, kind="who5", who5_answers=[1, 2, 2, 1, 3])
     return moderator

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 20
 
 
-def severe_items(count: int):  # type: ignore[no-untyped-def]
+def severe_items(count: int):
     queue = make_queue()
     for seed in range(count):
         make_item(queue, seed=seed, severity=3, process=False)

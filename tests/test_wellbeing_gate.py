@@ -22,7 +22,7 @@ S = timedelta(seconds=1)
 MIN = timedelta(minutes=1)
 
 
-def refused(reviewer, queue) -> ReviewError:  # type: ignore[no-untyped-def]
+def refused(reviewer, queue) -> ReviewError:
     with pytest.raises(ReviewError) as exc:
         item_claim(reviewer=reviewer, queue=queue)
     return exc.value

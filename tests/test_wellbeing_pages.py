@@ -24,7 +24,7 @@ POSTS = ["/wellbeing/break/start/", "/wellbeing/break/end/", "/wellbeing/shift/s
          "/wellbeing/check-in/"]
 
 
-def logged_in(user) -> Client:  # type: ignore[no-untyped-def]
+def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client

@@ -11,12 +11,12 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
-def org(**values) -> rules.PolicyLayer:  # type: ignore[no-untyped-def]
+def org(**values) -> rules.PolicyLayer:
     policy = OrganisationPolicy(**values)
     return rules.PolicyLayer.from_model("organisation", policy)
 
 
-def policy(**values) -> rules.EffectivePolicy:  # type: ignore[no-untyped-def]
+def policy(**values) -> rules.EffectivePolicy:
     return rules.policy_combine([org(**values)])
 
 

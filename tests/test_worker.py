@@ -55,7 +55,7 @@ def worker(_private_media: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.kill()
 
 
-def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

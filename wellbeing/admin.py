@@ -67,7 +67,7 @@ class OrganisationPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def save_model(self, request: HttpRequest, obj: OrganisationPolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        services.organisation_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)  # type: ignore[arg-type]
+        services.organisation_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
 @admin.register(QueuePolicy)
@@ -75,7 +75,7 @@ class QueuePolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["queue", "specialist_category", "exposure_cap_units", "severe_per_hour", "cooldown"]
 
     def save_model(self, request: HttpRequest, obj: QueuePolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        services.queue_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)  # type: ignore[arg-type]
+        services.queue_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
 @admin.register(PolicyChange)
@@ -172,7 +172,7 @@ class TeamPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["team", "exposure_cap_units", "break_every", "break_length", "severe_per_hour", "shift_length"]
 
     def save_model(self, request: HttpRequest, obj: TeamPolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        team_services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)  # type: ignore[arg-type]
+        team_services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
 @admin.register(LeadAction)
