@@ -48,6 +48,8 @@ stack: install
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	@# Every model change has its migration.
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: install-dev
 	@echo "== pytest on SQLite, in-memory channel layer, eager Celery"

@@ -53,8 +53,7 @@ from benchmarks.services import (
 )
 
 RAW_CLAIM = """
-UPDATE moderation_contentitem SET status = 'in_review', lease_holder_id = %s,
-       lease_expires_at = now() + interval '600 seconds'
+UPDATE moderation_contentitem SET status = 'in_review'
  WHERE id = (SELECT id FROM moderation_contentitem WHERE queue_id = %s AND status = 'ready'
               ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1)
 RETURNING id
@@ -176,8 +175,7 @@ def _reset(queue_id: int) -> None:
     ExposureEntry.objects.filter(queue_id=queue_id).delete()
     Claim.objects.filter(queue_id=queue_id).delete()
     Shift.objects.filter(ended_at__isnull=True).delete()
-    ContentItem.objects.filter(queue_id=queue_id).update(status=ContentItem.Status.READY, lease_holder=None,
-                                                        lease_expires_at=None)
+    ContentItem.objects.filter(queue_id=queue_id).update(status=ContentItem.Status.READY)
     from django.db import connection
 
     # Vacuumed, with fresh statistics, as autovacuum keeps a live database: without VACUUM every phase would start
@@ -195,7 +193,7 @@ def _raw_claim(user_id: int, queue_id: int) -> int | None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(RAW_CLAIM, [user_id, queue_id])
+        cursor.execute(RAW_CLAIM, [queue_id])
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
@@ -235,8 +233,7 @@ def _veil_finish(ids: tuple[int, int]) -> None:
     item_id, claim_id = ids
     with transaction.atomic():
         claim_end(claim_id=claim_id, outcome="decided", at=timezone.now())
-        ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED, lease_holder=None,
-                                                      lease_expires_at=None)
+        ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED)
 
 
 def _ready_left(queue_id: int) -> bool:

@@ -53,7 +53,7 @@ from benchmarks.services import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RAW_FINISH = "UPDATE moderation_contentitem SET status = 'decided', lease_holder_id = NULL WHERE id = %s"
+RAW_FINISH = "UPDATE moderation_contentitem SET status = 'decided' WHERE id = %s"
 
 
 def process_cpu(pid: int) -> float:
@@ -156,7 +156,7 @@ def raw_cpu_per_claim(database_url: str, queue_id: int, user_id: int, claims: in
     def loop(k: int) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             for _ in range(per_thread):
-                row = conn.execute(RAW_CLAIM, [user_id, queue_id], prepare=True).fetchone()
+                row = conn.execute(RAW_CLAIM, [queue_id], prepare=True).fetchone()
                 if row is None:
                     return
                 conn.execute(RAW_FINISH, [row[0]], prepare=True)

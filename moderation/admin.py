@@ -61,7 +61,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).exclude(action__in=REVIEW_ACTIONS)
 
 
-ITEM_HIDDEN = ["original", "preview", "display", "lease_holder", "lease_expires_at", "second_opinion_excluded"]
+ITEM_HIDDEN = ["original", "preview", "display", "second_opinion_excluded"]
 
 
 @admin.register(ContentItem)

@@ -49,3 +49,35 @@ def channel_prefix_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             hint=f"Give each deployment on one Redis its own VEIL_CHANNEL_PREFIX. If this deployment moved to another "
             f"database, delete the Redis key {key!r} once.", id="veil.W002")]
     return []
+
+
+@register(deploy=True)
+def eager_tasks_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Eager Celery is the embedded demo's way (SQLite, `make run`): work runs inside the request that asked for it.
+    On PostgreSQL with DEBUG off that is a production deployment without a broker: every upload decodes, hashes and
+    matches inside its request, webhooks are sent from the decision's request, and no beat expires leases."""
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    if on_postgres and not settings.DEBUG and settings.CELERY_TASK_ALWAYS_EAGER:
+        return [Warning(
+            "Celery runs eagerly (no REDIS_URL) on a PostgreSQL deployment: uploads are processed inside their "
+            "request and nothing runs the periodic tasks (lease expiry, breaks, webhook retries).",
+            hint="Set REDIS_URL and run a worker and beat (make stack, or compose/).", id="veil.W003")]
+    return []
+
+
+@register(deploy=True)
+def double_pool_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Django's connection pool in front of PgBouncer (its usual port, 6432) pools twice: each web process holds its
+    pool's connections open in PgBouncer, which then cannot share them between processes."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or not settings.VEIL_DB_POOL_SIZE:
+        return []
+    if str(database.get("PORT") or "") == "6432" or "bouncer" in str(database.get("HOST") or "").lower():
+        return [Warning(
+            "Veil's own connection pool (VEIL_DB_POOL_SIZE) is on, and the database looks like PgBouncer.",
+            hint="Behind a pooler set VEIL_DB_POOL_SIZE=0 (README, The real stack).", id="veil.W004")]
+    return []

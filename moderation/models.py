@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from review_queue.models import Claim
 
 
 class Severity(models.IntegerChoices):
@@ -100,11 +104,8 @@ class ContentItem(models.Model):
         "Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
     )
 
-    # The lease, when someone holds the item (the Claim row is the history of it).
-    lease_holder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="leased_items"
-    )
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The lease is review_queue.Claim's: an item in review has exactly one open claim (its holder and the end of
+    # its lease), enforced by the database there.
     escalated_at = models.DateTimeField(null=True, blank=True)
     # Whoever asked for a second opinion may not give it.
     second_opinion_excluded = models.ForeignKey(
@@ -115,7 +116,6 @@ class ContentItem(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["queue", "status", "created_at", "id"], name="item_claim_order"),
-            models.Index(fields=["status", "lease_expires_at"], name="item_lease_expiry"),
             models.Index(fields=["queue", "sha256"], name="item_sha256_in_queue"),
         ]
         constraints = [
@@ -127,10 +127,6 @@ class ContentItem(models.Model):
                 condition=~Q(external_id="") & Q(submitted_by__isnull=False, submitted_to__isnull=False),
                 name="item_external_id_per_submitter",
             ),
-            models.CheckConstraint(
-                condition=~Q(status="in_review") | Q(lease_holder__isnull=False, lease_expires_at__isnull=False),
-                name="item_in_review_has_lease",
-            ),
         ]
 
     def __str__(self) -> str:
@@ -139,6 +135,22 @@ class ContentItem(models.Model):
     @property
     def is_reviewable(self) -> bool:
         return bool(self.preview and self.display and self.phash is not None)
+
+    @property
+    def open_claim(self) -> Claim | None:
+        """The live or lapsed lease on this item: its one claim not ended yet (None when nobody holds it). Read
+        from the database each time: the lease is the claim's, never copied onto the item."""
+        return self.claims.filter(ended_at__isnull=True).select_related("reviewer").first()
+
+    @property
+    def lease_expires_at(self) -> datetime | None:
+        claim = self.open_claim
+        return claim.expires_at if claim is not None else None
+
+    @property
+    def lease_holder_id(self) -> int | None:
+        claim = self.open_claim
+        return claim.reviewer_id if claim is not None else None
 
     @property
     def resting_status(self) -> str:

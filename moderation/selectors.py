@@ -18,12 +18,14 @@ def items_visible_to(*, user: User) -> QuerySet[ContentItem]:
     rule = Q(submitted_by=user) if has_role(user, Role.REQUESTER) else Q(pk__in=[])
     if has_role(user, Role.MODERATOR):
         # Copies of the picture someone is reviewing are theirs to see too (blurred, reveal logged).
-        rule |= Q(lease_holder=user) | Q(decisions__reviewer=user) | Q(cluster__members__lease_holder=user)
+        rule |= (Q(claims__reviewer=user, claims__ended_at__isnull=True) | Q(decisions__reviewer=user)
+                 | Q(cluster__members__claims__reviewer=user, cluster__members__claims__ended_at__isnull=True))
     return items.filter(rule).distinct()
 
 
 def item_held_by(*, user: User, item_id: int) -> ContentItem | None:
-    return ContentItem.objects.select_related("queue").filter(pk=item_id, lease_holder=user).first()
+    return (ContentItem.objects.select_related("queue")
+            .filter(pk=item_id, claims__reviewer=user, claims__ended_at__isnull=True).first())
 
 
 def item_revealable_by(*, user: User, item_id: int) -> ContentItem | None:
@@ -31,11 +33,12 @@ def item_revealable_by(*, user: User, item_id: int) -> ContentItem | None:
     item = ContentItem.objects.select_related("queue").filter(pk=item_id).first()
     if item is None:
         return None
-    if item.lease_holder_id == user.pk:
+    held = ContentItem.objects.filter(claims__reviewer=user, claims__ended_at__isnull=True)
+    if held.filter(pk=item.pk).exists():
         return item
     if item.cluster_id is None:
         return None
-    return item if ContentItem.objects.filter(cluster_id=item.cluster_id, lease_holder=user).exists() else None
+    return item if held.filter(cluster_id=item.cluster_id).exists() else None
 
 
 def viewing_preference_of(*, user: User) -> ViewingPreference:

@@ -82,6 +82,7 @@ class ClaimedItemSerializer(serializers.ModelSerializer[ContentItem]):
     policies = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
     reveal_url = serializers.SerializerMethodField()
+    lease_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = ContentItem

@@ -227,10 +227,10 @@ def broadcast_counts(queue_id: int) -> None:
 def _open_claim(*, item: ContentItem, reviewer: User) -> Claim:
     """The reviewer's live lease on the item, or a ReviewError saying why there is none."""
     claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
-    if claim is None or item.lease_holder_id != reviewer.pk:
+    if claim is None:
         raise ReviewError("not_lease_holder", "You do not hold this item. Claim the next item from its queue.",
                           status=409)
-    if item.lease_expires_at is None or item.lease_expires_at <= timezone.now():
+    if claim.expires_at <= timezone.now():
         raise ReviewError("lease_expired", "Your lease on this item has expired; it went back to the queue.",
                           status=409)
     return claim
@@ -246,8 +246,10 @@ class RevealGrant:
 def _reviewing_claim(*, item: ContentItem, reviewer: User) -> Claim:
     """The reviewer's live lease on this item, or on the copy of the same picture they are reviewing."""
     held = item
-    if item.lease_holder_id != reviewer.pk and item.cluster_id is not None:
-        held = ContentItem.objects.filter(cluster_id=item.cluster_id, lease_holder=reviewer).first() or item
+    if item.cluster_id is not None and not Claim.objects.filter(item=item, reviewer=reviewer,
+                                                                ended_at__isnull=True).exists():
+        held = ContentItem.objects.filter(cluster_id=item.cluster_id, claims__reviewer=reviewer,
+                                          claims__ended_at__isnull=True).first() or item
     return _open_claim(item=held, reviewer=reviewer)
 
 
@@ -365,10 +367,7 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
             item.second_opinion_excluded_id = reviewer.pk
             outcome = Claim.Outcome.SECOND_OPINION
             audit_action = AuditEvent.Action.SECOND_OPINION
-        item.lease_holder = None
-        item.lease_expires_at = None
-        item.save(update_fields=["status", "escalated_at", "second_opinion_excluded", "lease_holder",
-                                 "lease_expires_at"])
+        item.save(update_fields=["status", "escalated_at", "second_opinion_excluded"])
         from review_queue.services import claim_end  # review_queue.services imports this module
 
         claim_end(claim_id=claim.pk, outcome=outcome, at=now)
@@ -491,7 +490,7 @@ def cluster_split(*, item: ContentItem, by: User, reason: str = "") -> ContentIt
         if cluster is None:
             raise ReviewError("not_clustered", "This item is not part of a group of copies.", status=409)
         holds_representative = cluster.representative_id is not None and ContentItem.objects.filter(
-            pk=cluster.representative_id, lease_holder=by, cluster=cluster
+            pk=cluster.representative_id, cluster=cluster, claims__reviewer=by, claims__ended_at__isnull=True
         ).exists()
         if not (has_role(by, Role.TEAM_LEAD) or holds_representative):
             raise ReviewError("forbidden", "Only a lead, or whoever is reviewing this picture, can split copies.",

@@ -109,7 +109,11 @@ class Claim(models.Model):
                 fields=["item"], condition=Q(ended_at__isnull=True), name="one_open_claim_per_item"
             ),
         ]
-        indexes = [models.Index(fields=["reviewer", "ended_at"], name="claim_reviewer_open")]
+        indexes = [
+            models.Index(fields=["reviewer", "ended_at"], name="claim_reviewer_open"),
+            # Leases that ran out, per queue: the expiry sweep, the gate and the queue counts look here.
+            models.Index(fields=["queue", "expires_at"], condition=Q(ended_at__isnull=True), name="claim_open_expiry"),
+        ]
 
     def __str__(self) -> str:
         return f"claim #{self.pk} of item #{self.item_id} by {self.reviewer_id}"

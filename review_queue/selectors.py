@@ -32,19 +32,21 @@ def queue_summaries(*, queue_ids: list[int] | None = None) -> list[QueueSummary]
         open_items=FilteredRelation("items", condition=Q(items__status__in=[Status.READY, Status.IN_REVIEW,
                                                                             Status.ESCALATED]))
     )
-    # An item whose lease ran out is waiting again even before anyone has expired it.
-    lapsed = Q(open_items__status=Status.IN_REVIEW, open_items__lease_expires_at__lte=now)
     annotated = queues.annotate(
-        waiting=Count(
-            "open_items",
-            filter=Q(open_items__status=Status.READY) | (lapsed & Q(open_items__escalated_at__isnull=True)),
-        ),
-        escalated=Count(
-            "open_items",
-            filter=Q(open_items__status=Status.ESCALATED) | (lapsed & Q(open_items__escalated_at__isnull=False)),
-        ),
+        waiting=Count("open_items", filter=Q(open_items__status=Status.READY)),
+        escalated=Count("open_items", filter=Q(open_items__status=Status.ESCALATED)),
     ).order_by("name")
-    return [QueueSummary(queue=q, waiting=q.waiting, escalated=q.escalated) for q in annotated]
+    # An item whose lease ran out is waiting again even before anyone has expired it (few: the beat sweeps them
+    # every few seconds; found through the open-claim expiry index).
+    lapsed: dict[tuple[int, bool], int] = {}
+    lapsed_claims = Claim.objects.filter(ended_at__isnull=True, expires_at__lte=now)
+    if queue_ids is not None:
+        lapsed_claims = lapsed_claims.filter(queue_id__in=queue_ids)
+    for row in lapsed_claims.values("queue_id", "item__escalated_at").order_by():
+        key = (row["queue_id"], row["item__escalated_at"] is not None)
+        lapsed[key] = lapsed.get(key, 0) + 1
+    return [QueueSummary(queue=q, waiting=q.waiting + lapsed.get((q.pk, False), 0),
+                         escalated=q.escalated + lapsed.get((q.pk, True), 0)) for q in annotated]
 
 
 def queue_counts(*, queue_ids: list[int] | None = None) -> dict[str, dict[str, int]]:

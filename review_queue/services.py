@@ -41,23 +41,23 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
     """Return items whose lease ran out to their queue, and record it. Safe to run from many places at once."""
     now = now or timezone.now()
     expired = 0
+    lapsed = Claim.objects.filter(ended_at__isnull=True, expires_at__lte=now)
+    if queue is not None:
+        lapsed = lapsed.filter(queue=queue)
     with transaction.atomic():
-        candidates = ContentItem.objects.filter(status=ContentItem.Status.IN_REVIEW, lease_expires_at__lte=now)
-        if queue is not None:
-            candidates = candidates.filter(queue=queue)
+        # Lock order: the item, then its claim (as a renewal or a decision takes them).
+        candidates = ContentItem.objects.filter(pk__in=lapsed.values("item_id"), status=ContentItem.Status.IN_REVIEW)
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True)
         for item in candidates.order_by("id")[:500]:
-            holder_id = item.lease_holder_id
-            # Conditional update: on SQLite (no row locks) this is what keeps two expirers from both acting.
-            updated = ContentItem.objects.filter(
-                pk=item.pk, status=ContentItem.Status.IN_REVIEW, lease_expires_at=item.lease_expires_at
-            ).update(status=item.resting_status, lease_holder=None, lease_expires_at=None)
-            if not updated:
+            # Read again under the item's lock: a renewal may have just extended it. On SQLite (no row locks) the
+            # IMMEDIATE transaction serialises expirers, and claim_end's conditional update is a second guard.
+            claim = lapsed.filter(item=item).first()
+            if claim is None or not claim_end(claim_id=claim.pk, outcome=Claim.Outcome.EXPIRED, at=now):
                 continue
-            for claim_id in Claim.objects.filter(item=item, ended_at__isnull=True).values_list("pk", flat=True):
-                claim_end(claim_id=claim_id, outcome=Claim.Outcome.EXPIRED, at=now)
-            audit_record(action=AuditEvent.Action.LEASE_EXPIRED, item=item, holder=holder_id)
+            item.status = item.resting_status
+            item.save(update_fields=["status"])
+            audit_record(action=AuditEvent.Action.LEASE_EXPIRED, item=item, holder=claim.reviewer_id)
             expired += 1
         if expired:
             from review_queue import realtime
@@ -203,12 +203,10 @@ def _lease_first(
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
         for item in candidates[:5]:
-            updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(
-                status=ContentItem.Status.IN_REVIEW, lease_holder=reviewer, lease_expires_at=expires
-            )
+            updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(status=ContentItem.Status.IN_REVIEW)
             if not updated:
                 continue
-            item.status, item.lease_holder, item.lease_expires_at = ContentItem.Status.IN_REVIEW, reviewer, expires
+            item.status = ContentItem.Status.IN_REVIEW
             claim = Claim.objects.create(item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
             claim.item = item
             audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
@@ -232,12 +230,10 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
-        if claim is None or item.lease_holder_id != reviewer.pk:
+        if claim is None:
             raise ReviewError("not_lease_holder", "You do not hold this item.", status=409)
         item.status = item.resting_status
-        item.lease_holder = None
-        item.lease_expires_at = None
-        item.save(update_fields=["status", "lease_holder", "lease_expires_at"])
+        item.save(update_fields=["status"])
         claim_end(claim_id=claim.pk, outcome=Claim.Outcome.RELEASED, at=now)
         audit_record(action=AuditEvent.Action.RELEASED, actor=reviewer, item=item, claim=claim.pk)
         from review_queue import realtime
@@ -265,8 +261,6 @@ def lease_renew(*, item: ContentItem, reviewer: User) -> datetime:
         if state.phase == wellbeing_rules.Phase.FINISH_ITEM and state.window_ends_at is not None:
             # A break is waiting for this item: renewing keeps it one lease past the window at most, so holding an
             # item can never put the break off for good.
-            assert item.lease_expires_at is not None  # _open_claim checked it
-            expires = max(item.lease_expires_at, min(expires, state.window_ends_at + lease))
-        ContentItem.objects.filter(pk=item.pk).update(lease_expires_at=expires)
+            expires = max(claim.expires_at, min(expires, state.window_ends_at + lease))
         Claim.objects.filter(pk=claim.pk).update(expires_at=expires)
     return expires

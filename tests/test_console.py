@@ -108,7 +108,7 @@ def test_decision_errors_keep_the_item(moderator):
     response = client.post(f"/console/items/{item.pk}/decide/", {"action": "remove", "reason": "x"}, follow=True)
     assert "must cite one of the queue" in response.content.decode()
     item.refresh_from_db()
-    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder == moderator
+    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder_id == moderator.pk
 
 
 def test_someone_elses_item_page_is_not_shown(moderator, moderator2):

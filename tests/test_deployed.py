@@ -36,11 +36,11 @@ def test_the_beat_task_returns_expired_leases_to_the_queue_without_any_claim(mod
     item = make_item(queue, seed=1)
     claim = item_claim(reviewer=moderator, queue=queue)
     assert leases_expire.apply().get() == 0
-    ContentItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Claim.objects.filter(pk=claim.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert leases_expire.apply().get() == 1
     item.refresh_from_db()
     claim.refresh_from_db()
-    assert item.status == ContentItem.Status.READY and item.lease_holder is None
+    assert item.status == ContentItem.Status.READY and item.lease_holder_id is None
     assert claim.outcome == Claim.Outcome.EXPIRED
 
 

@@ -83,7 +83,7 @@ def test_abandoned_lease_expires_and_someone_else_gets_the_item(moderator, moder
         late = api_as(moderator).post(f"/api/v1/items/{item.pk}/decision/", {"action": "approve"}, format="json")
     assert late.status_code == 409 and late.json()["error"] == "not_lease_holder"
     item.refresh_from_db()
-    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder == moderator2
+    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder_id == moderator2.pk
     old, new = Claim.objects.get(reviewer=moderator), Claim.objects.get(reviewer=moderator2)
     assert old.outcome == Claim.Outcome.EXPIRED and old.ended_at is not None
     assert new.ended_at is None and new.expires_at == retaken_at + timedelta(seconds=120)
@@ -141,7 +141,7 @@ def test_connection_cut_during_api_claim_leaves_no_half_lease_and_a_retry_works(
     _request_boundary()
 
     item.refresh_from_db()
-    assert item.status == ContentItem.Status.READY and item.lease_holder is None and item.lease_expires_at is None
+    assert item.status == ContentItem.Status.READY and item.lease_holder_id is None and item.lease_expires_at is None
     assert not Claim.objects.exists() and not ExposureEntry.objects.exists()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CLAIMED).exists()
     assert no_half_taken_leases()
@@ -150,7 +150,7 @@ def test_connection_cut_during_api_claim_leaves_no_half_lease_and_a_retry_works(
     retry = client.post(claim_path(queue.slug))
     assert retry.status_code == 200 and retry.json()["id"] == item.pk
     item.refresh_from_db()
-    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder == moderator
+    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder_id == moderator.pk
     assert Claim.objects.filter(item=item, ended_at__isnull=True).count() == 1
     assert ExposureEntry.objects.filter(claim__item=item).count() == 1
     assert no_half_taken_leases()
@@ -463,8 +463,8 @@ def test_the_console_says_live_updates_paused_while_redis_is_down_and_comes_back
         page.wait_for_function("() => document.body.dataset.live === 'open'", timeout=30_000)
         assert page.locator("#live-status").inner_text() in {"Live updates are back.", ""}
     item = ContentItem.objects.get(pk=first.pk)
-    assert item.status == ContentItem.Status.IN_REVIEW and item.lease_holder is not None
-    assert item.lease_holder.username == "mo"
+    assert item.status == ContentItem.Status.IN_REVIEW and item.open_claim is not None
+    assert item.open_claim.reviewer.username == "mo"
 
 
 @pytest.mark.django_db

@@ -164,3 +164,24 @@ def test_a_given_secret_key_writes_no_key_file(tmp_path: Path) -> None:
     key = strong_key()
     assert settings_of(tmp_path, "SECRET_KEY", VEIL_SECRET_KEY=key)["SECRET_KEY"] == key
     assert not (tmp_path / "secret_key").exists()
+
+
+def _deploy_check(tmp_path: Path, overrides: dict[str, str | None]) -> str:
+    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, capture_output=True, text=True,
+                          env=_env(tmp_path, overrides), timeout=120, check=False)
+    return done.stdout + done.stderr
+
+
+def test_the_deploy_check_warns_of_eager_tasks_on_postgresql(tmp_path):
+    found = _deploy_check(tmp_path, {"DATABASE_URL": "postgres://veil@127.0.0.1:5432/veil"})
+    assert "veil.W003" in found and "REDIS_URL" in found
+    # The embedded demo (SQLite, no Redis) runs eagerly on purpose: no warning.
+    assert "veil.W003" not in _deploy_check(tmp_path, {})
+
+
+def test_the_deploy_check_warns_of_a_pool_in_front_of_pgbouncer(tmp_path):
+    behind: dict[str, str | None] = {"DATABASE_URL": "postgres://veil@127.0.0.1:6432/veil",
+                                     "REDIS_URL": "redis://127.0.0.1:1/0"}
+    assert "veil.W004" in _deploy_check(tmp_path, behind)
+    assert "veil.W004" not in _deploy_check(tmp_path, {**behind, "VEIL_DB_POOL_SIZE": "0"})
+    assert "veil.W004" not in _deploy_check(tmp_path, {**behind, "DATABASE_URL": "postgres://veil@127.0.0.1/veil"})

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.roles import Role, has_role
-from moderation.models import Category, ContentItem, RevealEvent, Severity
+from moderation.models import Category, RevealEvent, Severity
 from review_queue.models import Claim, Queue
 from wellbeing import rules
 from wellbeing.models import (
@@ -401,8 +401,7 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
             severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
             severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
             severe_end=Subquery(_severe_ended(reviewer.pk).order_by("-ended_at").values("ended_at")[:1]),
-            expired=Exists(ContentItem.objects.filter(queue=queue, status=ContentItem.Status.IN_REVIEW,
-                                                      lease_expires_at__lte=now)),
+            expired=Exists(Claim.objects.filter(queue=queue, ended_at__isnull=True, expires_at__lte=now)),
         )
         .values("held", "spoken", "break_rows", "finished_at", "finished_severity", "severe_count",
                 "severe_oldest", "severe_end", "expired")
