@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from config.roles import Role, has_role
 from review_queue import realtime, selectors
@@ -63,6 +65,105 @@ def counts_reader() -> CountsReader:
     return reader
 
 
+class QueuesHub:
+    """This process's one subscription to queue changes, fanned out to its consoles.
+
+    A claim or a decision announces "queue counts changed" to the queues group. Were every console a member, each
+    change would cross Redis once per console (a thousand messages for a thousand consoles), and each console would
+    take its own message, ask for the counts and serialise its own copy of them. Here the process is the member: the
+    change crosses Redis once per process, the counts are read once (CountsReader) and written out once, and the same
+    frame goes to every console of the process. One hub per event loop (daphne has one; tests start one per test).
+
+    If the channel layer fails (Redis down), the hub keeps trying to subscribe again, with backoff; consoles notice
+    on their heartbeat meanwhile (ConsoleConsumer._layer_reachable) and reconnect with the counts as they are then.
+    """
+
+    # channels_redis forgets a group member after its group_expiry (a day by default): join again well before.
+    REJOIN_SECONDS = 3600.0
+    BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.consoles: set[ConsoleConsumer] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def join(self, console: ConsoleConsumer) -> None:
+        """Start hearing of queue changes for this console; returns once the process is subscribed (so nothing
+        committed after the console's first read of the counts can be missed), or after 5 s without the layer."""
+        self.consoles.add(console)
+        if self._task is None or self._task.done():
+            self._subscribed.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("queue changes: not subscribed yet; this console's counts may lag until it reconnects")
+
+    def leave(self, console: ConsoleConsumer) -> None:
+        self.consoles.discard(console)
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None  # a console exists only where a channel layer is configured
+        failures = 0
+        while True:
+            try:
+                channel = await layer.new_channel("veil-queues.")
+                await layer.group_add(realtime.QUEUES_GROUP, channel)
+                self._subscribed.set()
+                failures = 0
+                await self._receive(layer, channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis down or restarting: try again shortly, as the consoles' reconnects do
+                delay = self.BACKOFF_SECONDS[min(failures, len(self.BACKOFF_SECONDS) - 1)]
+                failures += 1
+                log.warning("queue changes: channel layer failed; subscribing again in %.1f s", delay, exc_info=True)
+                await asyncio.sleep(delay)
+
+    async def _receive(self, layer: Any, channel: str) -> None:
+        loop = asyncio.get_running_loop()
+        rejoin_at = loop.time() + self.REJOIN_SECONDS
+        while True:
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), timeout=max(1.0, rejoin_at - loop.time()))
+            except TimeoutError:
+                await layer.group_add(realtime.QUEUES_GROUP, channel)
+                rejoin_at = loop.time() + self.REJOIN_SECONDS
+                continue
+            kind = message.get("type")
+            if kind == "queue.changed":
+                try:
+                    counts = await counts_reader().counts_after_now()
+                except Exception:  # the counts stay as they were until the next change; nothing else is affected
+                    log.warning("queue changes: could not read the queue counts", exc_info=True)
+                    continue
+            elif kind == "queue.counts":  # sent by an older Veil process during a rolling upgrade
+                counts = message["counts"]
+            else:
+                continue
+            await self.send_all(json.dumps({"type": "queue.counts", "counts": counts}))
+
+    async def send_all(self, frame: str) -> None:
+        consoles = list(self.consoles)
+        results = await asyncio.gather(*(console.send(text_data=frame) for console in consoles),
+                                       return_exceptions=True)
+        for console, result in zip(consoles, results, strict=True):
+            if isinstance(result, Exception):  # closing as we sent: its disconnect takes it off the list
+                log.info("console %s: could not send the counts", console.channel_name, exc_info=result)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, QueuesHub] = weakref.WeakKeyDictionary()
+
+
+def queues_hub() -> QueuesHub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = QueuesHub()
+    return hub
+
+
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     """Keeps a reviewer's console current: queue counts and their own state. It only forwards events; nothing is
     decided here (claims, decisions and breaks go through the same services as the page and the API)."""
@@ -70,8 +171,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     groups: list[str] = []
     # Group messages this consumer only forwards (user events re-read the break state through
     # database_sync_to_async, which looks after its own connections).
-    FORWARDED = {"queue.changed": "queue_changed", "queue.counts": "queue_counts", "user.event": "user_event",
-                 "console.probe": "console_probe"}
+    FORWARDED = {"user.event": "user_event", "console.probe": "console_probe"}
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -80,9 +180,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.user_id = int(user.pk)
-        self.joined = [realtime.QUEUES_GROUP, realtime.user_group(self.user_id)]
+        self.joined = [realtime.user_group(self.user_id)]
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await queues_hub().join(self)  # queue changes reach this process's consoles through its hub
         await self.accept()
         counts = await database_sync_to_async(selectors.queue_counts)()
         await self.send_json({"type": "queue.counts", "counts": counts})
@@ -91,6 +192,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.breaks.start()
 
     async def disconnect(self, code: int) -> None:
+        queues_hub().leave(self)
         if getattr(self, "breaks", None) is not None:
             self.breaks.stop()
         try:
@@ -130,18 +232,6 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
     async def console_probe(self, event: dict[str, Any]) -> None:
         """A heartbeat's probe of the layer (see receive_json) comes back here: nothing to do."""
-
-    async def queue_changed(self, event: dict[str, Any]) -> None:
-        try:
-            counts = await counts_reader().counts_after_now()
-        except Exception:  # the counts stay as they were until the next change; nothing else is affected
-            log.warning("console %s: could not read the queue counts", self.channel_name, exc_info=True)
-            return
-        await self.send_json({"type": "queue.counts", "counts": counts})
-
-    async def queue_counts(self, event: dict[str, Any]) -> None:
-        """Counts sent by an older Veil process during a rolling upgrade."""
-        await self.send_json({"type": "queue.counts", "counts": event["counts"]})
 
     async def user_event(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": event["event"], **event.get("payload", {})})

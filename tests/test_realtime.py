@@ -285,3 +285,102 @@ def test_one_counts_read_serves_every_console_that_heard_of_a_change(monkeypatch
     assert reads == [1, 2]  # 100 consoles, two reads
     assert all(c == {"q": {"waiting": 1, "escalated": 0}} for c in first)
     assert all(c == {"q": {"waiting": 2, "escalated": 0}} for c in second)
+
+
+def test_a_process_hears_of_queue_changes_once_and_sends_every_console_the_same_frame(moderator, moderator2,
+                                                                                       monkeypatch):
+    """Issue 20, live updates: the queues group has one member per process (its hub), not one per console; a change
+    is read and serialised once and the same frame goes to every console, a console that left gets nothing, and
+    one that is closing does not stop the others."""
+    import json as json_module
+
+    from channels.db import database_sync_to_async
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    from review_queue import consumers
+
+    queue = make_queue(slug="live")
+    for seed in range(3):
+        make_item(queue, seed=seed)
+    cookie = session_cookie(moderator)
+    dumps: list[int] = []
+    real_dumps = json_module.dumps
+
+    def counting_dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
+        if isinstance(obj, dict) and obj.get("type") == "queue.counts":
+            dumps.append(1)
+        return real_dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr(consumers.json, "dumps", counting_dumps)
+
+    async def scenario() -> tuple[list[dict[str, Any]], int | None, bool]:
+        comms = [communicator(cookie) for _ in range(6)]
+        for comm in comms:
+            connected, _ = await comm.connect()
+            assert connected
+            await comm.receive_json_from(timeout=5)  # the counts as they were on connecting
+        layer = get_channel_layer()
+        members = (len(layer.groups.get(realtime.QUEUES_GROUP, {}))
+                   if isinstance(layer, InMemoryChannelLayer) else None)
+        await comms[-1].disconnect()  # one console leaves before the change
+        dumps.clear()
+        await database_sync_to_async(item_claim)(reviewer=moderator2, queue=queue)
+        got = [await comm.receive_json_from(timeout=5) for comm in comms[:-1]]
+        left_alone = await comms[-1].receive_nothing(timeout=0.2)
+        for comm in comms[:-1]:
+            await comm.disconnect()
+        return got, members, left_alone
+
+    got, members, left_alone = run(scenario)
+    assert got == [{"type": "queue.counts", "counts": {"live": {"waiting": 2, "escalated": 0}}}] * 5
+    assert dumps == [1]  # serialised once for five consoles
+    assert left_alone
+    if members is not None:  # the in-memory layer shows its groups; on Redis the same code runs
+        assert members == 1
+
+
+def test_the_hub_subscribes_again_after_the_layer_fails(moderator, monkeypatch):
+    """Redis restarting under a running server: the hub's receive fails, it waits a moment and subscribes again,
+    and the next change reaches a console connected after that."""
+    from channels.db import database_sync_to_async
+    from channels.layers import get_channel_layer
+
+    from review_queue import consumers
+
+    queue = make_queue(slug="live")
+    for seed in range(2):
+        make_item(queue, seed=seed)
+    cookie = session_cookie(moderator)
+    monkeypatch.setattr(consumers.QueuesHub, "BACKOFF_SECONDS", (0.05,))
+
+    async def scenario() -> dict[str, Any]:
+        layer = get_channel_layer()
+        real_receive = layer.receive
+        failed: list[bool] = []
+
+        async def failing_once(channel: str) -> Any:
+            if "veil-queues" in channel and not failed:  # the hub's subscription, not a console's own channel
+                failed.append(True)
+                raise ConnectionError("Redis went away")
+            return await real_receive(channel)
+
+        monkeypatch.setattr(layer, "receive", failing_once)
+        comm = communicator(cookie)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.receive_json_from(timeout=5)
+        hub = consumers.queues_hub()
+        for _ in range(100):  # the failed receive, the back-off, the second subscription
+            if failed and hub._subscribed.is_set():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        await database_sync_to_async(item_claim)(reviewer=moderator, queue=queue)
+        got = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return got
+
+    import asyncio
+
+    got = run(scenario)
+    assert got == {"type": "queue.counts", "counts": {"live": {"waiting": 1, "escalated": 0}}}
