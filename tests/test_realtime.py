@@ -297,7 +297,6 @@ def test_a_process_hears_of_queue_changes_once_and_sends_every_console_the_same_
     from channels.db import database_sync_to_async
     from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-    from review_queue import consumers
 
     queue = make_queue(slug="live")
     for seed in range(3):
@@ -311,7 +310,7 @@ def test_a_process_hears_of_queue_changes_once_and_sends_every_console_the_same_
             dumps.append(1)
         return real_dumps(obj, *args, **kwargs)
 
-    monkeypatch.setattr(consumers.json, "dumps", counting_dumps)
+    monkeypatch.setattr(json_module, "dumps", counting_dumps)  # the consumers module looks it up at each call
 
     async def scenario() -> tuple[list[dict[str, Any]], int | None, bool]:
         comms = [communicator(cookie) for _ in range(6)]
@@ -353,7 +352,7 @@ def test_the_hub_subscribes_again_after_the_layer_fails(moderator, monkeypatch):
     cookie = session_cookie(moderator)
     monkeypatch.setattr(consumers.QueuesHub, "BACKOFF_SECONDS", (0.05,))
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:
         layer = get_channel_layer()
         real_receive = layer.receive
         failed: list[bool] = []

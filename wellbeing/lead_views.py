@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.roles import Role, role_required, signed_in
 from moderation.services import ReviewError
 from wellbeing import selectors, team_selectors, team_services
-from wellbeing.models import DataAccess, LeadAction, Team
+from wellbeing.models import DataAccess, LeadAction, OrganisationPolicy, Team
 from wellbeing.views import _as_number
 
 # (field, label, unit, seconds per unit)
@@ -39,7 +39,7 @@ def teams(request: HttpRequest) -> HttpResponse:
 
 
 def _limits(team: Team) -> list[dict[str, object]]:
-    organisation = selectors.organisation_policy()
+    organisation = OrganisationPolicy.objects.current()
     current = team_selectors.team_policy_of(team=team)
     return [{"name": name, "label": label, "unit": unit,
              "organisation": _as_number(getattr(organisation, name), per),

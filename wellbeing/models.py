@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils.deconstruct import deconstructible
 
 from moderation.models import Category, Severity
+from wellbeing import rules
 
 
 @deconstructible
@@ -69,11 +70,16 @@ class StricterThanOrganisation:
     """Validation shared by the policy layers below the organisation: a setting may only be stricter."""
 
     def clean(self) -> None:
-        from wellbeing import rules, selectors
-
-        errors = rules.looser_than(self, selectors.organisation_policy())
+        errors = rules.looser_than(self, OrganisationPolicy.objects.current())
         if errors:
             raise ValidationError(errors)
+
+
+class OrganisationPolicyManager(models.Manager["OrganisationPolicy"]):
+    def current(self) -> OrganisationPolicy:
+        """The organisation's policy, or its defaults when nobody has saved one yet (not saved by reading it)."""
+        found = self.filter(pk=OrganisationPolicy.SINGLETON_PK).first()
+        return found or OrganisationPolicy(pk=OrganisationPolicy.SINGLETON_PK)
 
 
 class OrganisationPolicy(models.Model):
@@ -155,6 +161,8 @@ class OrganisationPolicy(models.Model):
         help_text="Each second the clear image is revealed counts this % extra (100: a revealed second counts twice).",
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrganisationPolicyManager()
 
     class Meta:
         verbose_name = "organisation exposure policy"

@@ -35,13 +35,6 @@ from wellbeing.models import (
 # ---- policy --------------------------------------------------------------------------------------------------------
 
 
-def organisation_policy() -> OrganisationPolicy:
-    """The organisation's policy, or its defaults when nobody has saved one yet."""
-    return OrganisationPolicy.objects.filter(pk=OrganisationPolicy.SINGLETON_PK).first() or OrganisationPolicy(
-        pk=OrganisationPolicy.SINGLETON_PK
-    )
-
-
 def personal_policy_of(*, user: User) -> PersonalPolicy:
     return PersonalPolicy.objects.filter(user=user).first() or PersonalPolicy(user=user)
 
@@ -80,7 +73,7 @@ def policy_rows(*, reviewer: User | int, queue: Queue | None = None) -> PolicyRo
     membership = (TeamMembership.objects.filter(user_id=reviewer_id).select_related("team__policy").first())
     team_policy = getattr(membership.team, "policy", None) if membership is not None else None
     return PolicyRows(
-        organisation=organisation_policy(),
+        organisation=OrganisationPolicy.objects.current(),
         queue=QueuePolicy.objects.filter(queue=queue).first() if queue is not None else None,
         team_id=membership.team_id if membership is not None else None,
         team=team_policy,

@@ -676,7 +676,8 @@ def personal_policy_problems(*, values: Mapping[str, Any]) -> tuple[dict[str, st
     each next to its field; personal_policy_update refuses with the same sentences."""
     out_of_bounds = policy_bound_problems(values={name: values.get(name) for name in PERSONAL_FIELDS})
     proposed = PersonalPolicy(**{name: values.get(name) for name in PERSONAL_FIELDS})
-    looser = {name: sentence for name, sentence in rules.looser_than(proposed, selectors.organisation_policy()).items()
+    organisation = OrganisationPolicy.objects.current()
+    looser = {name: sentence for name, sentence in rules.looser_than(proposed, organisation).items()
               if name not in out_of_bounds}
     return out_of_bounds, looser
 
@@ -695,7 +696,7 @@ def personal_policy_bounds(*, name: str) -> tuple[Any, Any]:
             low = validator.limit_value
         elif isinstance(validator, MaxValueValidator):
             high = validator.limit_value
-    current = getattr(selectors.organisation_policy(), name)
+    current = getattr(OrganisationPolicy.objects.current(), name)
     if rules.STRICTER[name](1, 2) == 1:  # lower is stricter (a cap, a length): no higher than the organisation's
         high = current
     else:

@@ -28,6 +28,7 @@ from wellbeing.models import (
     Department,
     ExposureEntry,
     LeadAction,
+    OrganisationPolicy,
     QueuePolicy,
     Shift,
     Team,
@@ -100,7 +101,7 @@ def queue_heaviness(*, now: datetime | None = None) -> dict[int, int]:
     from it in the last four weeks, or of what waits in it when nothing was shown yet. A lead may move a reviewer
     only to a queue that is lighter by this measure."""
     now = now or timezone.now()
-    org = selectors.organisation_policy()
+    org = OrganisationPolicy.objects.current()
     weights = {Severity.NONE: org.weight_none, Severity.LOW: org.weight_low, Severity.MEDIUM: org.weight_medium,
                Severity.SEVERE: 100}
     found: dict[int, int] = {}

@@ -26,6 +26,7 @@ from wellbeing.models import (
     Department,
     FollowUpConsent,
     LeadAction,
+    OrganisationPolicy,
     PolicyChange,
     Shift,
     Team,
@@ -154,7 +155,8 @@ def team_policy_tighten(*, lead: User, team: Team, values: Mapping[str, Any],
     with transaction.atomic():
         policy = TeamPolicy.objects.select_for_update().filter(team=team).first() or TeamPolicy(team=team)
         before = services._snapshot(policy, TEAM_FIELDS) if policy.pk else {}
-        current = rules.policy_combine([rules.PolicyLayer.from_model("organisation", selectors.organisation_policy()),
+        organisation = OrganisationPolicy.objects.current()
+        current = rules.policy_combine([rules.PolicyLayer.from_model("organisation", organisation),
                                         rules.PolicyLayer.from_model("team", policy)])
         looser = [name for name, value in proposed.items()
                   if rules.STRICTER[name](getattr(current, name), value) != value

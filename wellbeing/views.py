@@ -22,7 +22,7 @@ from config.roles import Role, role_required, signed_in
 from moderation.models import Category
 from moderation.services import ReviewError
 from wellbeing import health_access, reports, rules, selectors, services, team_selectors, team_services
-from wellbeing.models import CheckIn
+from wellbeing.models import CheckIn, OrganisationPolicy
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
@@ -200,7 +200,7 @@ def who5(request: HttpRequest) -> HttpResponse:
 @role_required(*REVIEWERS)
 def limits(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
-    organisation = selectors.organisation_policy()
+    organisation = OrganisationPolicy.objects.current()
     personal = selectors.personal_policy_of(user=user)
     entered: dict[str, str] = {}
     errors: dict[str, str] = {}
