@@ -12,9 +12,13 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import database_from_url, env_bool, env_int, env_json_object, env_list, env_str, sqlite_database
+
+# Generic admin and form classes (admin.ModelAdmin[Team]) at run time, as they are typed.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("VEIL_DATA_DIR", str(BASE_DIR / "var"))).resolve()

@@ -33,7 +33,7 @@ REVIEW_ACTIONS = (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """Records of what happened are evidence: visible in admin, never edited there."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -65,7 +65,7 @@ ITEM_HIDDEN = ["original", "preview", "display", "second_opinion_excluded"]
 
 
 @admin.register(ContentItem)
-class ContentItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ContentItemAdmin(admin.ModelAdmin[ContentItem]):
     # No image here: admin pages are not the place to look at content, the console (blurred) is.
     list_display = ["id", "queue", "status", "severity", "category", "external_id", "created_at"]
     list_filter = ["status", "severity", "category", "queue"]
@@ -84,7 +84,7 @@ class ContentItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(HashList)
-class HashListAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class HashListAdmin(admin.ModelAdmin[HashList]):
     list_display = ["name", "label", "action", "target_queue", "severity", "entry_count"]
 
     @admin.display(description="entries")
@@ -103,7 +103,7 @@ class SplitPairAdmin(ReadOnlyAdmin):
     exclude = ["split_by"]
 
 
-class WebhookAttemptInline(admin.TabularInline):  # type: ignore[type-arg]
+class WebhookAttemptInline(admin.TabularInline[WebhookAttempt, WebhookDelivery]):
     model = WebhookAttempt
     extra = 0
     can_delete = False

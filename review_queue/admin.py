@@ -6,7 +6,7 @@ from django.contrib import admin
 from review_queue.models import Policy, Queue
 
 
-class QueueAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class QueueAdminForm(forms.ModelForm[Queue]):
     """The webhook secret is write-only: never sent back to the browser; leaving the box empty keeps it."""
 
     webhook_secret = forms.CharField(
@@ -34,13 +34,13 @@ class QueueAdminForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.fields["webhook_secret"].help_text)
 
 
-class PolicyInline(admin.TabularInline):  # type: ignore[type-arg]
+class PolicyInline(admin.TabularInline[Policy, Queue]):
     model = Policy
     extra = 1
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueueAdmin(admin.ModelAdmin[Queue]):
     form = QueueAdminForm
     list_display = ["name", "slug", "requester", "is_active"]
     prepopulated_fields = {"slug": ["name"]}

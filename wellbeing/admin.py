@@ -34,7 +34,7 @@ from wellbeing.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -46,7 +46,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(OrganisationPolicy)
-class OrganisationPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OrganisationPolicyAdmin(admin.ModelAdmin[OrganisationPolicy]):
     fieldsets = [
         ("Shifts", {"fields": ["shift_length", "day_start", "day_cutoff", "rest_between_shifts"]}),
         ("Exposure cap", {
@@ -66,15 +66,16 @@ class OrganisationPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: OrganisationPolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: OrganisationPolicy, form: ModelForm[OrganisationPolicy],
+                   change: bool) -> None:
         services.organisation_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
 @admin.register(QueuePolicy)
-class QueuePolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueuePolicyAdmin(admin.ModelAdmin[QueuePolicy]):
     list_display = ["queue", "specialist_category", "exposure_cap_units", "severe_per_hour", "cooldown"]
 
-    def save_model(self, request: HttpRequest, obj: QueuePolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: QueuePolicy, form: ModelForm[QueuePolicy], change: bool) -> None:
         services.queue_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
@@ -103,7 +104,7 @@ def _without(users: list[User], role: Role) -> list[str]:
     return [u.get_username() for u in users if not u.groups.filter(name=role.value).exists()]
 
 
-class TeamForm(forms.ModelForm):  # type: ignore[type-arg]
+class TeamForm(forms.ModelForm[Team]):
     class Meta:
         model = Team
         fields = ["name", "department", "leads"]
@@ -116,7 +117,7 @@ class TeamForm(forms.ModelForm):  # type: ignore[type-arg]
         return leads
 
 
-class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+class MembershipForm(forms.ModelForm[TeamMembership]):
     class Meta:
         model = TeamMembership
         fields = ["user"]
@@ -128,7 +129,7 @@ class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
         return user
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipInline(admin.TabularInline[TeamMembership, Team]):
     model = TeamMembership
     form = MembershipForm
     extra = 1
@@ -138,13 +139,13 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DepartmentAdmin(admin.ModelAdmin[Department]):
     list_display = ["name"]
     search_fields = ["name"]
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TeamAdmin(admin.ModelAdmin[Team]):
     form = TeamForm
     list_display = ["name", "department"]
     list_filter = ["department"]
@@ -168,10 +169,10 @@ class HealthAccessGrantAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TeamPolicy)
-class TeamPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TeamPolicyAdmin(admin.ModelAdmin[TeamPolicy]):
     list_display = ["team", "exposure_cap_units", "break_every", "break_length", "severe_per_hour", "shift_length"]
 
-    def save_model(self, request: HttpRequest, obj: TeamPolicy, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: TeamPolicy, form: ModelForm[TeamPolicy], change: bool) -> None:
         team_services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
