@@ -48,6 +48,7 @@ stack: install
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	@# Every model change has its migration.
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python manage.py makemigrations --check --dry-run
 
