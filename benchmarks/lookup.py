@@ -2,7 +2,7 @@
 
 Same stored hashes and same queries for every method, one thread. The stored hashes are N random 64-bit keys
 (13 per synthetic picture, like real fingerprints) plus the real window keys of labelled originals from
-tests/evalset.py. A query is one new picture: its query keys (13-26 window keys) are looked up at the engine's
+tests/helpers/evalset.py. A query is one new picture: its query keys (13-26 window keys) are looked up at the engine's
 index radius and every candidate is verified with neardup.verify against the stored fingerprint, so "end to end"
 is everything from a new fingerprint to the verified candidate list. Two kinds of query: an edited copy of a
 stored original (one verification that succeeds) and a new distinct picture (usually nothing to verify).
@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
-from tests import evalset
+from tests.helpers import evalset
 
 KEYS_PER_PICTURE = 13
 PLANTED_BASE = 10**12  # item ids of the real originals

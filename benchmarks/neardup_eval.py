@@ -1,9 +1,9 @@
 """Near-duplicate evaluation: recall per edit type and false merges, plain pHash@10 vs Veil's engine, same run.
 
-The labelled set is tests/evalset.py (pictures shipped inside scikit-image, generated edits, hard negatives). The
-false-match rate is measured against distractors: distinct generated pictures (tests.evalset.synthetic_photo),
-fingerprinted for real and put through the real index + verification, both as the stored side for every
-evaluation query and among themselves (a sample of them queried against all the others).
+The labelled set is tests/helpers/evalset.py (pictures shipped inside scikit-image, generated edits, hard negatives).
+The false-match rate is measured against distractors: distinct generated pictures
+(tests.helpers.evalset.synthetic_photo), fingerprinted for real and put through the real index + verification, both
+as the stored side for every evaluation query and among themselves (a sample of them queried against all the others).
 
 Run: python -m benchmarks.neardup_eval [--variants 2] [--distractors 100000] [--workers 2]
 Prints markdown tables for docs/benchmarks.md.
@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
-from tests import evalset
+from tests.helpers import evalset
 
 PHASH_THRESHOLD = 10
 

@@ -46,7 +46,7 @@ from benchmarks.services import (
     postgres_reachable,
     redis_reachable,
 )
-from tests.livesrv import stop_process
+from tests.helpers.livesrv import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE_SLUG = "bench-live"

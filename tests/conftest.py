@@ -3,7 +3,6 @@ under VEIL_REQUIRE_SERVICES=1 (set by .ci/run), where an absent service is a fai
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -14,11 +13,13 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.factories import make_user
+from tests.helpers.factories import make_user
+from tests.helpers.services import CHROMIUM, REQUIRE_SERVICES, TEST_REDIS_URL
 
-REQUIRE_SERVICES = os.environ.get("VEIL_REQUIRE_SERVICES") == "1"
-TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
+# Fixtures shared by several test modules, defined beside the helpers they use: live_daphne and live_daphne_process
+# (livesrv), peer (httppeer), fast_passwords (lead; a module opts in with pytest.mark.usefixtures), data_dir and
+# few_items (demo).
+pytest_plugins = ["tests.helpers.livesrv", "tests.helpers.httppeer", "tests.helpers.lead", "tests.helpers.demo"]
 
 
 def _reachable(url: str) -> bool:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from moderation import services as item_services
 from moderation.models import AuditEvent
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue, make_user
+from tests.helpers.factories import make_item, make_queue, make_user
 from wellbeing import services as wellbeing_services
 from wellbeing.models import PolicyChange
 

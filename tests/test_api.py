@@ -8,8 +8,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from moderation.models import AuditEvent, ContentItem
-from tests import imagecorpus
-from tests.factories import image_bytes, make_item, make_queue
+from tests.helpers import imagecorpus
+from tests.helpers.factories import image_bytes, make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 

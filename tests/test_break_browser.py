@@ -10,16 +10,16 @@ import pytest
 
 from moderation.models import ContentItem, RevealEvent
 from review_queue.models import Claim
-from tests.factories import make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 from wellbeing.models import Break
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_break_begun_in_another_tab_stops_the_clear_image_and_gives_the_item_back(
-    live_daphne: str,  # noqa: F811
+    live_daphne: str,
 ) -> None:
     queue = make_queue()
     item = make_item(queue, seed=1, category="violence", severity=3)

@@ -13,8 +13,8 @@ from moderation.models import ContentItem, RevealEvent
 from moderation.services import ReviewError, reveal_start
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_item, make_queue
-from tests.test_wellbeing_helpers import T0, finish, set_policy
+from tests.helpers.factories import logged_in, make_item, make_queue
+from tests.helpers.wellbeing import T0, finish, set_policy
 from wellbeing import services, team_services
 from wellbeing.models import Break, ExposureEntry, Team, TeamMembership
 

@@ -9,14 +9,13 @@ import pytest
 import time_machine
 
 from review_queue.services import item_claim, item_release
-from tests.factories import logged_in, make_queue
-from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
-from tests.test_wellbeing_breaks import work_until
-from tests.test_wellbeing_helpers import T0, ready_item
+from tests.helpers.factories import logged_in, make_queue
+from tests.helpers.lead import make_team
+from tests.helpers.wellbeing import T0, ready_item, work_until
 from wellbeing import services, tasks, team_services
 from wellbeing.models import Break
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 MIN = timedelta(minutes=1)
 
 
@@ -79,7 +78,7 @@ def test_the_minute_task_looks_only_at_shifts_where_a_break_can_have_begun(moder
     """Issue 20: with a thousand reviewers at work the task took 8 s a minute, locking each shift. A reviewer with
     an item in hand, or whose shift began less than the shortest possible break_every + break_window ago, cannot
     have a break that started by itself: they are not even locked."""
-    from tests.factories import make_user
+    from tests.helpers.factories import make_user
 
     third = make_user("fresh", "moderator")
     for _ in range(30):

@@ -7,70 +7,29 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
 
 from moderation import services as item_services
 from moderation.models import ContentItem, Decision, RevealEvent
-from tests.factories import PASSWORD, QueueFactory, make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-WAIT_MS = 10_000
-
-PURPOSE = "Check reported posts against the community rules before they are shown again."
-REQUESTER = "Trust & Safety, Example Social"
-
-IMAGE_REVEALED = """() => {
-    const img = document.getElementById('item-image');
-    return img.dataset.state === 'revealed' && img.getAttribute('src').includes('/clear?r=')
-        && img.complete && img.naturalWidth > 0;
-}"""
-IMAGE_BLURRED = """() => {
-    const img = document.getElementById('item-image');
-    return img.dataset.state === 'blurred' && img.getAttribute('src').endsWith('/preview')
-        && img.complete && img.naturalWidth > 0;
-}"""
+from tests.helpers.browser import (
+    IMAGE_BLURRED,
+    IMAGE_REVEALED,
+    PURPOSE,
+    REQUESTER,
+    make_queue,
+    new_page,
+    shoot,
+    sign_in,
+)
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def new_page(browser: Any, **context_options: Any) -> tuple[Any, list[str]]:
-    """A fresh browser context (its own cookies; Playwright's context options may change its screen) and page;
-    collects console errors, CSP reports included."""
-    options = {"viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce", **context_options}
-    context = browser.new_context(**options)
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, errors
-
-
-def sign_in(page: Any, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/console/")
-
-
-def shoot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def make_queue() -> Any:
-    return QueueFactory(  # type: ignore[no-untyped-call]
-        slug="reported-posts", name="Reported posts", purpose=PURPOSE, requester=REQUESTER
-    )
-
-
-def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:  # noqa: F811
+def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:
     queue = make_queue()
     first = make_item(queue, seed=1, category="violence", severity=3)
     second = make_item(queue, seed=2)
@@ -132,7 +91,7 @@ def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:  # no
     assert ContentItem.objects.get(pk=second.pk).lease_holder_id == moderator.pk
 
 
-def test_clear_url_is_for_the_lease_holder_only(live_daphne: str) -> None:  # noqa: F811
+def test_clear_url_is_for_the_lease_holder_only(live_daphne: str) -> None:
     queue = make_queue()
     item = make_item(queue, seed=3)
     make_user("mo", "moderator")
@@ -173,7 +132,7 @@ def test_clear_url_is_for_the_lease_holder_only(live_daphne: str) -> None:  # no
         assert anonymous.get_by_label("Password").is_visible()
 
 
-def test_keyboard_reveals_and_approves(live_daphne: str) -> None:  # noqa: F811
+def test_keyboard_reveals_and_approves(live_daphne: str) -> None:
     queue = make_queue()
     item = make_item(queue, seed=4)
     make_user("mo", "moderator")

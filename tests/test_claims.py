@@ -14,7 +14,7 @@ from moderation.models import AuditEvent, ContentItem
 from moderation.services import ReviewError
 from review_queue.models import Claim
 from review_queue.services import NothingToClaim, item_claim, item_release, leases_expire
-from tests.factories import make_item, make_queue, make_user
+from tests.helpers.factories import make_item, make_queue, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -17,10 +17,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from moderation import demo, media
-from moderation.management.commands import seed_demo
 from moderation.models import AuditEvent, Category, ContentItem
 from review_queue.models import Policy, Queue
-from tests.factories import image_bytes, make_queue, make_user, upload
+from tests.helpers.demo import seed
+from tests.helpers.factories import image_bytes, make_queue, make_user, upload
 
 # --- moderation.demo (no database) ------------------------------------------------------------------------------
 
@@ -58,23 +58,9 @@ def test_near_duplicate_rejects_unknown_kind():
 # --- seed_demo -----------------------------------------------------------------------------------------------------
 
 
-def seed(*args: str) -> str:
-    out = io.StringIO()
-    call_command("seed_demo", *args, stdout=out)
-    return out.getvalue()
-
-
 def logins(path: Path) -> dict[str, str]:
     rows = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
     return {row[0]: row[2] for row in rows if row[0] != "username"}
-
-
-@pytest.fixture
-def data_dir(settings, tmp_path):
-    settings.DATA_DIR = tmp_path
-    # seed_demo hashes and checks four passwords per run; the production hasher would make that the slow part.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return tmp_path
 
 
 @pytest.mark.django_db
@@ -156,13 +142,6 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
     assert all(password in again for password in passwords.values())
     assert "none added" in again
     assert Shift.objects.count() == shifts and "0 past shifts added, 0 people put on shift now" in again
-
-
-@pytest.fixture
-def few_items(monkeypatch):
-    """The account and password tests do not need forty pictures, nor weeks of wellbeing history."""
-    monkeypatch.setattr(seed_demo, "ITEMS", seed_demo.ITEMS[:2])
-    monkeypatch.setattr(seed_demo, "seed_wellbeing_demo", lambda: "Wellbeing demo skipped")
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.test import Client
 from moderation.models import ContentItem, Decision
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_item, make_queue
+from tests.helpers.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -3,30 +3,25 @@ through item_ingest, a bad item refused on its own, the same id never making a s
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
 
 import numpy as np
 import pytest
 import requests
 from django.conf import settings
 from PIL import Image
-from rest_framework.test import APIClient
 
 from moderation.models import AuditEvent, ContentItem, HashList
 from review_queue.models import Queue
-from tests import imagecorpus
-from tests.factories import image_bytes, make_queue, make_user
-from tests.httppeer import peer_fixture  # noqa: F401  (the fixture "peer")
-from tests.livesrv import live_daphne  # noqa: F401  (a fixture)
-from tests.test_hma_api import client_for, make_list, picture, token_of
-from tests.test_matching import jpeg
+from tests.helpers import imagecorpus
+from tests.helpers.coop import by_id, coop_item, data_url, submit
+from tests.helpers.factories import image_bytes, make_queue, make_user
+from tests.helpers.hma import client_for, make_list, picture, token_of
+from tests.helpers.matching import jpeg
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
-
 
 
 @pytest.fixture
@@ -34,26 +29,6 @@ def queue(requester) -> Queue:
     q = make_queue(slug="reported-posts", coop_type_id="post-type-1")
     q.submitters.add(requester)
     return q
-
-
-def data_url(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def coop_item(external_id: str, *, type_id: str = "post-type-1", image: Any = None, **data: Any) -> dict[str, Any]:
-    images = [data_url(image_bytes(len(external_id) * 7 + ord(external_id[-1])))] if image is None else image
-    return {"id": external_id, "typeId": type_id, "data": {"images": images, **data}}
-
-
-def submit(client: APIClient, items: list[Any], capture: Any = None):
-    if capture is None:
-        return client.post("/api/v1/items/async/", {"items": items}, format="json")
-    with capture(execute=True):
-        return client.post("/api/v1/items/async/", {"items": items}, format="json")
-
-
-def by_id(response) -> dict[str, dict[str, Any]]:
-    return {entry["id"]: entry for entry in response.json()["items"]}
 
 
 def test_a_batch_is_accepted_with_202_and_goes_through_ingest(requester, queue,
@@ -235,7 +210,7 @@ def test_url_images_only_from_allow_listed_prefixes(requester, queue, peer, sett
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_coop_client_against_a_live_server(live_daphne: str) -> None:  # noqa: F811
+def test_a_coop_client_against_a_live_server(live_daphne: str) -> None:
     requester = make_user("req", "requester")
     queue = make_queue(slug="reported-posts", coop_type_id="post-type-1")
     queue.submitters.add(requester)

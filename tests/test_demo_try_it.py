@@ -15,15 +15,15 @@ from moderation.management.commands import seed_demo
 from moderation.models import ContentItem
 from review_queue.models import Queue
 from review_queue.services import item_claim
-from tests.factories import make_user
-from tests.test_commands import data_dir, few_items, seed  # noqa: F401  (fixtures)
-from tests.test_wellbeing_helpers import finish
+from tests.helpers.demo import seed
+from tests.helpers.factories import make_user
+from tests.helpers.wellbeing import finish
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_demo_prints_and_saves_the_address_it_serves(data_dir, few_items):  # noqa: F811
+def test_the_demo_prints_and_saves_the_address_it_serves(data_dir, few_items):
     output = seed("--host", "127.0.0.1", "--port", "8101")
     assert "open http://127.0.0.1:8101/ and sign in" in output and ":8000" not in output
     path = data_dir / "demo-logins.txt"
@@ -47,7 +47,7 @@ def test_make_run_passes_its_host_and_port_and_starts_the_feed():
     assert "demo_feed &" in run and "kill $$feed" in run and "serve" in run
 
 
-def test_the_feed_tops_the_demo_queues_up_as_items_are_reviewed(data_dir, few_items):  # noqa: F811
+def test_the_feed_tops_the_demo_queues_up_as_items_are_reviewed(data_dir, few_items):
     seed()
     moderator = make_user("mo-feed", "moderator")
     out = io.StringIO()

@@ -24,8 +24,8 @@ from moderation.tasks import process_item
 from review_queue.models import Claim
 from review_queue.services import item_claim, item_release
 from review_queue.tasks import leases_expire
-from tests.factories import make_item, make_queue
-from tests.livesrv import daphne_process
+from tests.helpers.factories import make_item, make_queue
+from tests.helpers.livesrv import daphne_process
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ import time_machine
 from moderation.models import AuditEvent, ContentItem, Decision
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_queue
-from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
+from tests.helpers.factories import logged_in, make_queue
+from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import services
 from wellbeing.models import Break, ExposureEntry, Shift
 

@@ -33,13 +33,11 @@ from moderation import services as item_services
 from moderation.models import AuditEvent, ContentItem
 from review_queue import realtime
 from review_queue.models import Claim
-from tests import livesrv
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import image_bytes, make_item, make_queue, make_user, upload
-from tests.livesrv import REDIS_SERVER, OwnRedis, shared_database_url, wait_for
+from tests.helpers import livesrv
+from tests.helpers.factories import image_bytes, make_item, make_queue, make_user, upload
+from tests.helpers.livesrv import REDIS_SERVER, OwnRedis, shared_database_url, wait_for
+from tests.helpers.services import TEST_REDIS_URL
 from wellbeing.models import ExposureEntry
-
-live_daphne = livesrv.live_daphne  # the fixture, for the browser test
 
 
 def api_as(user: Any) -> APIClient:
@@ -435,7 +433,7 @@ def redis_for_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnRedis]:
 def test_the_console_says_live_updates_paused_while_redis_is_down_and_comes_back(redis_for_servers, live_daphne):
     import re
 
-    from tests.factories import PASSWORD
+    from tests.helpers.factories import PASSWORD
 
     queue = make_queue(slug="browser-outage")
     first = make_item(queue, seed=1)
@@ -513,7 +511,7 @@ def _start_worker(queue_name: str, media_root: Path, hold_file: Path | None,
     if hold_file is not None:
         env["VEIL_FAULT_HOLD_FILE"] = str(hold_file)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_faults", "worker", "-P", "solo", "-l", "warning",
+        [sys.executable, "-m", "celery", "-A", "tests.helpers.celery_faults", "worker", "-P", "solo", "-l", "warning",
          "-Q", queue_name, "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

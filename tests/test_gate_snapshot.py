@@ -18,9 +18,9 @@ from django.test.utils import CaptureQueriesContext
 from moderation.models import RevealEvent
 from review_queue.models import Claim
 from review_queue.services import item_claim, item_release, leases_expire
-from tests.factories import make_queue
-from tests.test_lead_helpers import make_team
-from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
+from tests.helpers.factories import make_queue
+from tests.helpers.lead import make_team
+from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import selectors, services
 from wellbeing.models import Break, ExposureEntry, PersonalPolicy, QueuePolicy, Shift, TeamPolicy
 from wellbeing.selectors import GateSnapshot

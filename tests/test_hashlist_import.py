@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from moderation.models import AuditEvent, HashList, HashListEntry
-from tests.factories import make_queue
+from tests.helpers.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.factories import logged_in, make_user
-from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, make_team, past_shift, people  # noqa: F401
+from tests.helpers.factories import logged_in, make_user
+from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
 from wellbeing import reports, services, team_services
 from wellbeing.models import CheckInRead, DataAccess, FollowUpConsent, PolicyChange, TeamPolicy
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 PERIOD = reports.Period("custom", MONDAY, MONDAY + timedelta(days=13))
 
 

@@ -10,18 +10,15 @@ import pytest
 import requests
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from moderation import hashlists
-from moderation.demo import demo_image, near_duplicate
+from moderation.demo import near_duplicate
 from moderation.models import AuditEvent, ContentItem, HashList, HashListEntry
-from tests import imagecorpus
-from tests.factories import make_queue, make_user
-from tests.httppeer import peer_fixture  # noqa: F401  (the fixture "peer")
-from tests.livesrv import live_daphne  # noqa: F401  (a fixture)
-from tests.test_matching import ingest, jpeg
+from tests.helpers import imagecorpus
+from tests.helpers.factories import make_queue, make_user
+from tests.helpers.hma import client_for, make_list, picture, token_of
+from tests.helpers.matching import ingest, jpeg
 
 pytestmark = pytest.mark.django_db
 
@@ -40,32 +37,6 @@ def _fresh_rate_limits() -> Any:
     cache.clear()
     yield
     cache.clear()
-
-
-def picture(seed: int) -> Image.Image:
-    return demo_image(seed, label=f"HMA TEST #{seed}")
-
-
-def token_of(user) -> str:
-    return str(Token.objects.get_or_create(user=user)[0].key)
-
-
-def client_for(user, *, header: str = "token") -> APIClient:
-    client = APIClient()
-    if header == "token":
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token_of(user)}")
-    else:
-        client.credentials(HTTP_X_API_KEY=token_of(user))
-    return client
-
-
-def make_list(name: str, *images: Image.Image, action: str = HashList.Action.FLAG) -> tuple[HashList, list[int]]:
-    hash_list = HashList.objects.create(name=name, label=f"{name} list", action=action)
-    ids = []
-    for image in images:
-        pdq, _ = hashlists.pdq_of(image)
-        ids.append(HashListEntry.objects.create(hash_list=hash_list, signal_type="pdq", signal=pdq).pk)
-    return hash_list, ids
 
 
 def flip(signal: str, bits: int) -> str:
@@ -254,7 +225,7 @@ def test_rate_limit_answers_429_with_retry_after(requester, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_hma_client_against_a_live_server(live_daphne: str) -> None:  # noqa: F811
+def test_an_hma_client_against_a_live_server(live_daphne: str) -> None:
     requester = make_user("req", "requester")
     key = token_of(requester)
     _, ids = make_list("KNOWN_BAD", picture(9))

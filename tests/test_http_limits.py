@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.livesrv import live_daphne_process  # noqa: F401  (a fixture)
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 MIB = 1024 * 1024
@@ -71,7 +69,7 @@ def _json_body(answer: bytes) -> dict[str, str]:
     return parsed
 
 
-def test_an_anonymous_300_mib_multipart_post_is_refused_before_it_is_read(live_daphne_process, settings):  # noqa: F811
+def test_an_anonymous_300_mib_multipart_post_is_refused_before_it_is_read(live_daphne_process, settings):
     base_url, process = live_daphne_process
     declared = 300 * MIB
     head = (
@@ -90,7 +88,7 @@ def test_an_anonymous_300_mib_multipart_post_is_refused_before_it_is_read(live_d
     assert grown < BUDGET, f"the server grew by {grown / MIB:.0f} MiB"
 
 
-def test_a_chunked_body_is_cut_off_at_the_limit_and_memory_stays_flat(live_daphne_process, settings):  # noqa: F811
+def test_a_chunked_body_is_cut_off_at_the_limit_and_memory_stays_flat(live_daphne_process, settings):
     base_url, process = live_daphne_process
     head = (
         b"POST /api/v1/items/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -106,7 +104,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit_and_memory_stays_flat(live_daphn
     assert grown < BUDGET, f"the server grew by {grown / MIB:.0f} MiB"
 
 
-def test_a_legal_multipart_body_is_no_longer_parsed_into_memory_by_the_server(live_daphne_process, settings):  # noqa: F811
+def test_a_legal_multipart_body_is_no_longer_parsed_into_memory_by_the_server(live_daphne_process, settings):
     """Twisted used to parse every multipart body into memory at 12-15x its size before Django saw it."""
     base_url, process = live_daphne_process
     size = 20 * MIB

@@ -13,11 +13,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from config.asgi import application
-from tests.factories import logged_in, make_user
-from tests.test_lead_helpers import MONDAY, fast_passwords, make_team, past_shift, people  # noqa: F401
-from tests.test_realtime import session_cookie
+from tests.helpers.factories import logged_in, make_user
+from tests.helpers.lead import MONDAY, make_team, past_shift, people
+from tests.helpers.realtime import session_cookie
 from wellbeing import services, team_services
 from wellbeing.models import DataAccess, LeadAction, PolicyChange
+
+pytestmark = pytest.mark.usefixtures("fast_passwords")
 
 ROLES = ("moderator", "other_lead", "health", "stranger_health", "admin", "anonymous", "own_lead", "team_health")
 
@@ -184,7 +186,7 @@ def test_the_lead_socket_refuses_everyone_but_the_teams_lead(world, role):
 def test_the_console_socket_never_joins_a_team(world):
     """The lead's team group is reachable only through /ws/lead/: a console socket of a team member gets no team
     state, whatever it sends."""
-    from tests.test_realtime import communicator
+    from tests.helpers.realtime import communicator
 
     cookie = session_cookie(world["on_shift"])
 

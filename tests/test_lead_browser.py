@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from tests.factories import PASSWORD, make_queue, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import SCREENSHOTS, new_page, shoot, sign_in
-from tests.test_lead_helpers import make_team
+from tests.helpers.browser import SCREENSHOTS, new_page, shoot, sign_in
+from tests.helpers.factories import PASSWORD, make_queue, make_user
+from tests.helpers.lead import make_team
+from tests.helpers.livesrv import chromium_browser
 from wellbeing import services
 from wellbeing.demo import seed_wellbeing_demo
 from wellbeing.models import Break, Department, Team
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROW_STATE = "(id) => document.querySelector(`tr[data-reviewer=\"${id}\"]`).getAttribute('data-state') === 'on_break'"
 
 
-def test_the_lead_sees_a_moderator_go_on_a_break_live(live_daphne: str) -> None:  # noqa: F811
+def test_the_lead_sees_a_moderator_go_on_a_break_live(live_daphne: str) -> None:
     lead = make_user("lee", "team_lead")
     moderator = make_user("mo", "moderator")
     moderator.first_name, moderator.last_name = "Mo", "Reyes"
@@ -69,7 +69,7 @@ def _sign_in_elsewhere(page, base_url: str, username: str, lands_on: str) -> Non
 
 
 @pytest.mark.slow
-def test_a_lead_and_an_oh_nurse_look_at_the_demo(live_daphne: str) -> None:  # noqa: F811
+def test_a_lead_and_an_oh_nurse_look_at_the_demo(live_daphne: str) -> None:
     """The demo's teams and weeks of history, as `make run` seeds them, seen by the lead and by OH."""
     for slug, name in (("reported-posts", "Reported posts"), ("marketplace-listings", "Marketplace listings"),
                        ("specialist-violence", "Graphic violence (specialist)")):

@@ -11,20 +11,18 @@ import pytest
 import time_machine
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from config.asgi import application
 from moderation.services import ReviewError
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_queue, make_user
-from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
-from tests.test_realtime import communicator, session_cookie
-from tests.test_wellbeing_helpers import finish, ready_item, set_policy
+from tests.helpers.factories import logged_in, make_queue, make_user
+from tests.helpers.lead import make_team
+from tests.helpers.realtime import communicator, lead_socket, session_cookie
+from tests.helpers.wellbeing import finish, ready_item, set_policy
 from wellbeing import selectors, services, team_selectors, team_services
 from wellbeing.models import Break, DataAccess, LeadAction, PolicyChange, QueuePolicy, Shift
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 
 ALLOWED_ROW_KEYS = {"reviewer_id", "name", "state", "state_text", "exposure_percent", "exposure_step",
                     "exposure_level", "exposure_text", "since_break_text", "queue", "queue_id", "moved",
@@ -43,12 +41,6 @@ def crew(moderator, moderator2, lead):
         ready_item(light, severity=0)
     team = make_team("Riverbank", department="Ops", members=[moderator, moderator2], leads=[lead])
     return team, heavy, light
-
-
-def lead_socket(cookie: bytes, team_id: int) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/lead/{team_id}/",
-                                 headers=[(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000"),
-                                          (b"cookie", cookie)])
 
 
 def test_the_live_load_of_a_team(crew, moderator, moderator2):

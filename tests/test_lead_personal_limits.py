@@ -11,14 +11,13 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_queue
-from tests.test_lead_dashboard import lead_socket
-from tests.test_lead_helpers import fast_passwords, make_team  # noqa: F401
-from tests.test_realtime import session_cookie
-from tests.test_wellbeing_helpers import finish, ready_item, set_policy
+from tests.helpers.factories import logged_in, make_queue
+from tests.helpers.lead import make_team
+from tests.helpers.realtime import lead_socket, session_cookie
+from tests.helpers.wellbeing import finish, ready_item, set_policy
 from wellbeing import services, team_selectors
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 
 
 def seen_by_lead(lead, team) -> dict[str, Any]:

@@ -10,15 +10,15 @@ import pytest
 
 from moderation.models import Decision
 from review_queue.models import Claim
-from tests.factories import make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import make_queue, new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LEASE_SECONDS = 12  # renewed at most every 4 s while active; the notice comes 3 s before the end
 
 
-def test_the_lease_is_renewed_while_writing_and_a_calm_notice_keeps_it(live_daphne: str) -> None:  # noqa: F811
+def test_the_lease_is_renewed_while_writing_and_a_calm_notice_keeps_it(live_daphne: str) -> None:
     queue = make_queue()
     queue.lease_seconds = LEASE_SECONDS
     queue.save(update_fields=["lease_seconds"])

@@ -13,8 +13,8 @@ from django.utils import timezone
 from moderation.models import ContentItem, Decision
 from review_queue.models import Claim
 from review_queue.services import item_claim, lease_renew
-from tests.factories import logged_in, make_queue
-from tests.test_wellbeing_helpers import ready_item
+from tests.helpers.factories import logged_in, make_queue
+from tests.helpers.wellbeing import ready_item
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_a_decision_after_the_lease_ran_out_gives_back_what_was_written(moderato
 
 
 def test_renewing_never_puts_a_due_break_off_for_good(moderator, queue):
-    from tests.test_wellbeing_helpers import T0, finish, set_policy
+    from tests.helpers.wellbeing import T0, finish, set_policy
 
     set_policy(break_every=timedelta(minutes=10), break_window=timedelta(minutes=1))
     for _ in range(6):

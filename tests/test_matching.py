@@ -15,26 +15,12 @@ from rest_framework.test import APIClient
 from moderation import hashlists, matching
 from moderation.demo import demo_image, near_duplicate
 from moderation.models import AuditEvent, ContentItem, Decision, HashList, HashListEntry, SplitPair
-from moderation.services import ReviewError, cluster_split, do_decision, item_ingest, item_process
-from review_queue.models import Queue
+from moderation.services import ReviewError, cluster_split, do_decision, item_ingest
 from review_queue.services import NothingToClaim, item_claim
-from tests.factories import make_queue, make_user, upload
+from tests.helpers.factories import make_queue, make_user, upload
+from tests.helpers.matching import ingest, jpeg
 
 pytestmark = pytest.mark.django_db
-
-
-def jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def ingest(queue: Queue, image: Image.Image, *, external_id: str = "", data: bytes | None = None) -> ContentItem:
-    item = item_ingest(queue=queue, upload=upload(data or jpeg(image), "x.jpg", "image/jpeg"), submitted_by=None,
-                       external_id=external_id)
-    item_process(item_id=item.pk)
-    item.refresh_from_db()
-    return item
 
 
 def picture(seed: int) -> Image.Image:

@@ -14,8 +14,8 @@ from PIL import Image, ImageFilter, JpegImagePlugin
 
 from moderation import media
 from moderation.media import Derivatives, ImageInfo, UnsafeImage
-from tests import imagecorpus as corpus
-from tests.imagecorpus import RED
+from tests.helpers import imagecorpus as corpus
+from tests.helpers.imagecorpus import RED
 
 MAX_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 50_000_000

@@ -14,7 +14,7 @@ from PIL import Image
 from moderation.models import AuditEvent, RevealEvent
 from moderation.services import ReviewError, reveal_start, viewing_preference_update
 from review_queue.services import item_claim
-from tests.factories import logged_in, make_item, make_queue
+from tests.helpers.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """The near-duplicate engine (moderation.neardup): every edit the issue lists is matched, hard negatives are not.
 
-Pictures come from scikit-image's own data folder (tests.evalset, nothing downloaded); no database is needed.
+Pictures come from scikit-image's own data folder (tests.helpers.evalset, nothing downloaded); no database is needed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PIL import Image
 
 from moderation import neardup
 from moderation.neardup import Fingerprint, Matcher, Thresholds, fingerprint, query_keys, verify
-from tests import evalset
+from tests.helpers import evalset
 
 # Photos with different kinds of content: a portrait, a still life, a cat, a night scene.
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from moderation.models import Decision
-from tests.factories import make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PHONE = {"width": 390, "height": 844}
@@ -34,7 +34,7 @@ def box(page: Any, selector: str) -> dict[str, float]:
     return found
 
 
-def test_the_console_on_a_phone(live_daphne: str) -> None:  # noqa: F811
+def test_the_console_on_a_phone(live_daphne: str) -> None:
     queue = make_queue()
     item = make_item(queue, seed=1, category="violence", severity=2)
     make_item(queue, seed=2)

@@ -25,8 +25,8 @@ from rest_framework.authtoken.models import Token
 
 from moderation.models import ContentItem
 from review_queue.models import Claim
-from tests.factories import image_bytes, make_queue, make_user
-from tests.livesrv import free_port, real_stack
+from tests.helpers.factories import image_bytes, make_queue, make_user
+from tests.helpers.livesrv import free_port, real_stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]

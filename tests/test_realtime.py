@@ -9,36 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from config.asgi import application
 from review_queue import realtime
 from review_queue.services import item_claim
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import make_item, make_queue
+from tests.helpers.factories import make_item, make_queue
+from tests.helpers.realtime import communicator, run, session_cookie
+from tests.helpers.services import TEST_REDIS_URL
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-def communicator(cookie: bytes | None = None, origin: bytes = b"http://localhost:8000") -> WebsocketCommunicator:
-    """Build inside the async scenario; make the cookie before it (logging in touches the database)."""
-    headers = [(b"origin", origin), (b"host", b"localhost:8000")]
-    if cookie is not None:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
-
-
-def run(coro_fn: Any) -> Any:
-    return async_to_sync(coro_fn)()
 
 
 @pytest.fixture

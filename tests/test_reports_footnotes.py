@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import logged_in
-from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, make_team, past_shift, people  # noqa: F401
+from tests.helpers.factories import logged_in
+from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
 from wellbeing import reports, services
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 WEEK = f"period=week&start={MONDAY.isoformat()}"
 REQUIRE_SERVICES = os.environ.get("VEIL_REQUIRE_SERVICES") == "1"
 

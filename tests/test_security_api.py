@@ -19,9 +19,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from moderation.models import ContentItem
-from tests.factories import image_bytes, make_queue, make_user
-from tests.livesrv import ROOT, live_daphne  # noqa: F401  (a fixture)
-from tests.test_hma_api import client_for, token_of
+from tests.helpers.factories import image_bytes, make_queue, make_user
+from tests.helpers.hma import client_for, token_of
+from tests.helpers.livesrv import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def test_unknown_api_paths_answer_a_json_404(requester, method: str, path: str) 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_malformed_multipart_body_gets_a_json_400_from_a_real_daphne(live_daphne: str) -> None:  # noqa: F811
+def test_a_malformed_multipart_body_gets_a_json_400_from_a_real_daphne(live_daphne: str) -> None:
     requester = make_user("req", "requester")
     make_queue(slug="reports").submitters.add(requester)
     headers = {"Authorization": f"Token {token_of(requester)}"}

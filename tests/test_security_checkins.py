@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Prefetch
 
-from tests.factories import logged_in, make_user
+from tests.helpers.factories import logged_in, make_user
 from wellbeing import health_access, selectors, services, team_services
 from wellbeing.models import (
     CheckIn,

@@ -10,11 +10,10 @@ import pytest
 
 from moderation import outbound
 from moderation.models import ContentItem
-from tests.factories import image_bytes, make_queue
-from tests.httppeer import peer_fixture  # noqa: F401  (the fixture "peer")
-from tests.test_coop_ingest import by_id, coop_item, data_url, submit
-from tests.test_hma_api import client_for, picture
-from tests.test_matching import jpeg
+from tests.helpers.coop import by_id, coop_item, data_url, submit
+from tests.helpers.factories import image_bytes, make_queue
+from tests.helpers.hma import client_for, picture
+from tests.helpers.matching import jpeg
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from moderation.models import AuditEvent
-from tests.factories import PASSWORD, make_user
+from tests.helpers.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

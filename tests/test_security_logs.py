@@ -13,8 +13,7 @@ from django.test import Client
 
 from moderation import services
 from review_queue.services import item_claim
-from tests.factories import PASSWORD, make_item, make_queue, make_user
-from tests.livesrv import live_daphne  # noqa: F401  (a fixture)
+from tests.helpers.factories import PASSWORD, make_item, make_queue, make_user
 
 
 def _reveal(client: Client, item_id: int) -> tuple[dict[str, object], SimpleCookie]:
@@ -51,7 +50,7 @@ def test_the_reveal_reply_names_no_token_and_sets_a_scoped_cookie(moderator, mod
 
 
 @pytest.mark.django_db(transaction=True)
-def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> None:  # noqa: F811
+def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> None:
     moderator = make_user("mara", "moderator")
     queue = make_queue(slug="logs")
     item = make_item(queue, seed=3)
@@ -78,9 +77,9 @@ def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_query_string_values_never_reach_the_access_log(live_daphne: str) -> None:  # noqa: F811
+def test_query_string_values_never_reach_the_access_log(live_daphne: str) -> None:
     """A fetch URL may be a signed link: its signature must not end up in daphne's log."""
-    from tests.test_hma_api import token_of
+    from tests.helpers.hma import token_of
 
     requester = make_user("req", "requester")
     secret = "Sig-5f1d0c9e3b7a4e21"

@@ -14,8 +14,8 @@ from PIL import Image
 
 from moderation import media
 from moderation.models import ContentItem
-from tests.factories import make_queue
-from tests.test_hma_api import client_for
+from tests.helpers.factories import make_queue
+from tests.helpers.hma import client_for
 
 COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (200, 30, 200), (20, 210, 210),
            (250, 250, 250), (10, 10, 10)]

@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 from moderation import services
 from moderation.models import ContentItem
 from review_queue.models import Queue
-from tests.factories import image_bytes, make_item, make_queue, make_user
-from tests.test_coop_ingest import by_id, coop_item, submit
-from tests.test_hma_api import client_for
+from tests.helpers.coop import by_id, coop_item, submit
+from tests.helpers.factories import image_bytes, make_item, make_queue, make_user
+from tests.helpers.hma import client_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 

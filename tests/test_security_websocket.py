@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
 from config.websocket_origin import origin_allowed
-from tests.test_realtime import run, session_cookie
+from tests.helpers.realtime import run, session_cookie
 
 HOST = b"localhost:8000"
 

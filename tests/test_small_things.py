@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from review_queue.services import item_claim
-from tests.factories import make_queue
-from tests.test_wellbeing_helpers import ready_item
+from tests.helpers.factories import make_queue
+from tests.helpers.wellbeing import ready_item
 from wellbeing.models import PersonalPolicy, PolicyChange
 
 pytestmark = pytest.mark.django_db

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import make_queue, new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_queue_list_key_the_confirmation_and_the_limits_minimum(live_daphne: str) -> None:  # noqa: F811
+def test_the_queue_list_key_the_confirmation_and_the_limits_minimum(live_daphne: str) -> None:
     queue = make_queue()
     first = make_item(queue, seed=1)
     second = make_item(queue, seed=2)

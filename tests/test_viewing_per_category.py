@@ -12,7 +12,7 @@ from django.test import Client
 from moderation.models import AuditEvent, RevealEvent
 from moderation.services import ReviewError, reveal_start, viewing_preference_update
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue
+from tests.helpers.factories import make_item, make_queue
 
 pytestmark = pytest.mark.django_db
 

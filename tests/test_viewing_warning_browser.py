@@ -9,14 +9,14 @@ import pytest
 
 from moderation import services as item_services
 from moderation.models import RevealEvent
-from tests.factories import make_item, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_user
+from tests.helpers.livesrv import chromium_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_card_names_the_category_before_the_reveal(live_daphne: str) -> None:  # noqa: F811
+def test_a_card_names_the_category_before_the_reveal(live_daphne: str) -> None:
     queue = make_queue()
     item = make_item(queue, seed=1, category="violence", severity=3)
     moderator = make_user("mo", "moderator")

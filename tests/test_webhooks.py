@@ -31,9 +31,9 @@ from moderation.services import do_decision
 from moderation.tasks import deliver_webhook
 from review_queue.models import Queue
 from review_queue.services import item_claim
-from tests.factories import make_queue, upload
-from tests.httppeer import Peer, peer_fixture  # noqa: F401  (peer_fixture is the fixture "peer")
-from tests.test_matching import jpeg
+from tests.helpers.factories import make_queue, upload
+from tests.helpers.httppeer import Peer
+from tests.helpers.matching import jpeg
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.test import Client
 
 from moderation.services import ReviewError
 from review_queue.services import item_claim
-from tests.factories import make_queue
-from tests.test_wellbeing_helpers import T0, finish, ready_item
+from tests.helpers.factories import make_queue
+from tests.helpers.wellbeing import T0, finish, ready_item, work_until
 from wellbeing import rules, selectors, services
 from wellbeing.models import Break, Shift
 
@@ -32,13 +32,6 @@ def refused(reviewer, queue) -> ReviewError:
     with pytest.raises(ReviewError) as exc:
         item_claim(reviewer=reviewer, queue=queue)
     return exc.value
-
-
-def work_until(clock, reviewer, queue, minutes: int) -> None:
-    """From T0, claim and approve an item every 5 minutes before `minutes` (never idle long enough to rest)."""
-    for offset in range(0, minutes, 5):
-        clock.move_to(T0 + offset * MIN)
-        finish(item_claim(reviewer=reviewer, queue=queue))
 
 
 def test_a_break_falls_due_the_window_passes_and_claiming_stops_until_it_ends(moderator, queue):

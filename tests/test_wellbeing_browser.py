@@ -11,10 +11,10 @@ import pytest
 
 from moderation.models import ContentItem
 from review_queue.models import Claim
-from tests.factories import make_item, make_queue, make_user
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import new_page, shoot, sign_in
-from tests.test_wellbeing_helpers import set_policy
+from tests.helpers.browser import new_page, shoot, sign_in
+from tests.helpers.factories import make_item, make_queue, make_user
+from tests.helpers.livesrv import chromium_browser
+from tests.helpers.wellbeing import set_policy
 from wellbeing.models import Break
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,7 +24,7 @@ BANNER_SAYS = (
 )
 
 
-def test_a_moderator_hits_a_break_and_cannot_claim_until_it_ends(live_daphne: str) -> None:  # noqa: F811
+def test_a_moderator_hits_a_break_and_cannot_claim_until_it_ends(live_daphne: str) -> None:
     # A break is due 3 s into the shift, the window to start it lasts 2 s, the break 6 s.
     set_policy(break_every=3 * S, break_window=2 * S, break_length=6 * S)
     queue = make_queue(slug="reported-posts", name="Reported posts")

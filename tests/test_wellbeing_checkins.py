@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from moderation.services import ReviewError
-from tests.factories import logged_in
-from tests.test_wellbeing_helpers import T0
+from tests.helpers.factories import logged_in
+from tests.helpers.wellbeing import T0
 from wellbeing import health_access, selectors, services, tasks
 from wellbeing.models import CheckIn, CheckInRead, CheckInReadRefused, Department, Team, TeamMembership
 

@@ -15,8 +15,8 @@ from moderation.models import ContentItem
 from moderation.services import ReviewError
 from review_queue.models import Claim
 from review_queue.services import item_claim
-from tests.factories import make_item, make_queue, make_user
-from tests.test_wellbeing_helpers import set_policy
+from tests.helpers.factories import make_item, make_queue, make_user
+from tests.helpers.wellbeing import set_policy
 from wellbeing.models import ExposureEntry, Shift
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -12,8 +12,8 @@ from moderation.models import ContentItem, Decision, RevealEvent
 from moderation.services import ReviewError
 from review_queue.models import Claim
 from review_queue.services import NothingToClaim, item_claim
-from tests.factories import make_queue
-from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
+from tests.helpers.factories import make_queue
+from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import selectors, services
 from wellbeing.models import ExposureEntry, PersonalPolicy, QueuePolicy, Shift
 

@@ -11,8 +11,8 @@ import time_machine
 from django.test import Client
 
 from review_queue.services import item_claim
-from tests.factories import make_queue
-from tests.test_wellbeing_helpers import T0, finish, ready_item, set_policy
+from tests.helpers.factories import make_queue
+from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import selectors
 from wellbeing.models import OrganisationPolicy, PersonalPolicy, PolicyChange, QueuePolicy, Shift
 

@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from review_queue.services import item_claim
-from tests.factories import make_queue
-from tests.test_realtime import communicator, session_cookie
-from tests.test_wellbeing_helpers import finish, ready_item, set_policy
+from tests.helpers.factories import make_queue
+from tests.helpers.realtime import communicator, session_cookie
+from tests.helpers.wellbeing import finish, ready_item, set_policy
 from wellbeing import services
 
 pytestmark = pytest.mark.django_db(transaction=True)

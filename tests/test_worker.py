@@ -16,8 +16,8 @@ from django.db import connection
 from config.celery import app
 from moderation.models import ContentItem
 from moderation.services import item_ingest
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import image_bytes, make_queue, upload
+from tests.helpers.factories import image_bytes, make_queue, upload
+from tests.helpers.services import TEST_REDIS_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moderation.models import ContentItem
 from moderation.services import do_decision
 from review_queue.models import Claim, Queue
-from tests.factories import make_item
+from review_queue.services import item_claim
+from tests.helpers.factories import make_item
 from wellbeing.models import OrganisationPolicy
 
 # A Monday morning, so "today" and "this week" are easy to reason about.
@@ -34,3 +35,10 @@ def ready_item(queue: Queue, *, severity: int = 0, category: str = "unspecified"
 def finish(claim: Claim) -> None:
     """Approve the item: the claim ends now (by the test's clock)."""
     do_decision(item=claim.item, reviewer=claim.reviewer, action="approve", policy=None, reason="")
+
+
+def work_until(clock, reviewer, queue, minutes: int) -> None:
+    """From T0, claim and approve an item every 5 minutes before `minutes` (never idle long enough to rest)."""
+    for offset in range(0, minutes, 5):
+        clock.move_to(T0 + timedelta(minutes=offset))
+        finish(item_claim(reviewer=reviewer, queue=queue))

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 
-from tests.factories import make_user
+from tests.helpers.factories import make_user
 from wellbeing import rules, selectors
 from wellbeing.models import Break, Department, ExposureEntry, Shift, Team, TeamMembership
 
@@ -17,10 +17,11 @@ MONDAY = date(2026, 3, 2)
 NOW = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # the Wednesday after the week of MONDAY + 1 week
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fast_passwords(settings):
-    """Import into a test module to make its accounts quickly (tests sign in with force_login). Not for browser
-    tests: the server process checks passwords with the production hashers."""
+    """A test module makes its accounts quickly with `pytestmark = pytest.mark.usefixtures("fast_passwords")` (its
+    tests sign in with force_login). Not for browser tests: the server process checks passwords with the production
+    hashers."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

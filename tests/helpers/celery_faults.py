@@ -1,4 +1,4 @@
-"""Veil's Celery app as tests/test_faults.py runs it: `celery -A tests.celery_faults worker`.
+"""Veil's Celery app as tests/test_faults.py runs it: `celery -A tests.helpers.celery_faults worker`.
 
 Two test-only changes, both from the environment and neither in production code:
 - VEIL_FAULT_VISIBILITY: the broker visibility timeout in seconds (production refuses less than 60), swept every

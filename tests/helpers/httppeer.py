@@ -1,7 +1,7 @@
 """A real HTTP peer on 127.0.0.1 (random port), in a thread: a webhook receiver that records what it gets and can
 be told to fail, and a file server for the allow-listed fetch tests. No mock of the HTTP layer anywhere.
 
-    from tests.httppeer import Peer, peer_fixture  # noqa: F401  (the fixture "peer")
+    from tests.helpers.httppeer import Peer  # the fixture "peer" is registered in tests/conftest.py
 
     def test_x(peer: Peer) -> None:
         peer.fail_first = 2             # answer 500 to the first two POSTs
@@ -100,7 +100,7 @@ class _Server(ThreadingHTTPServer):
 
 @pytest.fixture(name="peer")
 def peer_fixture() -> Iterator[Peer]:
-    """Import `peer_fixture` into a test module to use the fixture `peer`."""
+    """A running peer for one test (registered for every test module through tests/conftest.py)."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.peer = Peer(url=f"http://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -1,8 +1,8 @@
 """A real daphne process serving the test database, and Debian's Chromium driven by Playwright, for browser tests.
 
-Usage in a test module:
+Usage in a test module (the fixtures live_daphne and live_daphne_process are registered in tests/conftest.py):
 
-    from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
+    from tests.helpers.livesrv import chromium_browser
 
     def test_something(live_daphne: str) -> None:
         ...  # create data with the ORM
@@ -35,7 +35,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/helpers/livesrv.py
 DAPHNE = ROOT / ".venv" / "bin" / "daphne"
 CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
