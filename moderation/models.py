@@ -355,6 +355,19 @@ class ViewingPreference(models.Model):
         return bool(self._category(category).get("warn"))
 
 
+class PersonalLocale(models.Model):
+    """The language and time zone a person chose for Veil. Blank means "not chosen": the browser's language (then
+    VEIL_LANGUAGE) and the organisation's time zone (VEIL_TIME_ZONE) apply."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="locale")
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
+    time_zone = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"language and time zone of {self.user_id}"
+
+
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
         INGESTED = "ingested", "Item ingested"
