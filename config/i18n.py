@@ -40,6 +40,12 @@ def saved_locale(user: Any) -> PersonalLocale | None:
     return cached
 
 
+def language_of(user: Any) -> str:
+    """The language to write to someone in outside their own request (a message their lead's action sends them)."""
+    chosen = PersonalLocale.objects.filter(user=user).values_list("language", flat=True).first()
+    return chosen or settings.LANGUAGE_CODE
+
+
 class PersonalLocaleMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

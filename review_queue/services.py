@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config import db
 from config.roles import Role, has_role
@@ -65,11 +66,11 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
     whether they may take another item now (shift, breaks, exposure cap) and of what kind.
     """
     if not queue.is_active:
-        raise ReviewError("queue_closed", "This queue is closed.", status=409)
+        raise ReviewError("queue_closed", gettext("This queue is closed."), status=409)
     if escalated and not has_role(reviewer, Role.TEAM_LEAD):
-        raise ReviewError("forbidden", "Escalated items are reviewed by team leads.", status=403)
+        raise ReviewError("forbidden", gettext("Escalated items are reviewed by team leads."), status=403)
     if not has_role(reviewer, Role.MODERATOR, Role.TEAM_LEAD):
-        raise ReviewError("forbidden", "Only moderators and team leads review items.", status=403)
+        raise ReviewError("forbidden", gettext("Only moderators and team leads review items."), status=403)
 
     refusal: ReviewError | None = None
     with transaction.atomic():
@@ -97,7 +98,7 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
                 refusal = gate.refusal_when_empty()
     if refusal is not None:
         raise refusal
-    raise NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+    raise NothingToClaim("queue_empty", gettext("Nothing is waiting in this queue right now."))
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
         if claim is None or item.lease_holder_id != reviewer.pk:
-            raise ReviewError("not_lease_holder", "You do not hold this item.", status=409)
+            raise ReviewError("not_lease_holder", gettext("You do not hold this item."), status=409)
         item.status = item.resting_status
         item.lease_holder = None
         item.lease_expires_at = None

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.roles import Role, has_role
 from moderation.models import Category, RevealEvent, Severity
@@ -183,7 +184,7 @@ def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
     if local.date() == today:
         return local.strftime("%H:%M")
     if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {local:%H:%M}"
+        return gettext("tomorrow at %(m)s") % {"m": format(local, "%H:%M")}
     return f"{local:%a %d %b} at {local:%H:%M}"
 
 
@@ -199,12 +200,11 @@ def clock_full(moment: datetime, *, seconds: bool = False) -> str:
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
     """One calm sentence about the break, for the banner, the break screen and websocket pushes."""
     if state.phase == rules.Phase.DUE:
-        return (f"A break is due. Finish what you are doing and start it when it suits you; new items pause at "
-                f"{clock(state.window_ends_at, now=now)}.")
+        return (gettext("A break is due. Finish what you are doing and start it when it suits you; new items pause at %(now)s.") % {"now": clock(state.window_ends_at, now=now)})
     if state.phase == rules.Phase.FINISH_ITEM:
-        return "Your break is next: finish this item, or give it back, and the break begins. No new items until then."
+        return gettext("Your break is next: finish this item, or give it back, and the break begins. No new items until then.")
     if state.phase == rules.Phase.ON_BREAK:
-        return f"You are on a break until {clock(state.break_ends_at, now=now)}."
+        return gettext("You are on a break until %(now)s.") % {"now": clock(state.break_ends_at, now=now)}
     return ""
 
 
@@ -365,7 +365,7 @@ class Gauge:
     def detail(self) -> str:
         """'About 1 h 20 min' or 'Under a minute', of severe-equivalent exposure."""
         if self.used_minutes < 1:
-            return "Under a minute"
+            return gettext("Under a minute")
         return f"About {self.used_words}"
 
     @property
@@ -383,7 +383,7 @@ class Gauge:
 
 def duration_words(minutes: int, *, seconds: int | None = None) -> str:
     if minutes < 1:
-        return f"{seconds} seconds" if seconds else "under a minute"
+        return f"{seconds} seconds" if seconds else gettext("under a minute")
     hours, rest = divmod(minutes, 60)
     if not hours:
         return f"{rest} min"
@@ -553,7 +553,7 @@ def checkins_read(
     now = timezone.now()
     if not checkin_reader_allowed(reader=reader, subject=subject):
         CheckInRead.objects.create(at=now, reader=reader, subject=subject, purpose=purpose[:40], allowed=False)
-        raise CheckInReadRefused("Check-ins are private: only the person and occupational health can read them.")
+        raise CheckInReadRefused(gettext("Check-ins are private: only the person and occupational health can read them."))
     rows = CheckIn.objects.filter(user=subject)
     if since is not None:
         rows = rows.filter(created_at__gte=since)

@@ -8,7 +8,7 @@
   "use strict";
 
   // Words go through Django's JavaScript catalogue (base.html loads it first); English if it is missing.
-  var t = window.gettext || function (text) { return text; };
+  var gettext = window.gettext || function (text) { return text; };
   var interpolate = window.interpolate || function (fmt, obj) {
     return fmt.replace(/%\((\w+)\)s/g, function (_m, key) { return String(obj[key]); });
   };
@@ -105,9 +105,9 @@
   // ---- websocket: live queue counts ----------------------------------------------------------------------------
 
   function pausedText() {
-    var text = t("Live updates paused \u2014 reconnecting\u2026");
+    var text = gettext("Live updates paused \u2014 reconnecting\u2026");
     if (document.querySelector("[data-queue-count]")) {
-      text += " " + t("The counts on this page may be out of date.");
+      text += " " + gettext("The counts on this page may be out of date.");
     }
     return text;
   }
@@ -178,7 +178,7 @@
       startHeartbeat(ws);
       if (wasPaused) {
         wasPaused = false;
-        say(t("Live updates are back."), "ok");
+        say(gettext("Live updates are back."), "ok");
       }
       emit("socket.open", {});
     });
@@ -207,7 +207,7 @@
       document.body.dataset.live = "paused";
       if (event.code === 4403) {
         refused = true;
-        say(t("Live updates are not available for this account. Reload the page to see current counts."));
+        say(gettext("Live updates are not available for this account. Reload the page to see current counts."));
         return;
       }
       wasPaused = true;
@@ -387,7 +387,7 @@
         return;
       }
       soften();
-      note(t("The clear image did not arrive in time. Press Reveal to try again."));
+      note(gettext("The clear image did not arrive in time. Press Reveal to try again."));
     });
 
     function reveal() {
@@ -421,10 +421,10 @@
           var data = result.body || {};
           if (!result.ok) {
             if (data.error === "warning_first") {
-              warnCategory = warnCategory || t("this category");
+              warnCategory = warnCategory || gettext("this category");
               warned = false;
             }
-            throw new Error(data.detail || t("The image could not be revealed."));
+            throw new Error(data.detail || gettext("The image could not be revealed."));
           }
           if (mine !== generation || state !== "loading") {
             // Softened (released, Esc, window left) before the server answered: close the window at once.
@@ -443,7 +443,7 @@
           if (mine === generation) {
             soften();
           }
-          note(err && err.message ? err.message : t("The image could not be revealed."));
+          note(err && err.message ? err.message : gettext("The image could not be revealed."));
         });
     }
 
@@ -514,7 +514,7 @@
         if (state === "revealed") {
           img.classList.toggle("grayscale");
           if (viewerLive) {
-            viewerLive.textContent = img.classList.contains("grayscale") ? t("Grayscale.") : t("Colour, for this reveal.");
+            viewerLive.textContent = img.classList.contains("grayscale") ? gettext("Grayscale.") : gettext("Colour, for this reveal.");
           }
         }
       },
@@ -548,7 +548,7 @@
       var action = event.submitter ? event.submitter.value : "";
       if (action === "remove" && !chosenPolicy()) {
         event.preventDefault();
-        note.textContent = t("Choose the policy this item breaks (keys 1\u20139), then remove it.");
+        note.textContent = gettext("Choose the policy this item breaks (keys 1\u20139), then remove it.");
         var first = form.querySelector("input[name=policy][data-key]");
         if (first) {
           first.focus();
@@ -557,7 +557,7 @@
       }
       if (action && action !== "approve" && !reason.value.trim()) {
         event.preventDefault();
-        note.textContent = t("Write a short reason first, so the next person knows why.");
+        note.textContent = gettext("Write a short reason first, so the next person knows why.");
         reason.focus();
         return;
       }
@@ -779,8 +779,8 @@
       gone = true;
       window.clearTimeout(timer);
       note.dataset.state = "gone";
-      text.textContent = (detail || t("This item went back to the queue while you were away.")) + " " +
-        t("What you wrote is still in the form below, so nothing is lost: copy it if you need it.");
+      text.textContent = (detail || gettext("This item went back to the queue while you were away.")) + " " +
+        gettext("What you wrote is still in the form below, so nothing is lost: copy it if you need it.");
       keep.hidden = true;
       note.hidden = false;
     }
@@ -832,7 +832,7 @@
       }
       text.textContent = interpolate(
         // eslint-disable-next-line max-len
-        t("Still with this item? Take your time. It goes back to the queue at %(time)s unless you carry on; anything you have written stays here."),
+        gettext("Still with this item? Take your time. It goes back to the queue at %(time)s unless you carry on; anything you have written stays here."),
         { time: localClock(expiresAt) }, true);
       keep.hidden = false;
       note.hidden = false;
