@@ -120,7 +120,7 @@ def report_pdf(report: Report, *, viewer: str) -> bytes:
     if notes:  # the same footnote as the page: each hidden figure with its own reason
         story.append(Spacer(1, 3 * mm))
         for label, reasons in notes:
-            text = "; ".join(gettext("%(figures)s hidden because %(why)s") % {"figures": ', '.join(figures), "why": why} for why, figures in reasons)
+            text = "; ".join(gettext("%(figures)s hidden because %(why)s") % {"figures": ", ".join(map(str, figures)), "why": why} for why, figures in reasons)
             story.append(Paragraph(f"<b>{escape(label)}</b>: {escape(text)}.", small))
     doc.build(story)
     return buffer.getvalue()
