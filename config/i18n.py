@@ -20,6 +20,7 @@ from django.shortcuts import render
 from django.utils import formats, timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import trans_real
 from django.views.decorators.http import require_POST
 
 from moderation.models import PersonalLocale
@@ -44,6 +45,24 @@ def language_of(user: Any) -> str:
     """The language to write to someone in outside their own request (a message their lead's action sends them)."""
     chosen = PersonalLocale.objects.filter(user=user).values_list("language", flat=True).first()
     return chosen or settings.LANGUAGE_CODE
+
+
+def locale_for_scope(scope: dict[str, Any]) -> tuple[str, str]:
+    """(language, time zone) for a websocket: the person's saved choice, else the browser's Accept-Language (as on
+    their pages), else VEIL_LANGUAGE; their saved zone, else VEIL_TIME_ZONE."""
+    chosen = saved_locale(scope.get("user"))
+    language = chosen.language if chosen is not None and chosen.language else ""
+    if not language:
+        headers = dict(scope.get("headers") or [])
+        accept = headers.get(b"accept-language", b"").decode("latin-1")
+        for code, _quality in trans_real.parse_accept_lang_header(accept):
+            try:
+                language = translation.get_supported_language_variant(code)
+                break
+            except LookupError:
+                continue
+    zone = chosen.time_zone if chosen is not None and chosen.time_zone else settings.TIME_ZONE
+    return language or settings.LANGUAGE_CODE, zone
 
 
 class PersonalLocaleMiddleware:

@@ -29,7 +29,7 @@ NO_LONGER_YOURS = (gettext_lazy("That item is no longer yours: it was decided, o
 
 SHORTCUTS = [
     ("R", gettext_lazy("Reveal the clear image (hold, or press once)")),
-    ("A", "Approve"),
+    ("A", gettext_lazy("Approve")),
     ("X", gettext_lazy("Remove (needs a policy)")),
     ("E", gettext_lazy("Escalate to a lead")),
     ("O", gettext_lazy("Ask a second opinion")),
@@ -230,7 +230,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         except item_services.ReviewError as exc:
             messages.error(request, exc.detail)
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, gettext("Saved."))
             return redirect("console-preferences")
     return render(
         request,

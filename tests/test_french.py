@@ -40,11 +40,11 @@ hour hours shift shifts break breaks item items queue queues review reviewer rev
 save saved settings wellbeing check-in check-ins report reports exposure limit limits people person figure figures
 hidden shown show reveal revealed soften blur keyboard reason policy decision decide approve remove escalate send
 sent start started end ended take taken rest time times waiting live load health occupational follow-up consent
-agree agreed choose chosen language zone username password welcome hello
+agree agreed choose chosen language username password welcome hello
 """.split())
 # Names that stay as they are in any language.
 ALLOWED = {"veil", "who-5", "pdq", "csv", "pdf", "json", "api", "hma", "english", "esc", "oms", "mio", "utc"}
-WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'’-]*")
+WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9'’-]*")
 
 
 class _Text(HTMLParser):
@@ -54,16 +54,20 @@ class _Text(HTMLParser):
         super().__init__()
         self.texts: list[str] = []
         self._skip = 0
+        self._skipping: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        # translate="no" (HTML's own marker) holds data, not words: time-zone names, for instance.
+        if tag in ("script", "style") or ("translate", "no") in attrs:
             self._skip += 1
+            self._skipping.append(tag)
         for name, value in attrs:
             if name in ("alt", "title", "aria-label", "placeholder", "data-alt-revealed") and value:
                 self.texts.append(value)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
             self._skip -= 1
 
     def handle_data(self, data: str) -> None:
@@ -187,7 +191,7 @@ def test_every_page_in_french_moderator(world, moderator):
         assert_french(path, get_ok(client, path))
     # An item in hand: the console's item page (purpose, decision, shortcuts, the warning card).
     client.post("/console/preferences/", {"blur_level": "3", "reveal_seconds": "5", "grayscale_on_reveal": "on",
-                                          "warn_violence": "on"})
+                                          "cat-violence-warn": "on"})
     item_page = client.post(f"/console/queues/{queue.slug}/next/", follow=True)
     assert_french("item page", item_page.content.decode())
     # A refusal of the API, in French, its code unchanged.

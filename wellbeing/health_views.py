@@ -76,7 +76,7 @@ def report(request: HttpRequest, department_id: int) -> HttpResponse:
         (gettext("People and shifts"), ("people", "shifts")),
         (gettext("Exposure (units: minutes of severe-equivalent content)"), (*reports.SEVERITY_KEYS, "units_total",
                                                                      "severe_hours", "caps_reached", "near_cap")),
-        ("Breaks", ("breaks_due", "breaks_taken", "breaks_auto", "breaks_chosen", "breaks_lead")),
+        (gettext("Breaks"), ("breaks_due", "breaks_taken", "breaks_auto", "breaks_chosen", "breaks_lead")),
         (gettext("Reveals and overruns"), ("reveals", "reveal_minutes", "overruns")),
         (gettext("Check-ins (voluntary; counted among those who answered)"), ("mood_people", "mood_mean", "who5_people",
                                                                      "who5_mean", "who5_low_share")),

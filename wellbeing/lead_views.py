@@ -42,7 +42,7 @@ def teams(request: HttpRequest) -> HttpResponse:
 def _limits(team: Team) -> list[dict[str, object]]:
     organisation = selectors.organisation_policy()
     current = team_selectors.team_policy_of(team=team)
-    return [{"name": name, "label": label, "unit": unit,
+    return [{"name": name, "label": label, "unit": gettext(unit),
              "organisation": _as_number(getattr(organisation, name), per),
              "team": _as_number(getattr(current, name), per)}
             for name, label, unit, per in TEAM_LIMIT_FIELDS]

@@ -60,7 +60,7 @@ def _drawing(chart: charts.Chart) -> Any:
         elif isinstance(shape, charts.Dot):
             drawing.add(Circle(shape.x, flip - shape.y, 3, fillColor=colors.HexColor(shape.fill), strokeColor=None))
         else:
-            drawing.add(String(shape.x, flip - shape.y, shape.text, fontName="Helvetica", fontSize=shape.size - 1,
+            drawing.add(String(shape.x, flip - shape.y, str(shape.text), fontName="Helvetica", fontSize=shape.size - 1,
                                textAnchor=shape.anchor, fillColor=colors.HexColor("#52585e")))
     return drawing
 

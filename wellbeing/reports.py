@@ -23,7 +23,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.functional import lazy
 from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Severity
@@ -65,12 +66,16 @@ class Period:
 
     @property
     def label(self) -> str:
-        span = f"{self.start:%a %d %b %Y} to {self.end:%a %d %b %Y}"
+        span = gettext("%(start)s to %(end)s") % {"start": formats.date_format(self.start, "D j M Y"),
+                                                  "end": formats.date_format(self.end, "D j M Y")}
         if self.kind == "week":
-            return gettext("Week of %(y)s (%(span)s)") % {"y": format(self.start, "%d %b %Y"), "span": span}
+            return gettext("Week of %(day)s (%(span)s)") % {"day": formats.date_format(self.start, "j M Y"),
+                                                            "span": span}
         if self.kind == "month":
-            return gettext("%(y)s: the %(weeks)s weeks starting in it (%(span)s)") % {"y": format(self.start + timedelta(days=6), "%B %Y"), "weeks": len(self.weeks), "span": span}
-        return f"{len(self.weeks)} weeks ({span})"
+            return gettext("%(month)s: the %(weeks)s weeks starting in it (%(span)s)") % {
+                "month": formats.date_format(self.start + timedelta(days=6), "YEAR_MONTH_FORMAT"),
+                "weeks": len(self.weeks), "span": span}
+        return gettext("%(weeks)s weeks (%(span)s)") % {"weeks": len(self.weeks), "span": span}
 
     @property
     def trend_weeks(self) -> list[date]:
@@ -142,34 +147,35 @@ class Metric:
 
 SEVERITY_KEYS = ("units_none", "units_low", "units_medium", "units_severe")
 METRICS = (
-    Metric("people", gettext_lazy("People on shift"), help="Team members with at least one shift in the period."),
-    Metric("shifts", "Shifts"),
-    Metric("units_none", gettext_lazy("Exposure: none"), help="Units of exposure: one unit is a minute of severe content on "
-           "screen; milder items count less."),
+    Metric("people", gettext_lazy("People on shift"), help=gettext_lazy("Team members with at least one shift in the period.")),
+    Metric("shifts", gettext_lazy("Shifts")),
+    Metric("units_none", gettext_lazy("Exposure: none"), help=gettext_lazy("Units of exposure: one unit is a minute of severe content on "
+           "screen; milder items count less.")),
     Metric("units_low", gettext_lazy("Exposure: low")),
     Metric("units_medium", gettext_lazy("Exposure: medium")),
     Metric("units_severe", gettext_lazy("Exposure: severe")),
     Metric("units_total", gettext_lazy("Exposure: all")),
     Metric("severe_hours", gettext_lazy("Hours on severe content"), decimals=1,
-           help="Time on screen with severe items, as counted (bounded per item; revealed seconds count double)."),
+           help=gettext_lazy("Time on screen with severe items, as counted (bounded per item; revealed seconds count double).")),
     Metric("caps_reached", gettext_lazy("Shifts that reached the cap")),
-    Metric("near_cap", gettext_lazy("Shifts at ≥ %(near_cap_percent)s %% of the cap") % {"near_cap_percent": NEAR_CAP_PERCENT}),
+    Metric("near_cap", lazy(lambda: gettext("Shifts at ≥ %(near_cap_percent)s %% of the cap")
+                             % {"near_cap_percent": NEAR_CAP_PERCENT}, str)()),
     Metric("breaks_due", gettext_lazy("Scheduled breaks due")),
     Metric("breaks_taken", gettext_lazy("Scheduled breaks taken")),
     Metric("breaks_auto", gettext_lazy("Breaks that had to start by themselves"),
-           help="The window to start a due break passed while the person was working."),
+           help=gettext_lazy("The window to start a due break passed while the person was working.")),
     Metric("breaks_chosen", gettext_lazy("Breaks people chose")),
     Metric("breaks_lead", gettext_lazy("Breaks leads sent people on")),
     Metric("reveals", gettext_lazy("Reveals of the clear image")),
     Metric("reveal_minutes", gettext_lazy("Minutes revealed"), decimals=1),
-    Metric("overruns", gettext_lazy("Shift overruns"), help="Shifts in which an item was still being reviewed after the planned "
-           "end."),
+    Metric("overruns", gettext_lazy("Shift overruns"), help=gettext_lazy("Shifts in which an item was still being reviewed after the planned "
+           "end.")),
     Metric("mood_people", gettext_lazy("People who checked in"), population="mood"),
     Metric("mood_mean", gettext_lazy("Mood after breaks and shifts (1 to 5)"), population="mood", decimals=1, mean=True),
     Metric("who5_people", gettext_lazy("People who answered WHO-5"), population="who5"),
     Metric("who5_mean", gettext_lazy("WHO-5 wellbeing (0 to 100)"), population="who5", decimals=0, mean=True,
-           help="Below 52 (raw 13) suggests poor wellbeing."),
-    Metric("who5_low_share", "WHO-5 answers suggesting poor wellbeing (%)", population="who5", mean=True),
+           help=gettext_lazy("Below 52 (raw 13) suggests poor wellbeing.")),
+    Metric("who5_low_share", gettext_lazy("WHO-5 answers suggesting poor wellbeing (%)"), population="who5", mean=True),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 SHIFT_KEYS = tuple(m.key for m in METRICS if m.population == "shift")
@@ -279,11 +285,11 @@ class ReportCell:
             return "\u2013"  # an en dash
         if self.value is None:
             return gettext("no answers") if self.metric.population != "shift" else "0"
-        return f"{self.value:,.{self.metric.decimals}f}"
+        return formats.number_format(self.value, decimal_pos=self.metric.decimals, use_l10n=True, force_grouping=True)
 
     @property
     def note(self) -> str:
-        return f"Suppressed: {self.why}" if self.hidden is not None else ""
+        return gettext("Suppressed: %(why)s") % {"why": self.why} if self.hidden is not None else ""
 
     @property
     def why(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from django.contrib.auth.models import User
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext
 
 from config.roles import Role, has_role
@@ -171,8 +171,12 @@ def break_state(*, reviewer_id: int, now: datetime | None = None) -> rules.Break
 
 def clock_phrase(moment: datetime | None, *, now: datetime | None = None) -> str:
     """"at 14:20", or "tomorrow at 04:00": for the middle of a sentence."""
-    text = clock(moment, now=now)
-    return text if not text or " at " in text else f"at {text}"
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localtime(now or timezone.now()).date():
+        return gettext("at %(time)s") % {"time": formats.time_format(local, "H:i")}
+    return clock(moment, now=now)
 
 
 def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
@@ -182,10 +186,11 @@ def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
     local = timezone.localtime(moment)
     today = timezone.localtime(now or timezone.now()).date()
     if local.date() == today:
-        return local.strftime("%H:%M")
+        return formats.time_format(local, "H:i")
     if local.date() == today + timedelta(days=1):
-        return gettext("tomorrow at %(m)s") % {"m": format(local, "%H:%M")}
-    return f"{local:%a %d %b} at {local:%H:%M}"
+        return gettext("tomorrow at %(time)s") % {"time": formats.time_format(local, "H:i")}
+    return gettext("%(day)s at %(time)s") % {"day": formats.date_format(local, "D j M"),
+                                             "time": formats.time_format(local, "H:i")}
 
 
 def clock_full(moment: datetime, *, seconds: bool = False) -> str:
@@ -193,8 +198,8 @@ def clock_full(moment: datetime, *, seconds: bool = False) -> str:
     can work: the API client and a reader in another zone can both place it (the console shows it in the reader's
     own zone too)."""
     local = timezone.localtime(moment)
-    time_text = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
-    return f"{local:%a} {local.day} {local:%b %Y}, {time_text} {local.tzname() or 'UTC'}"
+    time_text = formats.time_format(local, "H:i:s" if seconds else "H:i")
+    return f"{formats.date_format(local, 'D j M Y')}, {time_text} {local.tzname() or 'UTC'}"
 
 
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
@@ -366,24 +371,24 @@ class Gauge:
         """'About 1 h 20 min' or 'Under a minute', of severe-equivalent exposure."""
         if self.used_minutes < 1:
             return gettext("Under a minute")
-        return f"About {self.used_words}"
+        return gettext("About %(duration)s") % {"duration": self.used_words}
 
     @property
     def words(self) -> str:
         if self.scope == "day":
-            return {"light": "Light so far", "moderate": "Moderate", "most": "A heavy day",
-                    "limit": "A full shift's limit or more"}[self.level]
+            return {"light": gettext("Light so far"), "moderate": gettext("Moderate"), "most": gettext("A heavy day"),
+                    "limit": gettext("A full shift's limit or more")}[self.level]
         return {
-            "light": "Light so far",
-            "moderate": "Moderate",
-            "most": "Most of the limit used: milder items come first now",
-            "limit": "Limit reached: no more items this shift",
+            "light": gettext("Light so far"),
+            "moderate": gettext("Moderate"),
+            "most": gettext("Most of the limit used: milder items come first now"),
+            "limit": gettext("Limit reached: no more items this shift"),
         }[self.level]
 
 
 def duration_words(minutes: int, *, seconds: int | None = None) -> str:
     if minutes < 1:
-        return f"{seconds} seconds" if seconds else gettext("under a minute")
+        return gettext("%(seconds)s seconds") % {"seconds": seconds} if seconds else gettext("under a minute")
     hours, rest = divmod(minutes, 60)
     if not hours:
         return f"{rest} min"

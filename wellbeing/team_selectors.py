@@ -192,7 +192,8 @@ def limits_seen_by_lead(*, reviewer: User | int) -> rules.EffectivePolicy:
 
 def _since_words(start: datetime, now: datetime) -> str:
     minutes = max(0, int((now - start).total_seconds() // 60))
-    return f"{selectors.duration_words(minutes)} (since {selectors.clock(start, now=now)})"
+    return gettext("%(duration)s (since %(time)s)") % {"duration": selectors.duration_words(minutes),
+                                                       "time": selectors.clock(start, now=now)}
 
 
 def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | None = None) -> ReviewerLoad:
@@ -201,7 +202,7 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         shift = None
     name = display_name(reviewer)
     if shift is None:
-        return ReviewerLoad(reviewer.pk, name, State.OFF, STATE_WORDS[State.OFF], None, 0, "light", "", "", "", None,
+        return ReviewerLoad(reviewer.pk, name, State.OFF, str(STATE_WORDS[State.OFF]), None, 0, "light", "", "", "", None,
                             False, False, False, False)
     policy = selectors.policy_effective(reviewer=reviewer)
     holding = selectors.is_holding(reviewer_id=reviewer.pk, now=now)
@@ -213,7 +214,7 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         since = ""
     else:
         state = State.BREAK_DUE if phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM) else State.REVIEWING
-        text = STATE_WORDS[state]
+        text = str(STATE_WORDS[state])
         since = _since_words(selectors.last_rest_end(shift=shift, now=now), now)
     team_limits = limits_seen_by_lead(reviewer=reviewer)
     gauge = selectors.Gauge(used_seconds=selectors.exposure_finished(shift=shift, policy=policy),

@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import Role, role_required, signed_in
@@ -33,6 +33,9 @@ WHO5_SCALE = [(5, gettext_lazy("All of the time")), (4, gettext_lazy("Most of th
 LOOKS_DAYS = 90
 PRIVATE_EXPORT = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
+
+# The units of the limits, as people read them (the keys stay English in code and exports).
+UNIT_WORDS = (gettext_noop("minutes"), gettext_noop("seconds"), gettext_noop("hours"), gettext_noop("items"))
 
 def _next_url(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
@@ -259,7 +262,7 @@ def _limit_fields(organisation: object, personal: object) -> list[dict[str, obje
         low, high = services.personal_policy_bounds(name=name)
         mine = _as_number(getattr(personal, name), per)
         fields.append({
-            "name": name, "label": label, "unit": unit, "help": help_text,
+            "name": name, "label": label, "unit": gettext(unit), "help": help_text,
             "organisation": _as_number(getattr(organisation, name), per), "mine": mine,
             "value": "" if mine is None else str(mine),
             # The browser asks for exactly what the server accepts (rounded inwards to whole units).
@@ -279,7 +282,7 @@ def _limits_from(entered: dict[str, str]) -> tuple[dict[str, object], dict[str, 
         try:
             number = int(raw)
         except ValueError:
-            errors[name] = gettext("Use a whole number of %(unit)s, or leave the box empty for the organisation's setting.") % {"unit": unit}
+            errors[name] = gettext("Use a whole number of %(unit)s, or leave the box empty for the organisation's setting.") % {"unit": gettext(unit)}
             continue
         values[name] = timedelta(seconds=number * per) if per else number
     return values, errors
