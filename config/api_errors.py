@@ -68,7 +68,8 @@ def _sentence(detail: Any) -> str:
     return str(detail)
 
 
-DATABASE_UNAVAILABLE = gettext_lazy("The database could not be reached, so this request did not complete. Try again in a moment.")
+DATABASE_UNAVAILABLE = gettext_lazy("The database could not be reached, so this request did not complete. Try again "
+                                    "in a moment.")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -106,11 +107,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 @csrf_exempt  # it changes nothing, and a POST to a wrong path deserves the same JSON 404 as a GET
 def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
     """Any /api/v1/ path no endpoint answers: the API's 404 shape instead of the HTML page, whatever the method."""
-    detail = gettext("There is no API endpoint at %(path)s; the endpoints are listed at /api/schema/.") % {"path": request.path[:200]}
+    detail = gettext("There is no API endpoint at %(path)s; the endpoints are listed at /api/schema/.") % {
+        "path": request.path[:200]}
     if not request.path.endswith("/"):
         try:
             resolve(request.path + "/")
-            detail = gettext("There is no API endpoint at %(path)s: did you mean %(path)s/ ?") % {"path": request.path[:200]}
+            detail = gettext("There is no API endpoint at %(path)s: did you mean %(path)s/ ?") % {
+                "path": request.path[:200]}
         except Resolver404:
             pass
     return JsonResponse({"error": "not_found", "detail": detail}, status=404)

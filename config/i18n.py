@@ -34,11 +34,10 @@ def time_zone_names() -> list[str]:
 def saved_locale(user: Any) -> PersonalLocale | None:
     if not getattr(user, "is_authenticated", False):
         return None
-    cached = getattr(user, "_veil_locale", False)
-    if cached is False:
-        cached = PersonalLocale.objects.filter(user=user).first()
-        user._veil_locale = cached
-    return cached
+    if not hasattr(user, "_veil_locale"):  # once per request
+        user._veil_locale = PersonalLocale.objects.filter(user=user).first()
+    found: PersonalLocale | None = user._veil_locale
+    return found
 
 
 def language_of(user: Any) -> str:

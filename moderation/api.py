@@ -44,7 +44,8 @@ class ItemCollection(APIView):
         user = signed_in(request)
         serializer = ItemIngestSerializer(data=request.data)  # parsing runs the size-limited upload handler
         if getattr(request._request, "veil_oversized_upload", None):
-            raise ApiError("too_large", gettext("The file is larger than the %(_mib)s MiB limit.") % {"_mib": _mib()}, 413)
+            raise ApiError("too_large", gettext("The file is larger than the %(_mib)s MiB limit.") % {
+                "_mib": _mib()}, 413)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         queue = Queue.objects.filter(slug=data["queue"], is_active=True).first()
@@ -52,7 +53,8 @@ class ItemCollection(APIView):
             user.is_superuser or queue.submitters.filter(pk=user.pk).exists()
         )
         if queue is None or not allowed:
-            raise ApiError("unknown_queue", gettext("There is no open queue %(queue)s that this account may submit to.") % {"queue": repr(data['queue'])}, 400)
+            raise ApiError("unknown_queue", gettext("There is no open queue %(queue)s that this account may submit "
+                                                    "to.") % {"queue": repr(data['queue'])}, 400)
         try:
             item = services.item_ingest(
                 queue=queue,
@@ -65,7 +67,11 @@ class ItemCollection(APIView):
         except services.DuplicateSubmission as exc:
             # Only ever the caller's own item (ids are looked up among what this account submitted), so naming it
             # reveals nothing; another account's equal id is simply another item.
-            return Response({"error": "duplicate", "detail": gettext("This account already submitted external_id %(external_id)s to this queue, as item %(pk)s; nothing new was stored.") % {"external_id": repr(data['external_id']), "pk": exc.item.pk},
+            return Response({"error": "duplicate", "detail": gettext("This account already submitted external_id "
+                                                                     "%(external_id)s to this queue, as item %(pk)s; "
+                                                                     "nothing new was stored.") % {
+                                                                         "external_id": repr(data['external_id']),
+                                                                         "pk": exc.item.pk},
                              "item": exc.item.pk}, status=status.HTTP_409_CONFLICT)
         except media.UnsafeImage as exc:
             status_code = 413 if exc.code in {"too_large"} else 400
@@ -95,7 +101,8 @@ class ItemDecision(APIView):
         user = signed_in(request)
         item = selectors.item_held_by(user=user, item_id=item_id)
         if item is None:
-            raise ApiError("not_lease_holder", gettext("You do not hold this item. Claim the next item from its queue."), 409)
+            raise ApiError("not_lease_holder",
+                           gettext("You do not hold this item. Claim the next item from its queue."), 409)
         serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -103,7 +110,8 @@ class ItemDecision(APIView):
         if data["policy"]:
             policy = Policy.objects.filter(queue_id=item.queue_id, code=data["policy"]).first()
             if policy is None:
-                raise ApiError("invalid_policy", gettext("The queue has no policy %(policy)s.") % {"policy": repr(data['policy'])}, 400)
+                raise ApiError("invalid_policy", gettext("The queue has no policy %(policy)s.") % {
+                    "policy": repr(data['policy'])}, 400)
         try:
             decision = services.decision_record(
                 item=item, reviewer=user, action=data["action"], policy=policy, reason=data["reason"]

@@ -20,7 +20,8 @@ from moderation.integrations import IntegrationView
 def _json_body(request: Request) -> Any:
     """Read at most VEIL_COOP_MAX_BODY_BYTES (+1, to tell), never more, then parse."""
     limit = int(settings.VEIL_COOP_MAX_BODY_BYTES)
-    too_large = ApiError("too_large", gettext("The request body is larger than the %(limit)s-byte limit; send fewer or smaller items per batch.") % {"limit": format(limit, ",")}, 413)
+    too_large = ApiError("too_large", gettext("The request body is larger than the %(limit)s-byte limit; send fewer "
+                                              "or smaller items per batch.") % {"limit": format(limit, ",")}, 413)
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise ApiError("unsupported_media_type", gettext("Send the batch as application/json."), 415)
@@ -53,10 +54,11 @@ class CoopItemsAsync(IntegrationView):
         body = _json_body(request)
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            raise ApiError("invalid", gettext('The body must be {"items": [{"id", "typeId", "data"}, ...]} with at least '
-                           "one item."), 400)
+            raise ApiError("invalid", gettext('The body must be {"items": [{"id", "typeId", "data"}, ...]} with at '
+                                              "least one item."), 400)
         if len(items) > settings.VEIL_COOP_MAX_ITEMS:
-            raise ApiError("too_many_items", gettext("At most %(veil_coop_max_items)s items per batch.") % {"veil_coop_max_items": settings.VEIL_COOP_MAX_ITEMS}, 413)
+            raise ApiError("too_many_items", gettext("At most %(veil_coop_max_items)s items per batch.") % {
+                "veil_coop_max_items": settings.VEIL_COOP_MAX_ITEMS}, 413)
         batch = coop.coop_items_submit(user=user, items=items)
         results = [r.as_json() for r in batch.results]
         summary = {"accepted": batch.accepted, "refused": len(results) - batch.accepted, "items": results}

@@ -67,5 +67,6 @@ def hash_list_export(*, hash_list: HashList, format: str) -> str:
         return hashlists.dump_te_simple(entries)
     if format == "veil_phash_csv":
         return hashlists.dump_veil_phash_csv(e for e in entries if e.signal_type == "phash")
-    raise ReviewError("unknown_format", gettext("Unknown format %(format)s: use te_csv, te_simple or veil_phash_csv.") % {"format": repr(format)},
+    raise ReviewError("unknown_format", gettext("Unknown format %(format)s: use te_csv, te_simple or "
+                                                "veil_phash_csv.") % {"format": repr(format)},
                       status=400)

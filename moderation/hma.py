@@ -35,7 +35,8 @@ def signal_parse(*, signal_type: str | None, signal: str | None) -> tuple[str, s
     if signal is None or signal == "":
         raise ReviewError("signal_required", gettext("signal is required."), status=400)
     if signal_type not in hashlists.SIGNAL_TYPES:
-        raise ReviewError("unknown_signal_type", gettext("No such SignalType %(signal_type)s: use pdq or phash.") % {"signal_type": repr(signal_type[:40])},
+        raise ReviewError("unknown_signal_type", gettext("No such SignalType %(signal_type)s: use pdq or phash.") % {
+            "signal_type": repr(signal_type[:40])},
                           status=400)
     try:
         return signal_type, hashlists.normalise_signal(signal_type, signal)

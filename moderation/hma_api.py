@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -46,14 +46,16 @@ def _pdq_of_upload(request: Request) -> str:
     files = request.FILES  # parsing runs the size-limited upload handler
     if getattr(request._request, "veil_oversized_upload", None):
         limit = settings.VEIL_MAX_UPLOAD_BYTES / (1024 * 1024)
-        raise ApiError("too_large", gettext("The file is larger than the %(g)s MiB limit.") % {"g": format(limit, "g")}, 413)
+        raise ApiError("too_large", gettext("The file is larger than the %(g)s MiB limit.") % {
+            "g": format(limit, "g")}, 413)
     names = list(files.keys())
     if not names:
         raise ApiError("file_required", gettext("Missing multipart/form-data file upload (field name: photo)."), 400)
     if len(names) > 1 or len(files.getlist(names[0])) > 1:
         raise ApiError("one_file_only", gettext("Only one file allowed per request."), 400)
     if names[0] not in hma.CONTENT_TYPES:
-        raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo).") % {"names": repr(names[0][:40])}, 400)
+        raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo).") % {
+            "names": repr(names[0][:40])}, 400)
     upload = files[names[0]]
     try:
         return hma.image_pdq(upload, size=int(upload.size or 0))
@@ -104,7 +106,8 @@ class HashMedia(IntegrationView):
     def get(self, request: Request) -> Response:
         url = request.query_params.get("url")
         if not url:
-            raise ApiError("url_required", gettext("url is required (or POST the file as the multipart field photo)."), 400)
+            raise ApiError("url_required",
+                           gettext("url is required (or POST the file as the multipart field photo)."), 400)
         pdq = _pdq_of_url(url)
         _audit(request, endpoint="h/hash", source="url", pdq=pdq)
         return Response({"pdq": pdq})

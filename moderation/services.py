@@ -272,7 +272,9 @@ def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False) -> 
         claim = _reviewing_claim(item=item, reviewer=reviewer)
         prefs = viewing_preference_for(user=reviewer)
         if prefs.warns_before_reveal(item.category) and not warned:
-            raise ReviewError("warning_first", gettext("This item was reported as %(category)s. You asked to be told before revealing such items: reveal it only if you choose to.") % {"category": item.get_category_display()}, status=409)
+            raise ReviewError("warning_first", gettext(
+                "This item was reported as %(category)s. You asked to be told before revealing such items: reveal it "
+                "only if you choose to.") % {"category": item.get_category_display()}, status=409)
         seconds = prefs.effective_reveal_seconds(item.category)
         reveal = RevealEvent.objects.create(
             item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds
@@ -289,7 +291,8 @@ def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEven
     try:
         payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
     except signing.BadSignature:
-        raise ReviewError("reveal_expired", gettext("This reveal has expired. Reveal the image again."), status=403) from None
+        raise ReviewError("reveal_expired", gettext("This reveal has expired. Reveal the image again."),
+                          status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
         raise ReviewError("forbidden", gettext("This reveal belongs to someone else."), status=403)
     viewing_check(reviewer=reviewer)
@@ -327,11 +330,13 @@ def decision_record(
     """
     reason = reason.strip()
     if action not in Decision.Action.values:
-        raise ReviewError("invalid_action", gettext("Unknown action %(action)s: use approve, remove, escalate or second_opinion.") % {"action": repr(action)}, status=400)
+        raise ReviewError("invalid_action", gettext("Unknown action %(action)s: use approve, remove, escalate or "
+                                                    "second_opinion.") % {"action": repr(action)}, status=400)
     if policy is not None and policy.queue_id != item.queue_id:
         raise ReviewError("invalid_policy", gettext("That policy does not belong to this item's queue."), status=400)
     if action == Decision.Action.REMOVE and policy is None:
-        raise ReviewError("policy_required", gettext("Removing an item must cite one of the queue's policies."), status=400)
+        raise ReviewError("policy_required", gettext("Removing an item must cite one of the queue's policies."),
+                          status=400)
     if action != Decision.Action.APPROVE and not reason:
         raise ReviewError("reason_required", gettext("Give a short reason, so the next person knows why."), status=400)
     if len(reason) > 4000:
@@ -411,29 +416,38 @@ def check_per_category(*, per_category: Any, blur_level: int, reveal_seconds: in
     cleaned: dict[str, dict[str, Any]] = {}
     for category, values in per_category.items():
         if category not in Category.values or category == Category.UNSPECIFIED or not isinstance(values, dict):
-            raise ReviewError("invalid_categories", gettext("%(category)s is not a category you can set.") % {"category": repr(category)}, status=400)
+            raise ReviewError("invalid_categories", gettext("%(category)s is not a category you can set.") % {
+                "category": repr(category)}, status=400)
         label = Category(category).label
         unknown = set(values) - set(CATEGORY_SETTINGS)
         if unknown:
-            raise ReviewError("invalid_categories", gettext("Unknown setting for %(label)s: %(unknown)s.") % {"label": label, "unknown": ', '.join(sorted(unknown))},
+            raise ReviewError("invalid_categories", gettext("Unknown setting for %(label)s: %(unknown)s.") % {
+                "label": label, "unknown": ', '.join(sorted(unknown))},
                               status=400)
         kept: dict[str, Any] = {}
         blur = values.get("blur_level")
         if blur is not None:
             if not isinstance(blur, int) or isinstance(blur, bool) or not blur_level <= blur <= 6:
-                raise ReviewError("not_stricter", gettext("For %(label)s the blur can be from %(blur_level)s (your general setting) to 6: only ever stronger.") % {"label": label, "blur_level": blur_level}, status=400)
+                raise ReviewError("not_stricter", gettext("For %(label)s the blur can be from %(blur_level)s (your "
+                                                          "general setting) to 6: only ever stronger.") % {
+                                                              "label": label, "blur_level": blur_level}, status=400)
             if blur > blur_level:
                 kept["blur_level"] = blur
         seconds = values.get("reveal_seconds")
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= reveal_seconds:
-                raise ReviewError("not_stricter", gettext("For %(label)s a reveal can last from 1 to %(reveal_seconds)s seconds (your general setting): only ever shorter.") % {"label": label, "reveal_seconds": reveal_seconds}, status=400)
+                raise ReviewError("not_stricter", gettext("For %(label)s a reveal can last from 1 to "
+                                                          "%(reveal_seconds)s seconds (your general setting): only "
+                                                          "ever shorter.") % {
+                                                              "label": label,
+                                                              "reveal_seconds": reveal_seconds}, status=400)
             if seconds < reveal_seconds:
                 kept["reveal_seconds"] = seconds
         if values.get("warn") is True:
             kept["warn"] = True
         elif values.get("warn") not in (None, False):
-            raise ReviewError("invalid_categories", gettext("The warning for %(label)s is on or off.") % {"label": label}, status=400)
+            raise ReviewError("invalid_categories", gettext("The warning for %(label)s is on or off.") % {
+                "label": label}, status=400)
         if kept:
             cleaned[category] = kept
     return cleaned
@@ -446,9 +460,13 @@ def viewing_preference_update(
     """A moderator may make viewing stricter than the organisation's settings, never weaker; and per harm category
     stricter still than their own (`per_category`; None keeps what is stored, as far as it is still stricter)."""
     if not settings.VEIL_MIN_BLUR_LEVEL <= blur_level <= 6:
-        raise ReviewError("blur_too_weak", gettext("Blur can be set from %(veil_min_blur_level)s (the organisation's minimum) to 6.") % {"veil_min_blur_level": settings.VEIL_MIN_BLUR_LEVEL}, status=400)
+        raise ReviewError("blur_too_weak", gettext("Blur can be set from %(veil_min_blur_level)s (the organisation's "
+                                                   "minimum) to 6.") % {
+                                                       "veil_min_blur_level": settings.VEIL_MIN_BLUR_LEVEL}, status=400)
     if not 1 <= reveal_seconds <= settings.VEIL_REVEAL_SECONDS:
-        raise ReviewError("reveal_too_long", gettext("A reveal can last from 1 to %(veil_reveal_seconds)s seconds (the organisation's maximum).") % {"veil_reveal_seconds": settings.VEIL_REVEAL_SECONDS}, status=400)
+        raise ReviewError("reveal_too_long", gettext(
+            "A reveal can last from 1 to %(veil_reveal_seconds)s seconds (the organisation's maximum)."
+        ) % {"veil_reveal_seconds": settings.VEIL_REVEAL_SECONDS}, status=400)
     prefs = viewing_preference_for(user=user)
     if per_category is None:  # keep the stored ones, less anything the new general settings make pointless
         per_category = {c: {k: v for k, v in values.items()
@@ -486,10 +504,12 @@ def cluster_split(*, item: ContentItem, by: User, reason: str = "") -> ContentIt
             pk=cluster.representative_id, lease_holder=by, cluster=cluster
         ).exists()
         if not (has_role(by, Role.TEAM_LEAD) or holds_representative):
-            raise ReviewError("forbidden", gettext("Only a lead, or whoever is reviewing this picture, can split copies."),
+            raise ReviewError("forbidden", gettext("Only a lead, or whoever is reviewing this picture, can split "
+                                                   "copies."),
                               status=403)
         if cluster.representative_id == item.pk:
-            raise ReviewError("is_representative", gettext("This is the copy being reviewed; split the other copies from "
+            raise ReviewError("is_representative", gettext("This is the copy being reviewed; split the other copies "
+                                                           "from "
                               "it instead."), status=409)
         if item.status == ContentItem.Status.IN_REVIEW:
             raise ReviewError("in_review", gettext("Someone is reviewing this copy right now."), status=409)

@@ -24,7 +24,8 @@ from wellbeing import selectors as wellbeing_selectors
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
-NO_LONGER_YOURS = (gettext_lazy("That item is no longer yours: it was decided, or it went back to the queue (a break or an ended "
+NO_LONGER_YOURS = (gettext_lazy("That item is no longer yours: it was decided, or it went back to the queue (a break "
+                                "or an ended "
                    "lease gives it back)."))
 
 SHORTCUTS = [
@@ -132,7 +133,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        return _no_longer_yours(request, NO_LONGER_YOURS)
+        return _no_longer_yours(request, str(NO_LONGER_YOURS))
     code = request.POST.get("policy", "")
     policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
     if code and policy is None:
@@ -172,7 +173,8 @@ def _decided_words(decision: Decision) -> str:
         return gettext("Saved: %(item)s removed%(policy)s.") % {"item": item, "policy": policy}
     if decision.action == Decision.Action.ESCALATE:
         return gettext("Saved: %(item)s went to a team lead, with your reason.") % {"item": item}
-    return gettext("Saved: %(item)s went back to the queue for someone else's opinion, with your reason.") % {"item": item}
+    return gettext("Saved: %(item)s went back to the queue for someone else's opinion, with your reason.") % {
+        "item": item}
 
 
 def _no_longer_yours(request: HttpRequest, why: str) -> HttpResponse:
@@ -207,7 +209,8 @@ def split(request: HttpRequest, item_id: int, copy_id: int) -> HttpResponse:
     except item_services.ReviewError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, gettext("Item %(pk)s was separated and will be reviewed on its own.") % {"pk": copy.pk})
+        messages.success(request, gettext("Item %(pk)s was separated and will be reviewed on its own.") % {
+            "pk": copy.pk})
     return redirect("console-item", item_id=item_id)
 
 

@@ -155,7 +155,7 @@ def stacked_bars(*, title: str, labels: Sequence[str], values: Sequence[Sequence
     legend_x = left + 4
     for part in series:
         chart.shapes.append(Rect(legend_x, chart.height - 18, 10, 10, part.css, part.fill))
-        chart.shapes.append(Text(legend_x + 14, chart.height - 9, part.name, size=10))
+        chart.shapes.append(Text(legend_x + 14, chart.height - 9, str(part.name), size=10))
         legend_x += 24 + 7 * len(str(part.name))
     chart.shapes.append(Rect(legend_x, chart.height - 18, 10, 10, "chart__hidden", HIDDEN_FILL, dashed=True))
     chart.shapes.append(Text(legend_x + 14, chart.height - 9, gettext("Suppressed: fewer than the minimum of people"),

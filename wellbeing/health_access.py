@@ -54,11 +54,16 @@ def check_health_staff(*, staff: User) -> None:
     """Raises ReviewError unless the account may be occupational health: an active, non-superuser member of the
     occupational_health group."""
     if staff.is_superuser:
-        raise ReviewError("superuser_refused", gettext("%(username)s is a superuser. Administrators never hold occupational-health access: use a separate, non-superuser account for OH work.") % {"username": staff.username}, status=400)
+        raise ReviewError("superuser_refused", gettext("%(username)s is a superuser. Administrators never hold "
+                                                       "occupational-health access: use a separate, non-superuser "
+                                                       "account for OH work.") % {
+                                                           "username": staff.username}, status=400)
     if not staff.is_active:
-        raise ReviewError("inactive", gettext("%(username)s is not an active account.") % {"username": staff.username}, status=400)
+        raise ReviewError("inactive", gettext("%(username)s is not an active account.") % {
+            "username": staff.username}, status=400)
     if not staff.groups.filter(name=Role.OCCUPATIONAL_HEALTH.value).exists():
-        raise ReviewError("not_oh", gettext("%(username)s is not in the occupational_health group.") % {"username": staff.username}, status=400)
+        raise ReviewError("not_oh", gettext("%(username)s is not in the occupational_health group.") % {
+            "username": staff.username}, status=400)
 
 
 def health_access_grant(*, team: Team, staff: User, granted_by: User, reason: str = "") -> HealthAccessGrant:

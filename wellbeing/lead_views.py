@@ -79,11 +79,14 @@ def act(request: HttpRequest, team_id: int, reviewer_id: int, action: str) -> Ht
     try:
         if action == "break":
             row = team_services.lead_send_on_break(lead=user, team=team, reviewer_id=reviewer_id)
-            messages.success(request, gettext("Sent on a break until %(ends_at)s. Their console shows the break screen, and new items wait until it ends.") % {"ends_at": selectors.clock(row.ends_at)})
+            messages.success(request, gettext("Sent on a break until %(ends_at)s. Their console shows the break "
+                                              "screen, and new items wait until it ends.") % {
+                                                  "ends_at": selectors.clock(row.ends_at)})
         elif action == "move":
             shift = team_services.lead_move_to_queue(lead=user, team=team, reviewer_id=reviewer_id,
                                                      queue_id=int(request.POST.get("queue") or 0))
-            messages.success(request, gettext("Moved to %(queue_assigned)s for the rest of the shift.") % {"queue_assigned": shift.queue_assigned})
+            messages.success(request, gettext("Moved to %(queue_assigned)s for the rest of the shift.") % {
+                "queue_assigned": shift.queue_assigned})
         elif action == "end-shift":
             team_services.lead_end_shift(lead=user, team=team, reviewer_id=reviewer_id)
             messages.success(request, gettext("The shift has ended. They were told calmly, and new items stop now."))

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.deconstruct import deconstructible
+from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Category, Severity
@@ -26,13 +27,15 @@ from moderation.models import Category, Severity
 class DurationBetween:
     """Validates that a duration lies within [low, high] seconds (deconstructible, so migrations can record it)."""
 
-    def __init__(self, low: int, high: int, what: str) -> None:
+    def __init__(self, low: int, high: int, what: str | Promise) -> None:
         self.low, self.high, self.what = low, high, what
 
     def __call__(self, value: timedelta | None) -> None:
         if value is not None and not self.low <= value.total_seconds() <= self.high:
             raise ValidationError(
-                gettext("%(what)s must be between %(low)s and %(high)s.") % {"what": self.what, "low": _words(timedelta(seconds=self.low)), "high": _words(timedelta(seconds=self.high))}
+                gettext("%(what)s must be between %(low)s and %(high)s.") % {
+                    "what": self.what, "low": _words(timedelta(seconds=self.low)),
+                    "high": _words(timedelta(seconds=self.high))}
             )
 
     def __eq__(self, other: object) -> bool:
@@ -43,7 +46,7 @@ class DurationBetween:
         return hash((self.low, self.high, self.what))
 
 
-def _between(bounds: tuple[timedelta, timedelta], what: str) -> list[Any]:
+def _between(bounds: tuple[timedelta, timedelta], what: str | Promise) -> list[Any]:
     return [DurationBetween(int(bounds[0].total_seconds()), int(bounds[1].total_seconds()), what)]
 
 

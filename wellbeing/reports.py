@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
-from django.utils.functional import lazy
+from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Severity
@@ -138,25 +138,28 @@ def day_start(day: date) -> datetime:
 @dataclass(frozen=True)
 class Metric:
     key: str
-    label: str
+    label: str | Promise
     population: str = "shift"  # whose count decides suppression: people on shift, or who answered
     decimals: int = 0
     mean: bool = False  # a mean, not a sum (the total row is the mean over everyone, not a sum of rows)
-    help: str = ""
+    help: str | Promise = ""
 
 
 SEVERITY_KEYS = ("units_none", "units_low", "units_medium", "units_severe")
 METRICS = (
-    Metric("people", gettext_lazy("People on shift"), help=gettext_lazy("Team members with at least one shift in the period.")),
+    Metric("people", gettext_lazy("People on shift"),
+           help=gettext_lazy("Team members with at least one shift in the period.")),
     Metric("shifts", gettext_lazy("Shifts")),
-    Metric("units_none", gettext_lazy("Exposure: none"), help=gettext_lazy("Units of exposure: one unit is a minute of severe content on "
-           "screen; milder items count less.")),
+    Metric("units_none", gettext_lazy("Exposure: none"),
+           help=gettext_lazy("Units of exposure: one unit is a minute of severe content on screen; milder items count "
+                             "less.")),
     Metric("units_low", gettext_lazy("Exposure: low")),
     Metric("units_medium", gettext_lazy("Exposure: medium")),
     Metric("units_severe", gettext_lazy("Exposure: severe")),
     Metric("units_total", gettext_lazy("Exposure: all")),
     Metric("severe_hours", gettext_lazy("Hours on severe content"), decimals=1,
-           help=gettext_lazy("Time on screen with severe items, as counted (bounded per item; revealed seconds count double).")),
+           help=gettext_lazy("Time on screen with severe items, as counted (bounded per item; revealed seconds count "
+                             "double).")),
     Metric("caps_reached", gettext_lazy("Shifts that reached the cap")),
     Metric("near_cap", lazy(lambda: gettext("Shifts at ≥ %(near_cap_percent)s %% of the cap")
                              % {"near_cap_percent": NEAR_CAP_PERCENT}, str)()),
@@ -168,10 +171,11 @@ METRICS = (
     Metric("breaks_lead", gettext_lazy("Breaks leads sent people on")),
     Metric("reveals", gettext_lazy("Reveals of the clear image")),
     Metric("reveal_minutes", gettext_lazy("Minutes revealed"), decimals=1),
-    Metric("overruns", gettext_lazy("Shift overruns"), help=gettext_lazy("Shifts in which an item was still being reviewed after the planned "
-           "end.")),
+    Metric("overruns", gettext_lazy("Shift overruns"),
+           help=gettext_lazy("Shifts in which an item was still being reviewed after the planned end.")),
     Metric("mood_people", gettext_lazy("People who checked in"), population="mood"),
-    Metric("mood_mean", gettext_lazy("Mood after breaks and shifts (1 to 5)"), population="mood", decimals=1, mean=True),
+    Metric("mood_mean", gettext_lazy("Mood after breaks and shifts (1 to 5)"), population="mood", decimals=1,
+           mean=True),
     Metric("who5_people", gettext_lazy("People who answered WHO-5"), population="who5"),
     Metric("who5_mean", gettext_lazy("WHO-5 wellbeing (0 to 100)"), population="who5", decimals=0, mean=True,
            help=gettext_lazy("Below 52 (raw 13) suggests poor wellbeing.")),
@@ -296,7 +300,8 @@ class ReportCell:
         """Why this figure is hidden, in words: its own reason, never its neighbours'."""
         if self.hidden == Reason.PRIMARY:
             among = gettext("answered") if self.metric.population != "shift" else gettext("in it")
-            return gettext("fewer than %(min_group_size)s people %(among)s") % {"min_group_size": min_group_size(), "among": among}
+            return gettext("fewer than %(min_group_size)s people %(among)s") % {
+                "min_group_size": min_group_size(), "among": among}
         if self.hidden == Reason.COMPLEMENTARY:
             return gettext("it would let a suppressed figure be worked out from a total")
         return ""
@@ -420,7 +425,7 @@ def hidden_figures(table: ReportTable) -> list[tuple[str, list[tuple[str, list[s
         by_reason: dict[str, list[str]] = {}
         for cell in row.cells:
             if cell.hidden is not None:
-                by_reason.setdefault(cell.why, []).append(cell.metric.label)
+                by_reason.setdefault(cell.why, []).append(str(cell.metric.label))
         if by_reason:
             notes.append((row.label, list(by_reason.items())))
     return notes
@@ -446,11 +451,14 @@ def trend_charts(report: Report) -> dict[str, charts.Chart]:
         who5_hidden.append(wellbeing.hidden is not None)
     name = report.focus_label
     return {
-        "exposure": charts.stacked_bars(title=gettext("Exposure per week by severity: %(name)s") % {"name": name}, labels=labels,
+        "exposure": charts.stacked_bars(title=gettext("Exposure per week by severity: %(name)s") % {
+            "name": name}, labels=labels,
                                         values=stacks, unit=gettext("units (minutes of severe-equivalent)")),
-        "mood": charts.line_chart(title=gettext("Mood after breaks and shifts, weekly mean: %(name)s") % {"name": name}, labels=labels,
+        "mood": charts.line_chart(title=gettext("Mood after breaks and shifts, weekly mean: %(name)s") % {
+            "name": name}, labels=labels,
                                   values=moods, hidden=mood_hidden, top_value=5, unit=gettext("mood, 1 to 5")),
-        "who5": charts.line_chart(title=gettext("WHO-5 wellbeing, weekly mean: %(name)s") % {"name": name}, labels=labels, values=who5,
+        "who5": charts.line_chart(title=gettext("WHO-5 wellbeing, weekly mean: %(name)s") % {
+            "name": name}, labels=labels, values=who5,
                                   hidden=who5_hidden, top_value=100, unit=gettext("WHO-5, 0 to 100 (below 52: poor)"),
                                   css="chart__line chart__line--alt", stroke="#7a5a1f"),
     }
@@ -521,11 +529,13 @@ def _low_streaks(user_id: int, period: Period) -> list[str]:
     mood = rows.filter(mood__isnull=False).order_by("-created_at", "-id")[:LOW_MOOD_IN_A_ROW].aggregate(
         n=Count("pk"), best=Max("mood"))
     if mood["n"] == LOW_MOOD_IN_A_ROW and mood["best"] is not None and mood["best"] <= LOW_MOOD:
-        reasons.append(gettext("The last %(low_mood_in_a_row)s check-ins in the period were low (%(low_mood)s of 5 or less).") % {"low_mood_in_a_row": LOW_MOOD_IN_A_ROW, "low_mood": LOW_MOOD})
+        reasons.append(gettext("The last %(low_mood_in_a_row)s check-ins in the period were low (%(low_mood)s of 5 or "
+                               "less).") % {"low_mood_in_a_row": LOW_MOOD_IN_A_ROW, "low_mood": LOW_MOOD})
     who5 = rows.filter(who5_raw__isnull=False).order_by("-created_at", "-id")[:LOW_WHO5_IN_A_ROW].aggregate(
         n=Count("pk"), best=Max("who5_raw"))
     if who5["n"] == LOW_WHO5_IN_A_ROW and who5["best"] is not None and who5["best"] < WHO5_LOW_RAW:
-        reasons.append(gettext("The last %(low_who5_in_a_row)s WHO-5 answers suggested poor wellbeing.") % {"low_who5_in_a_row": LOW_WHO5_IN_A_ROW})
+        reasons.append(gettext("The last %(low_who5_in_a_row)s WHO-5 answers suggested poor wellbeing.") % {
+            "low_who5_in_a_row": LOW_WHO5_IN_A_ROW})
     return reasons
 
 
@@ -535,7 +545,10 @@ def _exposure_reasons(data: PersonWeek, user_id: int, period: Period) -> list[st
     if not heavy_weeks:
         return []
     weeks = ", ".join(f"{w:%d %b}" for w in heavy_weeks)
-    return [gettext("%(near_cap_shifts_in_a_week)s or more shifts at ≥ %(near_cap_percent)s %% of the cap in a week (week%(else)s of %(weeks)s).") % {"near_cap_shifts_in_a_week": NEAR_CAP_SHIFTS_IN_A_WEEK, "near_cap_percent": NEAR_CAP_PERCENT, "else": 's' if len(heavy_weeks) > 1 else '', "weeks": weeks}]
+    return [gettext("%(near_cap_shifts_in_a_week)s or more shifts at ≥ %(near_cap_percent)s %% of the cap in a week "
+                    "(week%(else)s of %(weeks)s).") % {
+                        "near_cap_shifts_in_a_week": NEAR_CAP_SHIFTS_IN_A_WEEK, "near_cap_percent": NEAR_CAP_PERCENT,
+                        "else": 's' if len(heavy_weeks) > 1 else '', "weeks": weeks}]
 
 
 def followup(*, teams: list[Team], period: Period) -> FollowUp:

@@ -153,7 +153,8 @@ def looser_than(override: Any, organisation: Any) -> dict[str, str]:
             continue
         current = getattr(organisation, name)
         if stricter(current, proposed) != proposed and proposed != current:
-            errors[name] = gettext("Only a stricter value is allowed here; the organisation's is %(current)s.") % {"current": describe(current)}
+            errors[name] = gettext("Only a stricter value is allowed here; the organisation's is %(current)s.") % {
+                "current": describe(current)}
     return errors
 
 

@@ -205,9 +205,11 @@ def clock_full(moment: datetime, *, seconds: bool = False) -> str:
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
     """One calm sentence about the break, for the banner, the break screen and websocket pushes."""
     if state.phase == rules.Phase.DUE:
-        return (gettext("A break is due. Finish what you are doing and start it when it suits you; new items pause at %(now)s.") % {"now": clock(state.window_ends_at, now=now)})
+        return (gettext("A break is due. Finish what you are doing and start it when it suits you; new items pause at "
+                        "%(now)s.") % {"now": clock(state.window_ends_at, now=now)})
     if state.phase == rules.Phase.FINISH_ITEM:
-        return gettext("Your break is next: finish this item, or give it back, and the break begins. No new items until then.")
+        return gettext("Your break is next: finish this item, or give it back, and the break begins. No new items "
+                       "until then.")
     if state.phase == rules.Phase.ON_BREAK:
         return gettext("You are on a break until %(now)s.") % {"now": clock(state.break_ends_at, now=now)}
     return ""
@@ -558,7 +560,8 @@ def checkins_read(
     now = timezone.now()
     if not checkin_reader_allowed(reader=reader, subject=subject):
         CheckInRead.objects.create(at=now, reader=reader, subject=subject, purpose=purpose[:40], allowed=False)
-        raise CheckInReadRefused(gettext("Check-ins are private: only the person and occupational health can read them."))
+        raise CheckInReadRefused(gettext("Check-ins are private: only the person and occupational health can read "
+                                         "them."))
     rows = CheckIn.objects.filter(user=subject)
     if since is not None:
         rows = rows.filter(created_at__gte=since)

@@ -143,8 +143,8 @@ class State:
     OFF = "off"
 
 
-STATE_WORDS = {State.REVIEWING: gettext_lazy("Reviewing"), State.BREAK_DUE: gettext_lazy("Reviewing, break due"), State.ON_BREAK: gettext_lazy("On break"),
-               State.OFF: gettext_lazy("Off shift")}
+STATE_WORDS = {State.REVIEWING: gettext_lazy("Reviewing"), State.BREAK_DUE: gettext_lazy("Reviewing, break due"),
+               State.ON_BREAK: gettext_lazy("On break"), State.OFF: gettext_lazy("Off shift")}
 
 
 @dataclass(frozen=True)
@@ -202,8 +202,8 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         shift = None
     name = display_name(reviewer)
     if shift is None:
-        return ReviewerLoad(reviewer.pk, name, State.OFF, str(STATE_WORDS[State.OFF]), None, 0, "light", "", "", "", None,
-                            False, False, False, False)
+        return ReviewerLoad(reviewer.pk, name, State.OFF, str(STATE_WORDS[State.OFF]), None, 0, "light", "", "", "",
+                            None, False, False, False, False)
     policy = selectors.policy_effective(reviewer=reviewer)
     holding = selectors.is_holding(reviewer_id=reviewer.pk, now=now)
     situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
@@ -231,7 +231,9 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         exposure_percent=round(gauge.share * 100),
         exposure_step=gauge.step,
         exposure_level=gauge.level,
-        exposure_text=gettext("%(share)s %% of the shift's limit (%(used_words)s of %(cap_minutes)s)") % {"share": round(gauge.share * 100), "used_words": gauge.used_words, "cap_minutes": selectors.duration_words(gauge.cap_minutes)},
+        exposure_text=gettext("%(share)s %% of the shift's limit (%(used_words)s of %(cap_minutes)s)") % {
+            "share": round(gauge.share * 100), "used_words": gauge.used_words,
+            "cap_minutes": selectors.duration_words(gauge.cap_minutes)},
         since_break_text=since,
         queue=(queue_name or "") + (gettext(" (moved there)") if shift.queue_assigned_id else ""),
         queue_id=queue_id,

@@ -53,7 +53,8 @@ def _member(*, team: Team, reviewer_id: int) -> User:
 def _on_shift(reviewer: User, now: datetime) -> Shift:
     shift = team_selectors.shift_of(reviewer_id=reviewer.pk, now=now)
     if shift is None:
-        raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {"reviewer": team_selectors.display_name(reviewer)})
+        raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {
+            "reviewer": team_selectors.display_name(reviewer)})
     return shift
 
 
@@ -75,7 +76,8 @@ def lead_send_on_break(*, lead: User, team: Team, reviewer_id: int, now: datetim
     reviewer = _member(team=team, reviewer_id=reviewer_id)
     _on_shift(reviewer, now)
     if selectors.break_state(reviewer_id=reviewer.pk, now=now).phase == rules.Phase.ON_BREAK:
-        raise _refused("on_break", gettext("%(reviewer)s is already on a break.") % {"reviewer": team_selectors.display_name(reviewer)})
+        raise _refused("on_break", gettext("%(reviewer)s is already on a break.") % {
+            "reviewer": team_selectors.display_name(reviewer)})
     with transaction.atomic():
         row = services.break_start(reviewer=reviewer, now=now, sent_by=lead)
         LeadAction.objects.create(at=now, lead=lead, team=team, subject=reviewer, action=LeadAction.Action.BREAK,
@@ -97,7 +99,8 @@ def lead_move_to_queue(*, lead: User, team: Team, reviewer_id: int, queue_id: in
     allowed = {q.pk: q for q in team_selectors.lighter_queues(current_queue_id=current)}
     target = allowed.get(queue_id)
     if target is None:
-        raise _refused("not_lighter", gettext("Choose one of the lighter queues offered: a move may only lighten the load."),
+        raise _refused("not_lighter", gettext("Choose one of the lighter queues offered: a move may only lighten the "
+                                              "load."),
                        status=400)
     with transaction.atomic():
         locked = Shift.objects.select_for_update().get(pk=shift.pk)
@@ -121,7 +124,8 @@ def lead_end_shift(*, lead: User, team: Team, reviewer_id: int, now: datetime | 
     with transaction.atomic():
         shift = services.shift_end(reviewer=reviewer, now=now, by_lead=True)
         if shift is None:
-            raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {"reviewer": team_selectors.display_name(reviewer)})
+            raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {
+                "reviewer": team_selectors.display_name(reviewer)})
         LeadAction.objects.create(at=now, lead=lead, team=team, subject=reviewer,
                                   action=LeadAction.Action.END_SHIFT, detail={"shift_id": shift.pk})
         with translation.override(language_of(reviewer)):
@@ -168,7 +172,8 @@ def team_policy_tighten(*, lead: User, team: Team, values: Mapping[str, Any],
         if looser:
             words = ", ".join(f"{name.replace('_', ' ')} (now {rules.describe(getattr(current, name))})"
                               for name in looser)
-            raise _refused("not_stricter", gettext("A team's limits can only be tightened here: %(words)s. Ask an administrator to loosen them.") % {"words": words}, status=400)
+            raise _refused("not_stricter", gettext("A team's limits can only be tightened here: %(words)s. Ask an "
+                                                   "administrator to loosen them.") % {"words": words}, status=400)
         for name, value in proposed.items():
             setattr(policy, name, value)
         policy.save()

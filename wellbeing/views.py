@@ -27,9 +27,12 @@ from wellbeing.models import CheckIn
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
-MOOD_CHOICES = [(1, gettext_lazy("Very low")), (2, gettext_lazy("Low")), (3, gettext_lazy("Okay")), (4, "Good"), (5, gettext_lazy("Very good"))]
-WHO5_SCALE = [(5, gettext_lazy("All of the time")), (4, gettext_lazy("Most of the time")), (3, gettext_lazy("More than half of the time")),
-              (2, gettext_lazy("Less than half of the time")), (1, gettext_lazy("Some of the time")), (0, gettext_lazy("At no time"))]
+MOOD_CHOICES = [(1, gettext_lazy("Very low")), (2, gettext_lazy("Low")), (3, gettext_lazy("Okay")),
+                (4, gettext_lazy("Good")), (5, gettext_lazy("Very good"))]
+# The WHO-5's own answers; French in the WHO's published French version (locale/fr).
+WHO5_SCALE = [(5, gettext_lazy("All of the time")), (4, gettext_lazy("Most of the time")),
+              (3, gettext_lazy("More than half of the time")), (2, gettext_lazy("Less than half of the time")),
+              (1, gettext_lazy("Some of the time")), (0, gettext_lazy("At no time"))]
 LOOKS_DAYS = 90
 PRIVATE_EXPORT = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -80,10 +83,12 @@ def followup_consent(request: HttpRequest) -> HttpResponse:
     given = request.POST.get("consent") == "yes"
     team_services.followup_consent_set(user=user, given=given)
     if given:
-        messages.success(request, gettext("Thank you. Occupational health may now see your name if your pattern suggests "
+        messages.success(request, gettext("Thank you. Occupational health may now see your name if your pattern "
+                                          "suggests "
                          "a conversation could help. You can withdraw this at any time, here."))
     else:
-        messages.success(request, gettext("Done. Occupational health will not see your name in follow-up lists. Nothing "
+        messages.success(request, gettext("Done. Occupational health will not see your name in follow-up lists. "
+                                          "Nothing "
                          "else changes."))
     return redirect("/wellbeing/#followup-title")
 
@@ -154,7 +159,8 @@ def shift_start(request: HttpRequest) -> HttpResponse:
     except ReviewError as exc:
         messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("wellbeing-home")
-    messages.success(request, gettext("Your shift has started. It ends %(ends_at)s at the latest.") % {"ends_at": selectors.clock_phrase(shift.ends_at)})
+    messages.success(request, gettext("Your shift has started. It ends %(ends_at)s at the latest.") % {
+        "ends_at": selectors.clock_phrase(shift.ends_at)})
     return redirect(_next_url(request, "/console/"))
 
 
@@ -193,7 +199,8 @@ def who5(request: HttpRequest) -> HttpResponse:
             answers = [int(request.POST.get(f"q{n}", "")) for n in range(len(services.WHO5_ITEMS))]
             services.checkin_record(user=user, kind=CheckIn.Kind.WHO5, who5_answers=answers)
         except (ValueError, ReviewError):
-            context["error"] = gettext("Please answer all five statements, or leave this page: it is entirely optional.")
+            context["error"] = gettext("Please answer all five statements, or leave this page: it is entirely "
+                                       "optional.")
         else:
             # The result is shown from what was just sent, not read back from storage.
             raw = sum(answers)
@@ -239,9 +246,11 @@ def limits(request: HttpRequest) -> HttpResponse:
 LIMIT_FIELDS = [
     ("exposure_cap_units", gettext_lazy("Exposure limit per shift"), "minutes", None,
      gettext_lazy("Minutes of severe-equivalent exposure; milder items count less.")),
-    ("break_every", gettext_lazy("A break after every"), "minutes", 60, gettext_lazy("Minutes of work between breaks.")),
+    ("break_every", gettext_lazy("A break after every"), "minutes", 60,
+     gettext_lazy("Minutes of work between breaks.")),
     ("break_length", gettext_lazy("Break length"), "minutes", 60, None),
-    ("cooldown", gettext_lazy("Pause after a severe item"), "seconds", 1, gettext_lazy("No other severe item for this long.")),
+    ("cooldown", gettext_lazy("Pause after a severe item"), "seconds", 1,
+     gettext_lazy("No other severe item for this long.")),
     ("severe_per_hour", gettext_lazy("Most severe items in an hour"), "items", None, None),
     ("shift_length", gettext_lazy("Longest shift"), "hours", 3600, None),
 ]
@@ -282,7 +291,8 @@ def _limits_from(entered: dict[str, str]) -> tuple[dict[str, object], dict[str, 
         try:
             number = int(raw)
         except ValueError:
-            errors[name] = gettext("Use a whole number of %(unit)s, or leave the box empty for the organisation's setting.") % {"unit": gettext(unit)}
+            errors[name] = gettext("Use a whole number of %(unit)s, or leave the box empty for the organisation's "
+                                   "setting.") % {"unit": gettext(unit)}
             continue
         values[name] = timedelta(seconds=number * per) if per else number
     return values, errors
