@@ -21,7 +21,7 @@ class Category(models.TextChoices):
     UNSPECIFIED = "unspecified", gettext_lazy("Unspecified")
     VIOLENCE = "violence", gettext_lazy("Violence and gore")
     SEXUAL = "sexual", gettext_lazy("Sexual content")
-    SELF_HARM = "self_harm", "Self-harm"
+    SELF_HARM = "self_harm", gettext_lazy("Self-harm")
     HATE = "hate", gettext_lazy("Hate and harassment")
     SPAM = "spam", gettext_lazy("Spam and scams")
     OTHER = "other", gettext_lazy("Other")

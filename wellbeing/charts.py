@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from django.utils import formats
 from django.utils.functional import Promise
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, gettext_lazy
@@ -95,7 +96,8 @@ def _nice_ceiling(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+    decimals = 0 if abs(value) >= 10 or value == int(value) else 1
+    return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
 
 
 def _axes(chart: Chart, labels: Sequence[str], top_value: float, unit: str,

@@ -433,7 +433,7 @@ def hidden_figures(table: ReportTable) -> list[tuple[str, list[tuple[str, list[s
 
 def trend_charts(report: Report) -> dict[str, charts.Chart]:
     weeks = report.period.trend_weeks
-    labels = [f"{w:%d %b}" for w in weeks]
+    labels = [formats.date_format(w, "d M") for w in weeks]
     focus = report.focus_key
     stacks: list[list[float] | None] = []
     moods: list[float | None] = []
@@ -544,7 +544,7 @@ def _exposure_reasons(data: PersonWeek, user_id: int, period: Period) -> list[st
                    if data.get((user_id, w), {}).get("near_cap", 0) >= NEAR_CAP_SHIFTS_IN_A_WEEK]
     if not heavy_weeks:
         return []
-    weeks = ", ".join(f"{w:%d %b}" for w in heavy_weeks)
+    weeks = ", ".join(formats.date_format(w, "d M") for w in heavy_weeks)
     return [gettext("%(near_cap_shifts_in_a_week)s or more shifts at ≥ %(near_cap_percent)s %% of the cap in a week "
                     "(week%(else)s of %(weeks)s).") % {
                         "near_cap_shifts_in_a_week": NEAR_CAP_SHIFTS_IN_A_WEEK, "near_cap_percent": NEAR_CAP_PERCENT,

@@ -102,6 +102,15 @@
   };
   window.veilConsole = veilConsole;
 
+  // The language switcher applies a choice at once; its button is only for a browser without JavaScript.
+  document.documentElement.classList.add("js-language");
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select && select.classList && select.classList.contains("language-switch__select") && select.form) {
+      select.form.submit();
+    }
+  });
+
   // ---- websocket: live queue counts ----------------------------------------------------------------------------
 
   function pausedText() {
