@@ -79,8 +79,13 @@ class PersonalLocaleMiddleware:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             timezone.activate(zoneinfo.ZoneInfo(settings.TIME_ZONE))
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            response.headers.setdefault("Content-Language", translation.get_language())
+            return response
         finally:
+            # Nothing outside this request (a task run in this thread, the next request's early middleware) inherits
+            # this person's language or zone.
+            translation.deactivate()
             timezone.deactivate()
 
 

@@ -44,8 +44,8 @@ username waiting was we week weeks welcome wellbeing were what when where which 
 would yes you you're your yours
 """.split())  # noqa: SIM905
 # Names that stay as they are in any language.
-ALLOWED = {"veil", "who-5", "pdq", "csv", "pdf", "json", "api", "hma", "english", "esc", "oms", "mio", "utc"}
-WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9'\u2019-]*")
+ALLOWED = {"veil", "health_access", "who-5", "pdq", "csv", "pdf", "json", "api", "hma", "english", "esc", "oms", "mio", "utc"}
+WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9_'\u2019-]*")
 
 
 class _Text(HTMLParser):
@@ -161,6 +161,17 @@ def test_veil_language_is_the_last_fallback_and_is_validated(monkeypatch):
     monkeypatch.setenv("VEIL_LANGUAGE", "de")
     with pytest.raises(ImproperlyConfigured):
         env_choice("VEIL_LANGUAGE", "en", ["en", "fr"])
+
+
+def test_a_request_leaves_no_language_behind(moderator):
+    """What runs in the same thread after a French page (an eager task, the next request's first middleware) is back
+    in the default language and zone."""
+    from django.utils import timezone, translation
+
+    PersonalLocale.objects.create(user=moderator, language="fr", time_zone="Africa/Dakar")
+    response = logged_in(moderator).get("/wellbeing/")
+    assert response["Content-Language"] == "fr"
+    assert translation.get_language() == "en" and timezone.get_current_timezone_name() == "UTC"
 
 
 def test_without_a_preference_the_organisation_language_applies(settings, moderator):
