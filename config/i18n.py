@@ -117,6 +117,11 @@ def choose_language(request: HttpRequest) -> HttpResponse:
         return response
     if request.user.is_authenticated:
         PersonalLocale.objects.update_or_create(user=request.user, defaults={"language": language})
+    return _remembered(response, language)
+
+
+def _remembered(response: HttpResponse, language: str) -> HttpResponse:
+    """The language cookie, which the sign-in page (before anyone is known) and LocaleMiddleware read."""
     response.set_cookie(
         settings.LANGUAGE_COOKIE_NAME, language, max_age=settings.LANGUAGE_COOKIE_AGE, samesite="Lax",
         secure=settings.LANGUAGE_COOKIE_SECURE, httponly=True,
@@ -145,12 +150,7 @@ def locale_settings(request: HttpRequest) -> HttpResponse:
                 translation.activate(language)
             messages.success(request, _("Saved. Dates and times are now shown in your time zone."))
             response = HttpResponseRedirect(request.path)
-            if language:
-                response.set_cookie(
-                    settings.LANGUAGE_COOKIE_NAME, language, max_age=settings.LANGUAGE_COOKIE_AGE, samesite="Lax",
-                    secure=settings.LANGUAGE_COOKIE_SECURE, httponly=True,
-                )
-            return response
+            return _remembered(response, language) if language else response
     return render(request, "locale_settings.html", {
         "chosen_language": chosen.language if chosen else "",
         "chosen_zone": chosen.time_zone if chosen else "",

@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from moderation.models import PersonalLocale
-from tests.factories import logged_in, make_item, make_queue, make_user
+from tests.factories import logged_in, make_item, make_queue, make_user, pdf_text
 from tests.test_lead_helpers import MONDAY, NOW, fast_passwords, make_team, past_shift  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,8 @@ username waiting was we week weeks welcome wellbeing were what when where which 
 would yes you you're your yours
 """.split())  # noqa: SIM905
 # Names that stay as they are in any language.
-ALLOWED = {"veil", "health_access", "who-5", "pdq", "csv", "pdf", "json", "api", "hma", "english", "esc", "oms", "mio", "utc"}
+ALLOWED = {"veil", "health_access", "who-5", "pdq", "csv", "pdf", "json", "api", "hma", "english", "esc", "oms", "mio",
+           "utc"}
 WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9_'\u2019-]*")
 
 
@@ -264,13 +265,7 @@ def test_every_page_in_french_occupational_health(world, health, moderator):
         first_column = [line.split(",")[0] for line in body.splitlines() if line]
         assert not english_left([*first_column[:3], body.splitlines()[1]]), body[:600]
         pdf = client.get(f"/health/departments/{department}/report.pdf?{week}").content
-    pdftotext = shutil.which("pdftotext")
-    if pdftotext is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("pdftotext (poppler-utils) is needed to read the PDF report")
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    text = subprocess.run([pdftotext, "-layout", "-", "-"], input=pdf, capture_output=True, check=True).stdout
-    lines = [line for line in text.decode().splitlines() if line.strip()]
+    lines = [line for line in pdf_text(pdf, layout=True).splitlines() if line.strip()]
     left = english_left(lines, data={"équipe", "nord", "opérations", "health"})
     assert not left, left
 
