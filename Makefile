@@ -9,7 +9,9 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev migrate seed serve stack test test-sqlite test-services lint bench clean
+# The French catalogue (locale/fr) is compiled on every install, run and test: committed .mo files serve a machine
+# without gettext (the compose image), and tests/test_french.py fails when they lag behind the .po files.
+.PHONY: run install install-dev messages migrate seed serve stack test test-sqlite test-services lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+messages: $(VENV)/.installed
+	@if command -v msgfmt >/dev/null 2>&1; then $(BIN)/python manage.py compilemessages --ignore=.venv -v 0; \
+	else echo "gettext (msgfmt) is not installed: using the committed locale/*/LC_MESSAGES/*.mo"; fi
+
+install: $(VENV)/.installed messages
+install-dev: $(VENV)/.installed-dev messages
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput

@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,7 +68,8 @@ def _sentence(detail: Any) -> str:
     return str(detail)
 
 
-DATABASE_UNAVAILABLE = "The database could not be reached, so this request did not complete. Try again in a moment."
+DATABASE_UNAVAILABLE = gettext_lazy("The database could not be reached, so this request did not complete. Try again "
+                                    "in a moment.")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -82,7 +84,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"error": "database_unavailable", "detail": DATABASE_UNAVAILABLE},
                         status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound("Not found.")
+        exc = exceptions.NotFound(gettext("Not found."))
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
@@ -105,11 +107,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 @csrf_exempt  # it changes nothing, and a POST to a wrong path deserves the same JSON 404 as a GET
 def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
     """Any /api/v1/ path no endpoint answers: the API's 404 shape instead of the HTML page, whatever the method."""
-    detail = f"There is no API endpoint at {request.path[:200]}; the endpoints are listed at /api/schema/."
+    detail = gettext("There is no API endpoint at %(path)s; the endpoints are listed at /api/schema/.") % {
+        "path": request.path[:200]}
     if not request.path.endswith("/"):
         try:
             resolve(request.path + "/")
-            detail = f"There is no API endpoint at {request.path[:200]}: did you mean {request.path[:200]}/ ?"
+            detail = gettext("There is no API endpoint at %(path)s: did you mean %(path)s/ ?") % {
+                "path": request.path[:200]}
         except Resolver404:
             pass
     return JsonResponse({"error": "not_found", "detail": detail}, status=404)

@@ -46,7 +46,7 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, DecodeBusy):
             code, detail, retry = "busy", str(exception), "30"
         elif isinstance(exception, OperationalError | InterfaceError):
-            code, detail, retry = "database_unavailable", DATABASE_UNAVAILABLE, "5"
+            code, detail, retry = "database_unavailable", str(DATABASE_UNAVAILABLE), "5"
         else:
             return None
         if request.path.startswith("/api/") or request.path.startswith(("/h/", "/m/")):

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, U
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -61,7 +62,7 @@ def role_required(*roles: Role) -> Callable[[V], V]:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not has_role(request.user, *roles):
-                raise PermissionDenied("Your role does not give access to this page.")
+                raise PermissionDenied(gettext("Your role does not give access to this page."))
             return view(request, *args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
@@ -73,7 +74,7 @@ class HasRole(BasePermission):
     """DRF permission: `permission_classes = [HasRole.for_roles(Role.MODERATOR)]`."""
 
     roles: tuple[Role, ...] = ()
-    message = "Your role does not allow this."
+    message = gettext_lazy("Your role does not allow this.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return has_role(request.user, *self.roles)
@@ -87,5 +88,5 @@ def signed_in(request: Any) -> User:
     """The signed-in user of a request (Django or DRF) that a role check has already let through."""
     user = request.user
     if not isinstance(user, User) or not user.is_authenticated:
-        raise PermissionDenied("Sign in first.")
+        raise PermissionDenied(gettext("Sign in first."))
     return user

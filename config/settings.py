@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_json_object, env_list, env_str, sqlite_database
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+    sqlite_database,
+)
 
 # Generic admin and form classes (admin.ModelAdmin[Team]) at run time, as they are typed.
 django_stubs_ext.monkeypatch()
@@ -100,9 +110,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.i18n.PersonalLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
@@ -124,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.roles.roles_context",
+                "config.i18n.locale_context",
             ],
         },
     },
@@ -217,8 +230,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en"
+# Languages: English is the source, French is translated in locale/fr. Each person chooses (saved on their account,
+# moderation.PersonalLocale); otherwise the language cookie from the login page's switcher, then the browser's
+# Accept-Language, then VEIL_LANGUAGE (config.i18n.PersonalLocaleMiddleware on top of Django's LocaleMiddleware).
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+VEIL_LANGUAGE = env_choice("VEIL_LANGUAGE", "en", [code for code, _name in LANGUAGES])
+LANGUAGE_CODE = VEIL_LANGUAGE
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "veil_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = SECURE
+# Also the time zone of anyone who has not chosen their own (they can, beside their language).
 TIME_ZONE = env_str("VEIL_TIME_ZONE", "UTC")
+if TIME_ZONE not in zoneinfo.available_timezones():
+    raise ImproperlyConfigured(f"VEIL_TIME_ZONE must be an IANA time zone such as Europe/Paris, got {TIME_ZONE!r}")
 USE_I18N = True
 USE_TZ = True
 

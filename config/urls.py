@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import api_not_found
+from config.i18n import choose_language, locale_settings
 from moderation import api as item_api
 from moderation import coop_api, hma_api
 from moderation import views as media_views
@@ -41,6 +43,9 @@ urlpatterns = [
     path("", console_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("language/", choose_language, name="choose-language"),
+    path("language-and-time/", locale_settings, name="locale-settings"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("console/", include("review_queue.urls")),
     path("wellbeing/", include("wellbeing.urls")),
     path("lead/", include("wellbeing.lead_urls")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -43,7 +44,8 @@ class ItemCollection(APIView):
         user = signed_in(request)
         serializer = ItemIngestSerializer(data=request.data)  # parsing runs the size-limited upload handler
         if getattr(request._request, "veil_oversized_upload", None):
-            raise ApiError("too_large", f"The file is larger than the {_mib()} MiB limit.", 413)
+            raise ApiError("too_large", gettext("The file is larger than the %(_mib)s MiB limit.") % {
+                "_mib": _mib()}, 413)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         queue = Queue.objects.filter(slug=data["queue"], is_active=True).first()
@@ -51,8 +53,8 @@ class ItemCollection(APIView):
             user.is_superuser or queue.submitters.filter(pk=user.pk).exists()
         )
         if queue is None or not allowed:
-            raise ApiError("unknown_queue", f"There is no open queue {data['queue']!r} that this account may submit "
-                           "to.", 400)
+            raise ApiError("unknown_queue", gettext("There is no open queue %(queue)s that this account may submit "
+                                                    "to.") % {"queue": repr(data['queue'])}, 400)
         try:
             item = services.item_ingest(
                 queue=queue,
@@ -65,8 +67,11 @@ class ItemCollection(APIView):
         except services.DuplicateSubmission as exc:
             # Only ever the caller's own item (ids are looked up among what this account submitted), so naming it
             # reveals nothing; another account's equal id is simply another item.
-            return Response({"error": "duplicate", "detail": f"This account already submitted external_id "
-                             f"{data['external_id']!r} to this queue, as item {exc.item.pk}; nothing new was stored.",
+            return Response({"error": "duplicate", "detail": gettext("This account already submitted external_id "
+                                                                     "%(external_id)s to this queue, as item %(pk)s; "
+                                                                     "nothing new was stored.") % {
+                                                                         "external_id": repr(data['external_id']),
+                                                                         "pk": exc.item.pk},
                              "item": exc.item.pk}, status=status.HTTP_409_CONFLICT)
         except media.UnsafeImage as exc:
             status_code = 413 if exc.code in {"too_large"} else 400
@@ -100,7 +105,8 @@ class ItemDecision(APIView):
         user = signed_in(request)
         item = selectors.item_held_by(user=user, item_id=item_id)
         if item is None:
-            raise ApiError("not_lease_holder", "You do not hold this item. Claim the next item from its queue.", 409)
+            raise ApiError("not_lease_holder",
+                           gettext("You do not hold this item. Claim the next item from its queue."), 409)
         serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -108,7 +114,8 @@ class ItemDecision(APIView):
         if data["policy"]:
             policy = Policy.objects.filter(queue_id=item.queue_id, code=data["policy"]).first()
             if policy is None:
-                raise ApiError("invalid_policy", f"The queue has no policy {data['policy']!r}.", 400)
+                raise ApiError("invalid_policy", gettext("The queue has no policy %(policy)s.") % {
+                    "policy": repr(data['policy'])}, 400)
         args = {"item": item, "reviewer": user, "action": data["action"], "policy": policy, "reason": data["reason"]}
         try:
             if request.query_params.get("dry_run") in {"1", "true"}:  # the same checks; nothing is recorded
@@ -133,7 +140,7 @@ class ItemReveal(APIView):
             _raise(exc)
         item = selectors.item_revealable_by(user=user, item_id=item_id)
         if item is None:
-            raise ApiError("not_lease_holder", "You do not hold this item.", 409)
+            raise ApiError("not_lease_holder", gettext("You do not hold this item."), 409)
         try:
             warned = str(request.query_params.get("warned", "")) in {"1", "true"}
             grant = services.reveal_start(item=item, reviewer=user, warned=warned)
@@ -169,7 +176,7 @@ class ItemRelease(APIView):
         user = signed_in(request)
         item = selectors.item_held_by(user=user, item_id=item_id)
         if item is None or not has_role(user, Role.MODERATOR, Role.TEAM_LEAD):
-            raise ApiError("not_lease_holder", "You do not hold this item.", 409)
+            raise ApiError("not_lease_holder", gettext("You do not hold this item."), 409)
         try:
             item_release(item=item, reviewer=user)
         except services.ReviewError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.translation import gettext
 
 from moderation import hashlists
 from moderation.models import AuditEvent, HashList, HashListEntry
@@ -66,5 +67,6 @@ def hash_list_export(*, hash_list: HashList, format: str) -> str:
         return hashlists.dump_te_simple(entries)
     if format == "veil_phash_csv":
         return hashlists.dump_veil_phash_csv(e for e in entries if e.signal_type == "phash")
-    raise ReviewError("unknown_format", f"Unknown format {format!r}: use te_csv, te_simple or veil_phash_csv.",
+    raise ReviewError("unknown_format", gettext("Unknown format %(format)s: use te_csv, te_simple or "
+                                                "veil_phash_csv.") % {"format": repr(format)},
                       status=400)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from moderation import hashlists, media, neardup
 from moderation.matching import hash_list_hits
@@ -30,16 +31,17 @@ class BankMatch:
 def signal_parse(*, signal_type: str | None, signal: str | None) -> tuple[str, str]:
     """(signal_type, normalised signal) or a 400 naming what is wrong."""
     if not signal_type:
-        raise ReviewError("signal_type_required", "signal_type is required (pdq or phash).", status=400)
+        raise ReviewError("signal_type_required", gettext("signal_type is required (pdq or phash)."), status=400)
     if signal is None or signal == "":
-        raise ReviewError("signal_required", "signal is required.", status=400)
+        raise ReviewError("signal_required", gettext("signal is required."), status=400)
     if signal_type not in hashlists.SIGNAL_TYPES:
-        raise ReviewError("unknown_signal_type", f"No such SignalType {signal_type[:40]!r}: use pdq or phash.",
+        raise ReviewError("unknown_signal_type", gettext("No such SignalType %(signal_type)s: use pdq or phash.") % {
+            "signal_type": repr(signal_type[:40])},
                           status=400)
     try:
         return signal_type, hashlists.normalise_signal(signal_type, signal)
     except ValueError as exc:
-        raise ReviewError("invalid_signal", f"invalid signal: {exc}.", status=400) from None
+        raise ReviewError("invalid_signal", gettext("invalid signal: %(exc)s.") % {"exc": exc}, status=400) from None
 
 
 def signal_lookup(*, signal_type: str, signal: str, banks: set[str] | None = None) -> list[BankMatch]:

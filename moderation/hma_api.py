@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -25,11 +26,11 @@ from moderation.services import ReviewError, audit_record
 
 _FETCH_STATUS = {"url_fetch_disabled": 403, "url_not_allowed": 403, "private_address": 403, "too_large": 413,
                  "bad_url": 400}
-_JSON = OpenApiResponse(description="JSON, in HMA's shape")
+_JSON = OpenApiResponse(description=("JSON, in HMA's shape"))
 _SIGNAL_PARAMS = [
-    OpenApiParameter("signal_type", str, description="pdq (or Veil's phash)"),
-    OpenApiParameter("signal", str, description="the hash, lowercase or uppercase hex"),
-    OpenApiParameter("banks", str, description="comma-separated list names to restrict the search to"),
+    OpenApiParameter("signal_type", str, description=("pdq (or Veil's phash)")),
+    OpenApiParameter("signal", str, description=("the hash, lowercase or uppercase hex")),
+    OpenApiParameter("banks", str, description=("comma-separated list names to restrict the search to")),
 ]
 
 
@@ -45,14 +46,16 @@ def _pdq_of_upload(request: Request) -> str:
     files = request.FILES  # parsing runs the size-limited upload handler
     if getattr(request._request, "veil_oversized_upload", None):
         limit = settings.VEIL_MAX_UPLOAD_BYTES / (1024 * 1024)
-        raise ApiError("too_large", f"The file is larger than the {limit:g} MiB limit.", 413)
+        raise ApiError("too_large", gettext("The file is larger than the %(g)s MiB limit.") % {
+            "g": format(limit, "g")}, 413)
     names = list(files.keys())
     if not names:
-        raise ApiError("file_required", "Missing multipart/form-data file upload (field name: photo).", 400)
+        raise ApiError("file_required", gettext("Missing multipart/form-data file upload (field name: photo)."), 400)
     if len(names) > 1 or len(files.getlist(names[0])) > 1:
-        raise ApiError("one_file_only", "Only one file allowed per request.", 400)
+        raise ApiError("one_file_only", gettext("Only one file allowed per request."), 400)
     if names[0] not in hma.CONTENT_TYPES:
-        raise ApiError("unknown_content_type", f"no such content_type: {names[0][:40]!r} (Veil hashes photo).", 400)
+        raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo).") % {
+            "names": repr(names[0][:40])}, 400)
     upload = files[names[0]]
     try:
         return hma.image_pdq(upload, size=int(upload.size or 0))
@@ -98,12 +101,13 @@ class HashMedia(IntegrationView):
     hma_errors = True
     parser_classes = [MultiPartParser]
 
-    @extend_schema(parameters=[OpenApiParameter("url", str, description="only with VEIL_FETCH_URL_PREFIXES")],
+    @extend_schema(parameters=[OpenApiParameter("url", str, description=("only with VEIL_FETCH_URL_PREFIXES"))],
                    responses={200: _JSON}, operation_id="hma_hash_url")
     def get(self, request: Request) -> Response:
         url = request.query_params.get("url")
         if not url:
-            raise ApiError("url_required", "url is required (or POST the file as the multipart field photo).", 400)
+            raise ApiError("url_required",
+                           gettext("url is required (or POST the file as the multipart field photo)."), 400)
         pdq = _pdq_of_url(url)
         _audit(request, endpoint="h/hash", source="url", pdq=pdq)
         return Response({"pdq": pdq})
@@ -120,7 +124,7 @@ class MatchLookup(IntegrationView):
     hma_errors = True
     parser_classes = [MultiPartParser]
 
-    @extend_schema(parameters=[*_SIGNAL_PARAMS, OpenApiParameter("url", str, description="instead of a signal")],
+    @extend_schema(parameters=[*_SIGNAL_PARAMS, OpenApiParameter("url", str, description=("instead of a signal"))],
                    responses={200: _JSON}, operation_id="hma_lookup")
     def get(self, request: Request) -> Response:
         banks = _banks(request)
@@ -155,7 +159,7 @@ class RawLookup(IntegrationView):
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("include_distance", "false").lower()
         if raw not in ("true", "1", "false", "0"):
-            raise ApiError("invalid_boolean", "invalid boolean parameter - prefer true/false", 400)
+            raise ApiError("invalid_boolean", gettext("invalid boolean parameter - prefer true/false"), 400)
         signal_type, signal = _parsed(request)
         matches = hma.signal_lookup(signal_type=signal_type, signal=signal, banks=_banks(request))
         _audit(request, endpoint="m/raw_lookup", signal_type=signal_type, signal=signal, matches=len(matches))

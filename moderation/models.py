@@ -8,26 +8,27 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 if TYPE_CHECKING:
     from review_queue.models import Claim
 
 
 class Severity(models.IntegerChoices):
-    NONE = 0, "None"
-    LOW = 1, "Low"
-    MEDIUM = 2, "Medium"
-    SEVERE = 3, "Severe"
+    NONE = 0, gettext_lazy("None")
+    LOW = 1, gettext_lazy("Low")
+    MEDIUM = 2, gettext_lazy("Medium")
+    SEVERE = 3, gettext_lazy("Severe")
 
 
 class Category(models.TextChoices):
-    UNSPECIFIED = "unspecified", "Unspecified"
-    VIOLENCE = "violence", "Violence and gore"
-    SEXUAL = "sexual", "Sexual content"
-    SELF_HARM = "self_harm", "Self-harm"
-    HATE = "hate", "Hate and harassment"
-    SPAM = "spam", "Spam and scams"
-    OTHER = "other", "Other"
+    UNSPECIFIED = "unspecified", gettext_lazy("Unspecified")
+    VIOLENCE = "violence", gettext_lazy("Violence and gore")
+    SEXUAL = "sexual", gettext_lazy("Sexual content")
+    SELF_HARM = "self_harm", gettext_lazy("Self-harm")
+    HATE = "hate", gettext_lazy("Hate and harassment")
+    SPAM = "spam", gettext_lazy("Spam and scams")
+    OTHER = "other", gettext_lazy("Other")
 
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
@@ -54,14 +55,14 @@ def display_upload_to(instance: ContentItem, filename: str) -> str:
 
 class ContentItem(models.Model):
     class Status(models.TextChoices):
-        PROCESSING = "processing", "Processing"
-        FAILED = "failed", "Failed"
-        READY = "ready", "Waiting for review"
-        IN_REVIEW = "in_review", "In review"
-        ESCALATED = "escalated", "Escalated to a lead"
+        PROCESSING = "processing", gettext_lazy("Processing")
+        FAILED = "failed", gettext_lazy("Failed")
+        READY = "ready", gettext_lazy("Waiting for review")
+        IN_REVIEW = "in_review", gettext_lazy("In review")
+        ESCALATED = "escalated", gettext_lazy("Escalated to a lead")
         # A copy of a picture whose cluster is already waiting or in review: decided together with it.
-        CLUSTERED = "clustered", "Waiting with its cluster"
-        DECIDED = "decided", "Decided"
+        CLUSTERED = "clustered", gettext_lazy("Waiting with its cluster")
+        DECIDED = "decided", gettext_lazy("Decided")
 
     queue = models.ForeignKey("review_queue.Queue", on_delete=models.PROTECT, related_name="items")
     external_id = models.CharField(max_length=200, blank=True)
@@ -221,10 +222,10 @@ class SplitPair(models.Model):
 
 class Decision(models.Model):
     class Action(models.TextChoices):
-        APPROVE = "approve", "Approve"
-        REMOVE = "remove", "Remove"
-        ESCALATE = "escalate", "Escalate to a lead"
-        SECOND_OPINION = "second_opinion", "Ask a second opinion"
+        APPROVE = "approve", gettext_lazy("Approve")
+        REMOVE = "remove", gettext_lazy("Remove")
+        ESCALATE = "escalate", gettext_lazy("Escalate to a lead")
+        SECOND_OPINION = "second_opinion", gettext_lazy("Ask a second opinion")
 
     FINAL_ACTIONS = (Action.APPROVE, Action.REMOVE)
 
@@ -261,9 +262,9 @@ class HashList(models.Model):
     """Known content shared between organisations (PDQ, Veil pHash). Each list says what happens on a match."""
 
     class Action(models.TextChoices):
-        ROUTE = "route", "Send to a specialist queue (still reviewed, still blurred)"
-        REMOVE = "remove", "Remove without review"
-        FLAG = "flag", "Review as usual, with a note"
+        ROUTE = "route", gettext_lazy("Send to a specialist queue (still reviewed, still blurred)")
+        REMOVE = "remove", gettext_lazy("Remove without review")
+        FLAG = "flag", gettext_lazy("Review as usual, with a note")
 
     name = models.CharField(max_length=64, unique=True, help_text="Like HMA bank names: A-Z, 0-9 and _.")
     label = models.CharField(max_length=200, help_text="What the list is, for the people who see its matches.")
@@ -367,30 +368,43 @@ class ViewingPreference(models.Model):
         return bool(self._category(category).get("warn"))
 
 
+class PersonalLocale(models.Model):
+    """The language and time zone a person chose for Veil. Blank means "not chosen": the browser's language (then
+    VEIL_LANGUAGE) and the organisation's time zone (VEIL_TIME_ZONE) apply."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="locale")
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
+    time_zone = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"language and time zone of {self.user_id}"
+
+
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
-        INGESTED = "ingested", "Item ingested"
-        READY = "ready", "Item ready for review"
-        PROCESSING_FAILED = "processing_failed", "Processing failed"
-        CLAIMED = "claimed", "Item claimed"
-        RELEASED = "released", "Item released"
-        LEASE_EXPIRED = "lease_expired", "Lease expired"
-        REVEALED = "revealed", "Clear image revealed"
-        DECIDED = "decided", "Decision"
-        ESCALATED = "escalated", "Escalated"
-        SECOND_OPINION = "second_opinion", "Second opinion asked"
-        PREFERENCES_CHANGED = "preferences_changed", "Viewing preferences changed"
-        MATCHED = "matched", "Matched an earlier item"
-        CARRIED_OVER = "carried_over", "Decision carried over"
-        HASH_LIST_MATCH = "hash_list_match", "Matched a hash list"
-        SPLIT = "split", "Split from its cluster"
-        HASH_LIST_IMPORTED = "hash_list_imported", "Hash list imported"
-        TOKEN_CREATED = "token_created", "API token created"
-        SUBMISSION_REFUSED = "submission_refused", "Submission refused"
-        HASH_LOOKUP = "hash_lookup", "Hash looked up (HMA API)"
-        WEBHOOK_DELIVERED = "webhook_delivered", "Decision webhook delivered"
-        WEBHOOK_FAILED = "webhook_failed", "Decision webhook gave up"
-        LOGIN_LOCKED_OUT = "login_locked_out", "Sign-in locked out (too many failures)"
+        INGESTED = "ingested", gettext_lazy("Item ingested")
+        READY = "ready", gettext_lazy("Item ready for review")
+        PROCESSING_FAILED = "processing_failed", gettext_lazy("Processing failed")
+        CLAIMED = "claimed", gettext_lazy("Item claimed")
+        RELEASED = "released", gettext_lazy("Item released")
+        LEASE_EXPIRED = "lease_expired", gettext_lazy("Lease expired")
+        REVEALED = "revealed", gettext_lazy("Clear image revealed")
+        DECIDED = "decided", gettext_lazy("Decision")
+        ESCALATED = "escalated", gettext_lazy("Escalated")
+        SECOND_OPINION = "second_opinion", gettext_lazy("Second opinion asked")
+        PREFERENCES_CHANGED = "preferences_changed", gettext_lazy("Viewing preferences changed")
+        MATCHED = "matched", gettext_lazy("Matched an earlier item")
+        CARRIED_OVER = "carried_over", gettext_lazy("Decision carried over")
+        HASH_LIST_MATCH = "hash_list_match", gettext_lazy("Matched a hash list")
+        SPLIT = "split", gettext_lazy("Split from its cluster")
+        HASH_LIST_IMPORTED = "hash_list_imported", gettext_lazy("Hash list imported")
+        TOKEN_CREATED = "token_created", gettext_lazy("API token created")
+        SUBMISSION_REFUSED = "submission_refused", gettext_lazy("Submission refused")
+        HASH_LOOKUP = "hash_lookup", gettext_lazy("Hash looked up (HMA API)")
+        WEBHOOK_DELIVERED = "webhook_delivered", gettext_lazy("Decision webhook delivered")
+        WEBHOOK_FAILED = "webhook_failed", gettext_lazy("Decision webhook gave up")
+        LOGIN_LOCKED_OUT = "login_locked_out", gettext_lazy("Sign-in locked out (too many failures)")
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -409,9 +423,9 @@ class WebhookDelivery(models.Model):
     """One final decision announced to its queue's callback URL: at least once, with a stable idempotency key."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Gave up"
+        PENDING = "pending", gettext_lazy("Pending")
+        DELIVERED = "delivered", gettext_lazy("Delivered")
+        FAILED = "failed", gettext_lazy("Gave up")
 
     # The Idempotency-Key header: the same on every attempt, so a receiver can drop a repeat.
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -427,7 +441,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = gettext_lazy("webhook deliveries")
 
     def __str__(self) -> str:
         return f"webhook {self.key} of decision #{self.decision_id} ({self.status})"

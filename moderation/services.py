@@ -14,6 +14,7 @@ from django.core import signing
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from moderation import media, neardup, webhooks
 from moderation.models import AuditEvent, Category, ContentItem, Decision, RevealEvent, Severity, ViewingPreference
@@ -189,7 +190,7 @@ def _item_derive(*, item_id: int) -> ContentItem | None:
             if isinstance(exc, media.UnsafeImage):
                 detail = exc.detail
             else:
-                detail = f"the stored original could not be read ({exc})"
+                detail = gettext("the stored original could not be read (%(exc)s)") % {"exc": exc}
             item.status = ContentItem.Status.FAILED
             item.failure = detail
             item.processed_at = timezone.now()
@@ -228,10 +229,10 @@ def _open_claim(*, item: ContentItem, reviewer: User) -> Claim:
     """The reviewer's live lease on the item, or a ReviewError saying why there is none."""
     claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
     if claim is None:
-        raise ReviewError("not_lease_holder", "You do not hold this item. Claim the next item from its queue.",
+        raise ReviewError("not_lease_holder", gettext("You do not hold this item. Claim the next item from its queue."),
                           status=409)
     if claim.expires_at <= timezone.now():
-        raise ReviewError("lease_expired", "Your lease on this item has expired; it went back to the queue.",
+        raise ReviewError("lease_expired", gettext("Your lease on this item has expired; it went back to the queue."),
                           status=409)
     return claim
 
@@ -273,8 +274,9 @@ def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False) -> 
         claim = _reviewing_claim(item=item, reviewer=reviewer)
         prefs = viewing_preference_for(user=reviewer)
         if prefs.warns_before_reveal(item.category) and not warned:
-            raise ReviewError("warning_first", f"This item was reported as {item.get_category_display()}. You asked "
-                              "to be told before revealing such items: reveal it only if you choose to.", status=409)
+            raise ReviewError("warning_first", gettext(
+                "This item was reported as %(category)s. You asked to be told before revealing such items: reveal it "
+                "only if you choose to.") % {"category": item.get_category_display()}, status=409)
         seconds = prefs.effective_reveal_seconds(item.category)
         reveal = RevealEvent.objects.create(
             item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds
@@ -291,16 +293,17 @@ def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEven
     try:
         payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
     except signing.BadSignature:
-        raise ReviewError("reveal_expired", "This reveal has expired. Reveal the image again.", status=403) from None
+        raise ReviewError("reveal_expired", gettext("This reveal has expired. Reveal the image again."),
+                          status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
-        raise ReviewError("forbidden", "This reveal belongs to someone else.", status=403)
+        raise ReviewError("forbidden", gettext("This reveal belongs to someone else."), status=403)
     viewing_check(reviewer=reviewer)
     claim = _reviewing_claim(item=item, reviewer=reviewer)
     if payload.get("c") != claim.pk:
-        raise ReviewError("reveal_expired", "This reveal belongs to an earlier lease.", status=403)
+        raise ReviewError("reveal_expired", gettext("This reveal belongs to an earlier lease."), status=403)
     reveal = RevealEvent.objects.get(pk=payload["r"])
     if reveal.ended_at is not None or timezone.now() > reveal.started_at + timedelta(seconds=reveal.allowed_seconds):
-        raise ReviewError("reveal_expired", "This reveal has ended. Reveal the image again.", status=403)
+        raise ReviewError("reveal_expired", gettext("This reveal has ended. Reveal the image again."), status=403)
     return reveal
 
 
@@ -320,19 +323,20 @@ def check_decision(*, item: ContentItem, reviewer: User, action: str, policy: Po
     the item as given: do_decision checks the lease again under the item's row lock."""
     reason = reason.strip()
     if action not in Decision.Action.values:
-        raise ReviewError("invalid_action", f"Unknown action {action!r}: use approve, remove, escalate or "
-                          "second_opinion.", status=400)
+        raise ReviewError("invalid_action", gettext("Unknown action %(action)s: use approve, remove, escalate or "
+                                                    "second_opinion.") % {"action": repr(action)}, status=400)
     if policy is not None and policy.queue_id != item.queue_id:
-        raise ReviewError("invalid_policy", "That policy does not belong to this item's queue.", status=400)
+        raise ReviewError("invalid_policy", gettext("That policy does not belong to this item's queue."), status=400)
     if action == Decision.Action.REMOVE and policy is None:
-        raise ReviewError("policy_required", "Removing an item must cite one of the queue's policies.", status=400)
+        raise ReviewError("policy_required", gettext("Removing an item must cite one of the queue's policies."),
+                          status=400)
     if action != Decision.Action.APPROVE and not reason:
-        raise ReviewError("reason_required", "Give a short reason, so the next person knows why.", status=400)
+        raise ReviewError("reason_required", gettext("Give a short reason, so the next person knows why."), status=400)
     if len(reason) > 4000:
-        raise ReviewError("reason_too_long", "Keep the reason under 4,000 characters.", status=400)
+        raise ReviewError("reason_too_long", gettext("Keep the reason under 4,000 characters."), status=400)
     _open_claim(item=item, reviewer=reviewer)
     if action == Decision.Action.ESCALATE and item.escalated_at is not None:
-        raise ReviewError("already_escalated", "This item is already with a lead; approve or remove it.",
+        raise ReviewError("already_escalated", gettext("This item is already with a lead; approve or remove it."),
                           status=400)
     return reason
 
@@ -410,35 +414,42 @@ def check_per_category(*, per_category: Any, blur_level: int, reveal_seconds: in
     stronger blur, a shorter reveal, a warning). Returns them cleaned (settings equal to the general ones dropped);
     raises ReviewError (400) naming the category otherwise."""
     if not isinstance(per_category, dict):
-        raise ReviewError("invalid_categories", "Viewing settings per category must be an object.", status=400)
+        raise ReviewError("invalid_categories", gettext("Viewing settings per category must be an object."), status=400)
     cleaned: dict[str, dict[str, Any]] = {}
     for category, values in per_category.items():
         if category not in Category.values or category == Category.UNSPECIFIED or not isinstance(values, dict):
-            raise ReviewError("invalid_categories", f"{category!r} is not a category you can set.", status=400)
+            raise ReviewError("invalid_categories", gettext("%(category)s is not a category you can set.") % {
+                "category": repr(category)}, status=400)
         label = Category(category).label
         unknown = set(values) - set(CATEGORY_SETTINGS)
         if unknown:
-            raise ReviewError("invalid_categories", f"Unknown setting for {label}: {', '.join(sorted(unknown))}.",
+            raise ReviewError("invalid_categories", gettext("Unknown setting for %(label)s: %(unknown)s.") % {
+                "label": label, "unknown": ', '.join(sorted(unknown))},
                               status=400)
         kept: dict[str, Any] = {}
         blur = values.get("blur_level")
         if blur is not None:
             if not isinstance(blur, int) or isinstance(blur, bool) or not blur_level <= blur <= 6:
-                raise ReviewError("not_stricter", f"For {label} the blur can be from {blur_level} (your general "
-                                  "setting) to 6: only ever stronger.", status=400)
+                raise ReviewError("not_stricter", gettext("For %(label)s the blur can be from %(blur_level)s (your "
+                                                          "general setting) to 6: only ever stronger.") % {
+                                                              "label": label, "blur_level": blur_level}, status=400)
             if blur > blur_level:
                 kept["blur_level"] = blur
         seconds = values.get("reveal_seconds")
         if seconds is not None:
             if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= reveal_seconds:
-                raise ReviewError("not_stricter", f"For {label} a reveal can last from 1 to {reveal_seconds} seconds "
-                                  "(your general setting): only ever shorter.", status=400)
+                raise ReviewError("not_stricter", gettext("For %(label)s a reveal can last from 1 to "
+                                                          "%(reveal_seconds)s seconds (your general setting): only "
+                                                          "ever shorter.") % {
+                                                              "label": label,
+                                                              "reveal_seconds": reveal_seconds}, status=400)
             if seconds < reveal_seconds:
                 kept["reveal_seconds"] = seconds
         if values.get("warn") is True:
             kept["warn"] = True
         elif values.get("warn") not in (None, False):
-            raise ReviewError("invalid_categories", f"The warning for {label} is on or off.", status=400)
+            raise ReviewError("invalid_categories", gettext("The warning for %(label)s is on or off.") % {
+                "label": label}, status=400)
         if kept:
             cleaned[category] = kept
     return cleaned
@@ -451,11 +462,13 @@ def viewing_preference_update(
     """A moderator may make viewing stricter than the organisation's settings, never weaker; and per harm category
     stricter still than their own (`per_category`; None keeps what is stored, as far as it is still stricter)."""
     if not settings.VEIL_MIN_BLUR_LEVEL <= blur_level <= 6:
-        raise ReviewError("blur_too_weak", f"Blur can be set from {settings.VEIL_MIN_BLUR_LEVEL} (the "
-                          "organisation's minimum) to 6.", status=400)
+        raise ReviewError("blur_too_weak", gettext("Blur can be set from %(veil_min_blur_level)s (the organisation's "
+                                                   "minimum) to 6.") % {
+                                                       "veil_min_blur_level": settings.VEIL_MIN_BLUR_LEVEL}, status=400)
     if not 1 <= reveal_seconds <= settings.VEIL_REVEAL_SECONDS:
-        raise ReviewError("reveal_too_long", f"A reveal can last from 1 to {settings.VEIL_REVEAL_SECONDS} seconds "
-                          "(the organisation's maximum).", status=400)
+        raise ReviewError("reveal_too_long", gettext(
+            "A reveal can last from 1 to %(veil_reveal_seconds)s seconds (the organisation's maximum)."
+        ) % {"veil_reveal_seconds": settings.VEIL_REVEAL_SECONDS}, status=400)
     prefs = viewing_preference_for(user=user)
     if per_category is None:  # keep the stored ones, less anything the new general settings make pointless
         per_category = {c: {k: v for k, v in values.items()
@@ -488,18 +501,20 @@ def cluster_split(*, item: ContentItem, by: User, reason: str = "") -> ContentIt
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         cluster = item.cluster
         if cluster is None:
-            raise ReviewError("not_clustered", "This item is not part of a group of copies.", status=409)
+            raise ReviewError("not_clustered", gettext("This item is not part of a group of copies."), status=409)
         holds_representative = cluster.representative_id is not None and ContentItem.objects.filter(
             pk=cluster.representative_id, cluster=cluster, claims__reviewer=by, claims__ended_at__isnull=True
         ).exists()
         if not (has_role(by, Role.TEAM_LEAD) or holds_representative):
-            raise ReviewError("forbidden", "Only a lead, or whoever is reviewing this picture, can split copies.",
+            raise ReviewError("forbidden", gettext("Only a lead, or whoever is reviewing this picture, can split "
+                                                   "copies."),
                               status=403)
         if cluster.representative_id == item.pk:
-            raise ReviewError("is_representative", "This is the copy being reviewed; split the other copies from "
-                              "it instead.", status=409)
+            raise ReviewError("is_representative", gettext("This is the copy being reviewed; split the other copies "
+                                                           "from "
+                              "it instead."), status=409)
         if item.status == ContentItem.Status.IN_REVIEW:
-            raise ReviewError("in_review", "Someone is reviewing this copy right now.", status=409)
+            raise ReviewError("in_review", gettext("Someone is reviewing this copy right now."), status=409)
         others = list(cluster.members.exclude(pk=item.pk).values_list("pk", flat=True))
         SplitPair.objects.bulk_create(
             [SplitPair(item_low_id=min(item.pk, o), item_high_id=max(item.pk, o), split_by=by, reason=reason[:500])

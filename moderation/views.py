@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 
 from config.api_errors import retry_after_seconds
 from config.roles import Role, role_required, signed_in
@@ -17,7 +18,7 @@ REVEAL_COOKIE = "veil_reveal"
 
 def _private_image(field_file: object, *, download_name: str) -> FileResponse:
     if not field_file:
-        raise Http404("No rendition yet.")
+        raise Http404(gettext("No rendition yet."))
     response = FileResponse(field_file.open("rb"), content_type="image/jpeg")  # type: ignore[attr-defined]
     response["Cache-Control"] = "no-store, private, max-age=0"
     response["Pragma"] = "no-cache"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,7 +38,7 @@ class QueueClaim(APIView):
     def _queue(slug: str) -> Queue:
         queue = Queue.objects.filter(slug=slug).first()
         if queue is None:
-            raise ApiError("unknown_queue", f"There is no queue {slug!r}.", 404)
+            raise ApiError("unknown_queue", gettext("There is no queue %(slug)s.") % {"slug": repr(slug)}, 404)
         return queue
 
     @extend_schema(
@@ -86,7 +87,7 @@ class ItemLease(APIView):
         user = signed_in(request)
         item = item_held_by(user=user, item_id=item_id)
         if item is None:
-            raise ApiError("not_lease_holder", "This item is no longer yours: it went back to the queue.", 409)
+            raise ApiError("not_lease_holder", gettext("This item is no longer yours: it went back to the queue."), 409)
         try:
             expires = services.lease_renew(item=item, reviewer=user)
         except ReviewError as exc:

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MinLengthValidator, URLValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 
 class Queue(models.Model):
@@ -87,12 +88,12 @@ class Claim(models.Model):
     """One lease of one item by one reviewer. At most one open claim per item, enforced by the database."""
 
     class Outcome(models.TextChoices):
-        OPEN = "open", "Open"
-        DECIDED = "decided", "Decided"
-        ESCALATED = "escalated", "Escalated"
-        SECOND_OPINION = "second_opinion", "Second opinion asked"
-        RELEASED = "released", "Released"
-        EXPIRED = "expired", "Lease expired"
+        OPEN = "open", gettext_lazy("Open")
+        DECIDED = "decided", gettext_lazy("Decided")
+        ESCALATED = "escalated", gettext_lazy("Escalated")
+        SECOND_OPINION = "second_opinion", gettext_lazy("Second opinion asked")
+        RELEASED = "released", gettext_lazy("Released")
+        EXPIRED = "expired", gettext_lazy("Lease expired")
 
     item = models.ForeignKey("moderation.ContentItem", on_delete=models.CASCADE, related_name="claims")
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="claims")

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.roles import Role, has_role
 from moderation.models import AuditEvent, ContentItem, RevealEvent, Severity
@@ -74,11 +75,11 @@ def check_item_claim(*, reviewer: User, queue: Queue, escalated: bool = False,
     transaction. Raises ReviewError with the reason; what the gate recorded on the way (a shift that ended, a break
     that began) is the caller's to commit (item_claim) or roll back (item_claim_preview)."""
     if not queue.is_active:
-        raise ReviewError("queue_closed", "This queue is closed.", status=409)
+        raise ReviewError("queue_closed", gettext("This queue is closed."), status=409)
     if escalated and not has_role(reviewer, Role.TEAM_LEAD):
-        raise ReviewError("forbidden", "Escalated items are reviewed by team leads.", status=403)
+        raise ReviewError("forbidden", gettext("Escalated items are reviewed by team leads."), status=403)
     if not has_role(reviewer, Role.MODERATOR, Role.TEAM_LEAD):
-        raise ReviewError("forbidden", "Only moderators and team leads review items.", status=403)
+        raise ReviewError("forbidden", gettext("Only moderators and team leads review items."), status=403)
     return wellbeing.claim_gate(reviewer=reviewer, queue=queue)
 
 
@@ -96,7 +97,7 @@ def do_item_claim(*, reviewer: User, queue: Queue, constraints: wellbeing.ClaimC
     if claim is not None:
         return claim
     refusal = _held_back(reviewer=reviewer, queue=queue, constraints=constraints, wanted=wanted, batch=batches[-1])
-    raise refusal or NothingToClaim("queue_empty", "Nothing is waiting in this queue right now.")
+    raise refusal or NothingToClaim("queue_empty", gettext("Nothing is waiting in this queue right now."))
 
 
 def _held_back(*, reviewer: User, queue: Queue, constraints: wellbeing.ClaimConstraints, wanted: str,
@@ -231,7 +232,7 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
         claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
         if claim is None:
-            raise ReviewError("not_lease_holder", "You do not hold this item.", status=409)
+            raise ReviewError("not_lease_holder", gettext("You do not hold this item."), status=409)
         item.status = item.resting_status
         item.save(update_fields=["status"])
         claim_end(claim_id=claim.pk, outcome=Claim.Outcome.RELEASED, at=now)

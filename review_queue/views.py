@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from config.roles import Role, has_role, role_required, signed_in
@@ -23,20 +24,21 @@ from wellbeing import selectors as wellbeing_selectors
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
-NO_LONGER_YOURS = ("That item is no longer yours: it was decided, or it went back to the queue (a break or an ended "
-                   "lease gives it back).")
+NO_LONGER_YOURS = (gettext_lazy("That item is no longer yours: it was decided, or it went back to the queue (a break "
+                                "or an ended "
+                   "lease gives it back)."))
 
 SHORTCUTS = [
-    ("R", "Reveal the clear image (hold, or press once)"),
-    ("A", "Approve"),
-    ("X", "Remove (needs a policy)"),
-    ("E", "Escalate to a lead"),
-    ("O", "Ask a second opinion"),
-    ("S", "Skip: give the item back"),
-    ("G", "Colour on/off while revealed"),
-    ("1-9", "Choose a policy"),
-    ("/", "Write the reason"),
-    ("?", "More about shortcuts"),
+    ("R", gettext_lazy("Reveal the clear image (hold, or press once)")),
+    ("A", gettext_lazy("Approve")),
+    ("X", gettext_lazy("Remove (needs a policy)")),
+    ("E", gettext_lazy("Escalate to a lead")),
+    ("O", gettext_lazy("Ask a second opinion")),
+    ("S", gettext_lazy("Skip: give the item back")),
+    ("G", gettext_lazy("Colour on/off while revealed")),
+    ("1-9", gettext_lazy("Choose a policy")),
+    ("/", gettext_lazy("Write the reason")),
+    ("?", gettext_lazy("More about shortcuts")),
 ]
 
 
@@ -131,7 +133,7 @@ def decide(request: HttpRequest, item_id: int) -> HttpResponse:
     user = signed_in(request)
     item = item_selectors.item_held_by(user=user, item_id=item_id)
     if item is None:
-        return _no_longer_yours(request, NO_LONGER_YOURS)
+        return _no_longer_yours(request, str(NO_LONGER_YOURS))
     code = request.POST.get("policy", "")
     policy = Policy.objects.filter(queue_id=item.queue_id, code=code).first() if code else None
     if code and policy is None:
@@ -165,13 +167,14 @@ def _decided_words(decision: Decision) -> str:
     """The confirmation after a decision: what was recorded, for which item. No count, no pace."""
     item = f"Item {decision.item_id}"
     if decision.action == Decision.Action.APPROVE:
-        return f"Saved: {item} approved."
+        return gettext("Saved: %(item)s approved.") % {"item": item}
     if decision.action == Decision.Action.REMOVE:
         policy = f" under “{decision.policy.title}”" if decision.policy else ""
-        return f"Saved: {item} removed{policy}."
+        return gettext("Saved: %(item)s removed%(policy)s.") % {"item": item, "policy": policy}
     if decision.action == Decision.Action.ESCALATE:
-        return f"Saved: {item} went to a team lead, with your reason."
-    return f"Saved: {item} went back to the queue for someone else's opinion, with your reason."
+        return gettext("Saved: %(item)s went to a team lead, with your reason.") % {"item": item}
+    return gettext("Saved: %(item)s went back to the queue for someone else's opinion, with your reason.") % {
+        "item": item}
 
 
 def _no_longer_yours(request: HttpRequest, why: str) -> HttpResponse:
@@ -206,7 +209,8 @@ def split(request: HttpRequest, item_id: int, copy_id: int) -> HttpResponse:
     except item_services.ReviewError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"Item {copy.pk} was separated and will be reviewed on its own.")
+        messages.success(request, gettext("Item %(pk)s was separated and will be reviewed on its own.") % {
+            "pk": copy.pk})
     return redirect("console-item", item_id=item_id)
 
 
@@ -229,7 +233,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         except item_services.ReviewError as exc:
             messages.error(request, exc.detail)
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, gettext("Saved."))
             return redirect("console-preferences")
     return render(
         request,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -51,7 +52,7 @@ class TeamAction(APIView):
         user = signed_in(request)
         team = team_selectors.team_for_lead(user=user, team_id=team_id)
         if action not in ACTIONS:
-            raise ApiError("unknown_action", f"Actions are {', '.join(ACTIONS)}.", 404)
+            raise ApiError("unknown_action", gettext("Actions are %(actions)s.") % {"actions": ', '.join(ACTIONS)}, 404)
         data: Any = request.data
         try:
             if action == "break":
@@ -62,7 +63,7 @@ class TeamAction(APIView):
             else:
                 team_services.lead_end_shift(lead=user, team=team, reviewer_id=reviewer_id)
         except (TypeError, ValueError):
-            raise ApiError("invalid", "Give the queue as its id.", 400) from None
+            raise ApiError("invalid", gettext("Give the queue as its id."), 400) from None
         except ReviewError as exc:
             raise ApiError.from_refusal(exc) from None
         load = team_services.team_load_now(team=team)

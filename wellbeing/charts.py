@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from django.utils import formats
+from django.utils.functional import Promise
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_lazy
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 34, 46
@@ -67,16 +70,16 @@ class Chart:
 
 @dataclass(frozen=True)
 class Series:
-    name: str
+    name: str | Promise
     css: str
     fill: str  # for the PDF; the page takes colours from the CSS class
 
 
 SEVERITY_SERIES = (
-    Series("None", "sev-0", "#c9d6d3"),
-    Series("Low", "sev-1", "#93bdb6"),
-    Series("Medium", "sev-2", "#4f8f87"),
-    Series("Severe", "sev-3", "#1f4f4a"),
+    Series(gettext_lazy("None"), "sev-0", "#c9d6d3"),
+    Series(gettext_lazy("Low"), "sev-1", "#93bdb6"),
+    Series(gettext_lazy("Medium"), "sev-2", "#4f8f87"),
+    Series(gettext_lazy("Severe"), "sev-3", "#1f4f4a"),
 )
 HIDDEN_FILL = "#ffffff"
 GRID = "#d5d0c6"
@@ -93,7 +96,8 @@ def _nice_ceiling(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+    decimals = 0 if abs(value) >= 10 or value == int(value) else 1
+    return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
 
 
 def _axes(chart: Chart, labels: Sequence[str], top_value: float, unit: str,
@@ -113,13 +117,21 @@ def _axes(chart: Chart, labels: Sequence[str], top_value: float, unit: str,
     return LEFT, plot_w, plot_h
 
 
+def _described(title: str, shown: int, weeks: int, suppressed: int) -> str:
+    """The chart's text equivalent (its <desc>), for a screen reader."""
+    text = gettext("%(title)s: %(shown)s of %(weeks)s weeks shown") % {"title": title, "shown": shown, "weeks": weeks}
+    if suppressed:
+        text += gettext(", %(suppressed)s suppressed (fewer than the minimum number of people)") % {
+            "suppressed": suppressed}
+    return text + "."
+
+
 def stacked_bars(*, title: str, labels: Sequence[str], values: Sequence[Sequence[float] | None],
                  series: Sequence[Series] = SEVERITY_SERIES, unit: str) -> Chart:
     """One bar per label, stacked by series; `None` for a label whose figures are suppressed."""
     shown = [v for v in values if v is not None]
     hidden = len(values) - len(shown)
-    description = (f"{title}: {len(shown)} of {len(values)} weeks shown"
-                   + (f", {hidden} suppressed (fewer than the minimum number of people)" if hidden else "") + ".")
+    description = _described(title, len(shown), len(values), hidden)
     chart = Chart(title=title, description=description)
     top_value = _nice_ceiling(max((sum(v) for v in shown), default=0.0))
     left, plot_w, plot_h = _axes(chart, labels, top_value, unit)
@@ -130,8 +142,8 @@ def stacked_bars(*, title: str, labels: Sequence[str], values: Sequence[Sequence
         x = left + slot * n + (slot - bar_w) / 2
         if stack is None:
             chart.shapes.append(Rect(x, TOP + plot_h * 0.55, bar_w, plot_h * 0.45, "chart__hidden", HIDDEN_FILL,
-                                     title=f"{label}: suppressed", dashed=True))
-            chart.shapes.append(Text(x + bar_w / 2, TOP + plot_h * 0.5, "hidden", anchor="middle",
+                                     title=gettext("%(week)s: suppressed") % {"week": label}, dashed=True))
+            chart.shapes.append(Text(x + bar_w / 2, TOP + plot_h * 0.5, gettext("hidden"), anchor="middle",
                                      css="chart__hidden-label", size=10))
             continue
         y = base
@@ -141,14 +153,14 @@ def stacked_bars(*, title: str, labels: Sequence[str], values: Sequence[Sequence
                 continue
             y -= height
             chart.shapes.append(Rect(x, y, bar_w, height, part.css, part.fill,
-                                     title=f"{label}, {part.name.lower()}: {_number(value)} {unit}"))
+                                     title=f"{label}, {str(part.name).lower()}: {_number(value)} {unit}"))
     legend_x = left + 4
     for part in series:
         chart.shapes.append(Rect(legend_x, chart.height - 18, 10, 10, part.css, part.fill))
-        chart.shapes.append(Text(legend_x + 14, chart.height - 9, part.name, size=10))
-        legend_x += 24 + 7 * len(part.name)
+        chart.shapes.append(Text(legend_x + 14, chart.height - 9, str(part.name), size=10))
+        legend_x += 24 + 7 * len(str(part.name))
     chart.shapes.append(Rect(legend_x, chart.height - 18, 10, 10, "chart__hidden", HIDDEN_FILL, dashed=True))
-    chart.shapes.append(Text(legend_x + 14, chart.height - 9, "Suppressed: fewer than the minimum of people",
+    chart.shapes.append(Text(legend_x + 14, chart.height - 9, gettext("Suppressed: fewer than the minimum of people"),
                              size=10))
     return chart
 
@@ -160,9 +172,7 @@ def line_chart(*, title: str, labels: Sequence[str], values: Sequence[float | No
     marker where it is suppressed, nothing where nobody answered."""
     shown = sum(1 for v in values if v is not None)
     suppressed = sum(1 for h in hidden if h)
-    description = (f"{title}: {shown} of {len(values)} weeks shown"
-                   + (f", {suppressed} suppressed (fewer than the minimum number of people)" if suppressed else "")
-                   + ".")
+    description = _described(title, shown, len(values), suppressed)
     chart = Chart(title=title, description=description, height=height)
     left, plot_w, plot_h = _axes(chart, labels, top_value, unit, steps=5 if top_value == 5 else 4)
     slot = plot_w / max(1, len(labels))
@@ -175,7 +185,7 @@ def line_chart(*, title: str, labels: Sequence[str], values: Sequence[float | No
             run = []
             if is_hidden:
                 chart.shapes.append(Rect(x - 6, TOP + plot_h - 12, 12, 12, "chart__hidden", HIDDEN_FILL,
-                                         title=f"{label}: suppressed", dashed=True))
+                                         title=gettext("%(week)s: suppressed") % {"week": label}, dashed=True))
             continue
         y = TOP + plot_h - plot_h * min(value, top_value) / top_value
         run.append((x, y))

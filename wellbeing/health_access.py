@@ -22,6 +22,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models.signals import m2m_changed
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.roles import Role
 from moderation.services import ReviewError
@@ -53,19 +54,23 @@ def check_health_staff(*, staff: User) -> None:
     """Raises ReviewError unless the account may be occupational health: an active, non-superuser member of the
     occupational_health group."""
     if staff.is_superuser:
-        raise ReviewError("superuser_refused", f"{staff.username} is a superuser. Administrators never hold "
-                          "occupational-health access: use a separate, non-superuser account for OH work.", status=400)
+        raise ReviewError("superuser_refused", gettext("%(username)s is a superuser. Administrators never hold "
+                                                       "occupational-health access: use a separate, non-superuser "
+                                                       "account for OH work.") % {
+                                                           "username": staff.username}, status=400)
     if not staff.is_active:
-        raise ReviewError("inactive", f"{staff.username} is not an active account.", status=400)
+        raise ReviewError("inactive", gettext("%(username)s is not an active account.") % {
+            "username": staff.username}, status=400)
     if not staff.groups.filter(name=Role.OCCUPATIONAL_HEALTH.value).exists():
-        raise ReviewError("not_oh", f"{staff.username} is not in the occupational_health group.", status=400)
+        raise ReviewError("not_oh", gettext("%(username)s is not in the occupational_health group.") % {
+            "username": staff.username}, status=400)
 
 
 def health_access_grant(*, team: Team, staff: User, granted_by: User, reason: str = "") -> HealthAccessGrant:
     """Make `staff` occupational health for `team`, recorded with who authorised it and why."""
     check_health_staff(staff=staff)
     if not granted_by.is_active:
-        raise ReviewError("inactive", "The account authorising the access must be active.", status=400)
+        raise ReviewError("inactive", gettext("The account authorising the access must be active."), status=400)
     with transaction.atomic(), _as(granted_by, reason):
         team.health_staff.add(staff)
         _record(team_ids={team.pk}, staff_ids={staff.pk}, added=True)  # nothing new if the receiver recorded it

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from config.roles import Role, role_required, signed_in
@@ -26,12 +27,12 @@ def _scope(user: User, department_id: int, team_id: str | None) -> tuple[Departm
     """The department's teams assigned to this OH professional, and the team in focus (404 if not theirs)."""
     teams = list(team_selectors.teams_in_care_of(user=user).filter(department_id=department_id).order_by("name"))
     if not teams:
-        raise Http404("No such department among the teams assigned to you.")
+        raise Http404(gettext("No such department among the teams assigned to you."))
     focus = None
     if team_id:
         focus = next((t for t in teams if str(t.pk) == team_id), None)
         if focus is None:
-            raise Http404("No such team among the teams assigned to you.")
+            raise Http404(gettext("No such team among the teams assigned to you."))
     return teams[0].department, teams, focus
 
 
@@ -72,12 +73,12 @@ def report(request: HttpRequest, department_id: int) -> HttpResponse:
     if built.focus is not None:
         query += f"&team={built.focus.pk}"
     sections = [
-        ("People and shifts", ("people", "shifts")),
-        ("Exposure (units: minutes of severe-equivalent content)", (*reports.SEVERITY_KEYS, "units_total",
+        (gettext("People and shifts"), ("people", "shifts")),
+        (gettext("Exposure (units: minutes of severe-equivalent content)"), (*reports.SEVERITY_KEYS, "units_total",
                                                                      "severe_hours", "caps_reached", "near_cap")),
-        ("Breaks", ("breaks_due", "breaks_taken", "breaks_auto", "breaks_chosen", "breaks_lead")),
-        ("Reveals and overruns", ("reveals", "reveal_minutes", "overruns")),
-        ("Check-ins (voluntary; counted among those who answered)", ("mood_people", "mood_mean", "who5_people",
+        (gettext("Breaks"), ("breaks_due", "breaks_taken", "breaks_auto", "breaks_chosen", "breaks_lead")),
+        (gettext("Reveals and overruns"), ("reveals", "reveal_minutes", "overruns")),
+        (gettext("Check-ins (voluntary; counted among those who answered)"), ("mood_people", "mood_mean", "who5_people",
                                                                      "who5_mean", "who5_low_share")),
     ]
     table_rows = [(title, [(reports.METRIC_BY_KEY[key], [row.cell(key) for row in built.table.rows])
@@ -156,7 +157,7 @@ def person(request: HttpRequest, user_id: int) -> HttpResponse:
     teams = team_selectors.teams_in_care_of(user=viewer)
     subject = User.objects.filter(pk=user_id, team_membership__team__in=teams, is_active=True).first()
     if subject is None or not reports.consent_given(user=subject):
-        raise Http404("No such person among those who consented to follow-up in your teams.")
+        raise Http404(gettext("No such person among those who consented to follow-up in your teams."))
     try:
         period = _followup_period(request)
     except reports.PeriodError as exc:
@@ -164,7 +165,7 @@ def person(request: HttpRequest, user_id: int) -> HttpResponse:
         return redirect("health-person", user_id=subject.pk)
     weeks = reports.person_weeks(user=subject, period=period)
     since = reports.day_start(period.start)
-    checkins = selectors.checkins_read(subject=subject, reader=viewer, purpose="OH follow-up", since=since)
+    checkins = selectors.checkins_read(subject=subject, reader=viewer, purpose=gettext("OH follow-up"), since=since)
     team_services.access_record(viewer=viewer, what=DataAccess.What.PERSON, period=(period.start, period.end),
                                 subjects=[subject.pk])
     return render(request, "health/person.html", {

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zoneinfo
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import User
 from django.http import Http404
+from django.utils import timezone, translation
 
+from config.i18n import locale_for_scope
 from config.roles import Role, has_role
 from wellbeing import realtime, team_selectors, team_services
 from wellbeing.models import DataAccess, Team
@@ -38,9 +41,12 @@ def _open(user: Any, team_id: int) -> tuple[int, int | None]:
     return 0, team.pk
 
 
-def _snapshot(team_id: int) -> dict[str, Any]:
+def _snapshot(team_id: int, locale: tuple[str, str]) -> dict[str, Any]:
     team = Team.objects.get(pk=team_id)
-    return {"type": "team.state", **team_selectors.load_payload(team_services.team_load_now(team=team))}
+    language, zone = locale
+    # In the lead's own language and time zone, as their page is (a socket has no middleware to choose them).
+    with translation.override(language), timezone.override(zoneinfo.ZoneInfo(zone)):
+        return {"type": "team.state", **team_selectors.load_payload(team_services.team_load_now(team=team))}
 
 
 class LeadConsumer(AsyncJsonWebsocketConsumer):
@@ -53,6 +59,7 @@ class LeadConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=code)
             return
         self.team_id = found
+        self.locale = await database_sync_to_async(locale_for_scope)(self.scope)
         self.pending: asyncio.Task[None] | None = None
         self.group = realtime.team_group(found)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -88,4 +95,4 @@ class LeadConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_state()
 
     async def _send_state(self) -> None:
-        await self.send_json(await database_sync_to_async(_snapshot)(self.team_id))
+        await self.send_json(await database_sync_to_async(_snapshot)(self.team_id, self.locale))

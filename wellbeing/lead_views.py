@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import Role, role_required, signed_in
@@ -19,12 +20,12 @@ from wellbeing.views import _as_number
 
 # (field, label, unit, seconds per unit)
 TEAM_LIMIT_FIELDS = [
-    ("exposure_cap_units", "Exposure limit per shift", "minutes", None),
-    ("break_every", "A break after every", "minutes", 60),
-    ("break_length", "Break length", "minutes", 60),
-    ("cooldown", "Pause after a severe item", "seconds", 1),
-    ("severe_per_hour", "Most severe items in an hour", "items", None),
-    ("shift_length", "Longest shift", "hours", 3600),
+    ("exposure_cap_units", gettext_lazy("Exposure limit per shift"), "minutes", None),
+    ("break_every", gettext_lazy("A break after every"), "minutes", 60),
+    ("break_length", gettext_lazy("Break length"), "minutes", 60),
+    ("cooldown", gettext_lazy("Pause after a severe item"), "seconds", 1),
+    ("severe_per_hour", gettext_lazy("Most severe items in an hour"), "items", None),
+    ("shift_length", gettext_lazy("Longest shift"), "hours", 3600),
 ]
 
 
@@ -41,7 +42,7 @@ def teams(request: HttpRequest) -> HttpResponse:
 def _limits(team: Team) -> list[dict[str, object]]:
     organisation = OrganisationPolicy.objects.current()
     current = team_selectors.team_policy_of(team=team)
-    return [{"name": name, "label": label, "unit": unit,
+    return [{"name": name, "label": label, "unit": gettext(unit),
              "organisation": _as_number(getattr(organisation, name), per),
              "team": _as_number(getattr(current, name), per)}
             for name, label, unit, per in TEAM_LIMIT_FIELDS]
@@ -78,15 +79,17 @@ def act(request: HttpRequest, team_id: int, reviewer_id: int, action: str) -> Ht
     try:
         if action == "break":
             row = team_services.lead_send_on_break(lead=user, team=team, reviewer_id=reviewer_id)
-            messages.success(request, f"Sent on a break until {selectors.clock(row.ends_at)}. Their console shows "
-                             "the break screen, and new items wait until it ends.")
+            messages.success(request, gettext("Sent on a break until %(ends_at)s. Their console shows the break "
+                                              "screen, and new items wait until it ends.") % {
+                                                  "ends_at": selectors.clock(row.ends_at)})
         elif action == "move":
             shift = team_services.lead_move_to_queue(lead=user, team=team, reviewer_id=reviewer_id,
                                                      queue_id=int(request.POST.get("queue") or 0))
-            messages.success(request, f"Moved to {shift.queue_assigned} for the rest of the shift.")
+            messages.success(request, gettext("Moved to %(queue_assigned)s for the rest of the shift.") % {
+                "queue_assigned": shift.queue_assigned})
         elif action == "end-shift":
             team_services.lead_end_shift(lead=user, team=team, reviewer_id=reviewer_id)
-            messages.success(request, "The shift has ended. They were told calmly, and new items stop now.")
+            messages.success(request, gettext("The shift has ended. They were told calmly, and new items stop now."))
         else:
             return HttpResponse(status=404)
     except ValueError:
@@ -116,5 +119,5 @@ def tighten(request: HttpRequest, team_id: int) -> HttpResponse:
     except ReviewError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, "Saved: the team's limits apply from everyone's next item.")
+        messages.success(request, gettext("Saved: the team's limits apply from everyone's next item."))
     return redirect("lead-team", team_id=team.pk)

@@ -17,6 +17,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.deconstruct import deconstructible
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Category, Severity
 from wellbeing import rules
@@ -26,14 +28,15 @@ from wellbeing import rules
 class DurationBetween:
     """Validates that a duration lies within [low, high] seconds (deconstructible, so migrations can record it)."""
 
-    def __init__(self, low: int, high: int, what: str) -> None:
+    def __init__(self, low: int, high: int, what: str | Promise) -> None:
         self.low, self.high, self.what = low, high, what
 
     def __call__(self, value: timedelta | None) -> None:
         if value is not None and not self.low <= value.total_seconds() <= self.high:
             raise ValidationError(
-                f"{self.what} must be between {_words(timedelta(seconds=self.low))} and "
-                f"{_words(timedelta(seconds=self.high))}."
+                gettext("%(what)s must be between %(low)s and %(high)s.") % {
+                    "what": self.what, "low": _words(timedelta(seconds=self.low)),
+                    "high": _words(timedelta(seconds=self.high))}
             )
 
     def __eq__(self, other: object) -> bool:
@@ -44,7 +47,7 @@ class DurationBetween:
         return hash((self.low, self.high, self.what))
 
 
-def _between(bounds: tuple[timedelta, timedelta], what: str) -> list[Any]:
+def _between(bounds: tuple[timedelta, timedelta], what: str | Promise) -> list[Any]:
     return [DurationBetween(int(bounds[0].total_seconds()), int(bounds[1].total_seconds()), what)]
 
 
@@ -105,7 +108,7 @@ class OrganisationPolicy(models.Model):
         null=True, blank=True, help_text="Optional: no claiming before this local time. Must be before the cut-off.",
     )
     rest_between_shifts = models.DurationField(
-        default=timedelta(hours=11), validators=_between(REST_BETWEEN_SHIFTS, "Rest between shifts"),
+        default=timedelta(hours=11), validators=_between(REST_BETWEEN_SHIFTS, gettext_lazy("Rest between shifts")),
         help_text="A new shift starts only this long after the last one ended (EU working-time minimum: 11 h).",
     )
     exposure_cap_units = models.PositiveIntegerField(
@@ -124,18 +127,18 @@ class OrganisationPolicy(models.Model):
         help_text="Most severe items a person may claim in any 60 minutes.",
     )
     cooldown = models.DurationField(
-        default=timedelta(seconds=60), validators=_between(COOLDOWN, "The cool-down"),
+        default=timedelta(seconds=60), validators=_between(COOLDOWN, gettext_lazy("The cool-down")),
         help_text="After a severe item, no other severe item for this long (milder items are still offered).",
     )
     break_every = models.DurationField(
-        default=timedelta(minutes=50), validators=_between(BREAK_EVERY, "Work between breaks"),
+        default=timedelta(minutes=50), validators=_between(BREAK_EVERY, gettext_lazy("Work between breaks")),
         help_text="A break is due after this much time on shift since the last break.",
     )
     break_length = models.DurationField(
         default=timedelta(minutes=10), validators=_between(BREAK_LENGTH, "A break"),
     )
     break_window = models.DurationField(
-        default=timedelta(minutes=5), validators=_between(BREAK_WINDOW, "The window to start a break"),
+        default=timedelta(minutes=5), validators=_between(BREAK_WINDOW, gettext_lazy("The window to start a break")),
         help_text="Once a break is due, the moderator may finish the item in hand and start the break within this "
         "window; after it claiming stops anyway and the break starts.",
     )
@@ -165,8 +168,8 @@ class OrganisationPolicy(models.Model):
     objects = OrganisationPolicyManager()
 
     class Meta:
-        verbose_name = "organisation exposure policy"
-        verbose_name_plural = "organisation exposure policy"
+        verbose_name = gettext_lazy("organisation exposure policy")
+        verbose_name_plural = gettext_lazy("organisation exposure policy")
         constraints = [
             models.CheckConstraint(condition=Q(pk=1), name="wellbeing_org_policy_singleton"),
             models.CheckConstraint(
@@ -182,11 +185,11 @@ class OrganisationPolicy(models.Model):
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if not self.weight_none <= self.weight_low <= self.weight_medium <= 100:
-            errors["weight_medium"] = "Weights must rise with severity: none ≤ low ≤ medium ≤ 100 (severe)."
+            errors["weight_medium"] = gettext("Weights must rise with severity: none ≤ low ≤ medium ≤ 100 (severe).")
         if self.item_seconds_min > self.item_seconds_max:
-            errors["item_seconds_min"] = "The shortest counted time must not be longer than the longest."
+            errors["item_seconds_min"] = gettext("The shortest counted time must not be longer than the longest.")
         if self.day_start and self.day_cutoff and self.day_start >= self.day_cutoff:
-            errors["day_start"] = "The day must start before the cut-off (night work: leave both empty)."
+            errors["day_start"] = gettext("The day must start before the cut-off (night work: leave both empty).")
         if errors:
             raise ValidationError(errors)
 
@@ -209,8 +212,8 @@ class QueuePolicy(StricterThanOrganisation, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "queue exposure policy"
-        verbose_name_plural = "queue exposure policies"
+        verbose_name = gettext_lazy("queue exposure policy")
+        verbose_name_plural = gettext_lazy("queue exposure policies")
 
     def __str__(self) -> str:
         return f"Exposure policy of {self.queue}"
@@ -237,10 +240,10 @@ class PolicyChange(models.Model):
     """The audit of every change to any policy layer: who, which layer, before and after."""
 
     class Layer(models.TextChoices):
-        ORGANISATION = "organisation", "Organisation"
-        QUEUE = "queue", "Queue"
-        TEAM = "team", "Team"
-        PERSONAL = "personal", "Personal"
+        ORGANISATION = "organisation", gettext_lazy("Organisation")
+        QUEUE = "queue", gettext_lazy("Queue")
+        TEAM = "team", gettext_lazy("Team")
+        PERSONAL = "personal", gettext_lazy("Personal")
 
     at = models.DateTimeField(db_index=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -265,10 +268,10 @@ class Shift(models.Model):
     """A moderator's working shift. It starts explicitly or with the first claim; its planned end is fixed at start."""
 
     class EndReason(models.TextChoices):
-        MANUAL = "manual", "Ended by the moderator"
-        LENGTH = "length", "Reached its length"
-        CUTOFF = "cutoff", "Reached the day's cut-off"
-        LEAD = "lead", "Ended early by a team lead"
+        MANUAL = "manual", gettext_lazy("Ended by the moderator")
+        LENGTH = "length", gettext_lazy("Reached its length")
+        CUTOFF = "cutoff", gettext_lazy("Reached the day's cut-off")
+        LEAD = "lead", gettext_lazy("Ended early by a team lead")
 
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shifts")
     started_at = models.DateTimeField()
@@ -323,7 +326,7 @@ class ExposureEntry(models.Model):
 
     class Meta:
         ordering = ["-claimed_at"]
-        verbose_name_plural = "exposure entries"
+        verbose_name_plural = gettext_lazy("exposure entries")
         indexes = [
             models.Index(fields=["reviewer", "day"], name="exposure_reviewer_day"),
             models.Index(fields=["reviewer", "week"], name="exposure_reviewer_week"),
@@ -352,9 +355,9 @@ class Break(models.Model):
     anyone: a voluntary break does not shift or replace the scheduled one unless it was a full break's length."""
 
     class Kind(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        VOLUNTARY = "voluntary", "Voluntary"
-        LEAD = "lead", "Sent by a team lead"
+        SCHEDULED = "scheduled", gettext_lazy("Scheduled")
+        VOLUNTARY = "voluntary", gettext_lazy("Voluntary")
+        LEAD = "lead", gettext_lazy("Sent by a team lead")
 
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="breaks")
     # Empty for a voluntary break taken off shift: never refused, nothing to pause.
@@ -427,7 +430,7 @@ class CheckInQuerySet(models.QuerySet["CheckIn"]):
 
 def _refuse_unless_reading() -> None:
     if not _checkin_read_allowed.get():
-        raise CheckInReadRefused("Check-ins are read only through wellbeing.selectors.checkins_read.")
+        raise CheckInReadRefused(gettext("Check-ins are read only through wellbeing.selectors.checkins_read."))
 
 
 class CheckIn(models.Model):
@@ -438,9 +441,9 @@ class CheckIn(models.Model):
     """
 
     class Kind(models.TextChoices):
-        AFTER_BREAK = "after_break", "After a break"
-        SHIFT_END = "shift_end", "End of shift"
-        WHO5 = "who5", "WHO-5 wellbeing index"
+        AFTER_BREAK = "after_break", gettext_lazy("After a break")
+        SHIFT_END = "shift_end", gettext_lazy("End of shift")
+        WHO5 = "who5", gettext_lazy("WHO-5 wellbeing index")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkins")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -562,8 +565,8 @@ class TeamPolicy(StricterThanOrganisation, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "team exposure policy"
-        verbose_name_plural = "team exposure policies"
+        verbose_name = gettext_lazy("team exposure policy")
+        verbose_name_plural = gettext_lazy("team exposure policies")
 
     def __str__(self) -> str:
         return f"Exposure policy of {self.team}"
@@ -573,9 +576,9 @@ class LeadAction(models.Model):
     """Every action a team lead takes on a reviewer's shift: who, on whom, what, when. The reviewer sees these."""
 
     class Action(models.TextChoices):
-        BREAK = "break", "Sent on a break"
-        MOVE = "move", "Moved to a lighter queue"
-        END_SHIFT = "end_shift", "Ended the shift early"
+        BREAK = "break", gettext_lazy("Sent on a break")
+        MOVE = "move", gettext_lazy("Moved to a lighter queue")
+        END_SHIFT = "end_shift", gettext_lazy("Ended the shift early")
 
     at = models.DateTimeField(db_index=True)
     lead = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -615,15 +618,15 @@ class DataAccess(models.Model):
     wellbeing page. Aggregate reports have no subject, only the team or department and period."""
 
     class What(models.TextChoices):
-        LEAD_PAGE = "lead_page", "Live team view"
-        LEAD_API = "lead_api", "Live team view (API)"
-        LEAD_SOCKET = "lead_socket", "Live team view (live updates)"
-        REPORT_PAGE = "report_page", "Exposure report"
-        REPORT_API = "report_api", "Exposure report (API)"
-        REPORT_CSV = "report_csv", "Exposure report (CSV export)"
-        REPORT_PDF = "report_pdf", "Exposure report (PDF export)"
-        FOLLOWUP = "followup", "Follow-up list"
-        PERSON = "person", "Individual follow-up page"
+        LEAD_PAGE = "lead_page", gettext_lazy("Live team view")
+        LEAD_API = "lead_api", gettext_lazy("Live team view (API)")
+        LEAD_SOCKET = "lead_socket", gettext_lazy("Live team view (live updates)")
+        REPORT_PAGE = "report_page", gettext_lazy("Exposure report")
+        REPORT_API = "report_api", gettext_lazy("Exposure report (API)")
+        REPORT_CSV = "report_csv", gettext_lazy("Exposure report (CSV export)")
+        REPORT_PDF = "report_pdf", gettext_lazy("Exposure report (PDF export)")
+        FOLLOWUP = "followup", gettext_lazy("Follow-up list")
+        PERSON = "person", gettext_lazy("Individual follow-up page")
 
     at = models.DateTimeField(db_index=True)
     viewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -637,8 +640,8 @@ class DataAccess(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = "data access"
-        verbose_name_plural = "data accesses"
+        verbose_name = gettext_lazy("data access")
+        verbose_name_plural = gettext_lazy("data accesses")
         indexes = [models.Index(fields=["subject", "at"], name="dataaccess_subject_at")]
 
     def __str__(self) -> str:

@@ -11,6 +11,8 @@ import io
 from typing import Any
 from xml.sax.saxutils import escape
 
+from django.utils.translation import gettext
+
 from wellbeing import charts, reports
 from wellbeing.reports import METRICS, Report, ReportTable
 
@@ -27,13 +29,14 @@ def _csv_rows(table: ReportTable, label: str) -> list[list[str]]:
 def report_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([f"# Veil exposure report: {report.department.name}, {report.period.label}"])
-    writer.writerow([f"# Figures over fewer than {report.k} people are suppressed, and so are figures that would let "
-                     "a suppressed one be worked out."])
+    writer.writerow([gettext("# Veil exposure report: %(name)s, %(label)s") % {
+        "name": report.department.name, "label": report.period.label}])
+    writer.writerow([gettext("# Figures over fewer than %(k)s people are suppressed, and so are figures that would "
+                             "let a suppressed one be worked out.") % {"k": report.k}])
     writer.writerow(["period", "team", *[m.label for m in METRICS]])
     writer.writerows(_csv_rows(report.table, f"{report.period.start}..{report.period.end}"))
     for week in report.period.trend_weeks:
-        writer.writerows(_csv_rows(report.weekly[week], f"week of {week}"))
+        writer.writerows(_csv_rows(report.weekly[week], gettext("week of %(week)s") % {"week": week}))
     return out.getvalue()
 
 
@@ -59,7 +62,7 @@ def _drawing(chart: charts.Chart) -> Any:
         elif isinstance(shape, charts.Dot):
             drawing.add(Circle(shape.x, flip - shape.y, 3, fillColor=colors.HexColor(shape.fill), strokeColor=None))
         else:
-            drawing.add(String(shape.x, flip - shape.y, shape.text, fontName="Helvetica", fontSize=shape.size - 1,
+            drawing.add(String(shape.x, flip - shape.y, str(shape.text), fontName="Helvetica", fontSize=shape.size - 1,
                                textAnchor=shape.anchor, fillColor=colors.HexColor("#52585e")))
     return drawing
 
@@ -81,16 +84,18 @@ def report_pdf(report: Report, *, viewer: str) -> bytes:
     buffer = io.BytesIO()
     page = landscape(A4)
     doc = SimpleDocTemplate(buffer, pagesize=page, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=12 * mm,
-                            bottomMargin=12 * mm, title=f"Veil exposure report: {report.department.name}",
+                            bottomMargin=12 * mm, title=gettext("Veil exposure report: %(name)s") % {
+                                "name": report.department.name},
                             author="Veil", subject=report.period.label)
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     story: list[Any] = [
-        Paragraph(f"Exposure report: {report.department.name}", styles["Title"]),
+        Paragraph(gettext("Exposure report: %(name)s") % {"name": report.department.name}, styles["Title"]),
         Paragraph(report.period.label, styles["Heading3"]),
-        Paragraph(f"Figures over fewer than {report.k} people are suppressed (shown as a dash), and so are figures "
-                  "that would let a suppressed one be worked out from a total. Exposure is in units: one unit is a "
-                  f"minute of severe content on screen, milder items count less. Prepared for {viewer}; confidential.",
+        Paragraph(gettext("Figures over fewer than %(k)s people are suppressed (shown as a dash), and so are figures "
+                          "that would let a suppressed one be worked out from a total. Exposure is in units: one unit "
+                          "is a minute of severe content on screen, milder items count less. Prepared for %(viewer)s; "
+                          "confidential.") % {"k": report.k, "viewer": viewer},
                   small),
         Spacer(1, 4 * mm),
     ]
@@ -121,7 +126,8 @@ def report_pdf(report: Report, *, viewer: str) -> bytes:
     if notes:  # the same footnote as the page: each hidden figure with its own reason
         story.append(Spacer(1, 3 * mm))
         for label, reasons in notes:
-            text = "; ".join(f"{', '.join(figures)} hidden because {why}" for why, figures in reasons)
+            text = "; ".join(gettext("%(figures)s hidden because %(why)s") % {
+                "figures": ", ".join(map(str, figures)), "why": why} for why, figures in reasons)
             story.append(Paragraph(f"<b>{escape(label)}</b>: {escape(text)}.", small))
     doc.build(story)
     return buffer.getvalue()

@@ -23,7 +23,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.functional import Promise, lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Severity
 from wellbeing import charts, selectors, team_selectors
@@ -64,12 +66,16 @@ class Period:
 
     @property
     def label(self) -> str:
-        span = f"{self.start:%a %d %b %Y} to {self.end:%a %d %b %Y}"
+        span = gettext("%(start)s to %(end)s") % {"start": formats.date_format(self.start, "D j M Y"),
+                                                  "end": formats.date_format(self.end, "D j M Y")}
         if self.kind == "week":
-            return f"Week of {self.start:%d %b %Y} ({span})"
+            return gettext("Week of %(day)s (%(span)s)") % {"day": formats.date_format(self.start, "j M Y"),
+                                                            "span": span}
         if self.kind == "month":
-            return f"{self.start + timedelta(days=6):%B %Y}: the {len(self.weeks)} weeks starting in it ({span})"
-        return f"{len(self.weeks)} weeks ({span})"
+            return gettext("%(month)s: the %(weeks)s weeks starting in it (%(span)s)") % {
+                "month": formats.date_format(self.start + timedelta(days=6), "YEAR_MONTH_FORMAT"),
+                "weeks": len(self.weeks), "span": span}
+        return gettext("%(weeks)s weeks (%(span)s)") % {"weeks": len(self.weeks), "span": span}
 
     @property
     def trend_weeks(self) -> list[date]:
@@ -109,16 +115,16 @@ def period_from(params: dict[str, str], *, today: date) -> Period:
         elif kind == "custom":
             begin, finish = date.fromisoformat(params["start"]), date.fromisoformat(params["end"])
             if finish < begin:
-                raise PeriodError("The end of the period must not be before its start.")
+                raise PeriodError(gettext("The end of the period must not be before its start."))
             period = Period("custom", selectors.week_start(begin), selectors.week_start(finish) + timedelta(days=6))
         else:
-            raise PeriodError("Choose a week, a month, or a custom period.")
+            raise PeriodError(gettext("Choose a week, a month, or a custom period."))
     except (KeyError, ValueError) as exc:
         if isinstance(exc, PeriodError):
             raise
-        raise PeriodError("Give dates as YYYY-MM-DD (and a month as YYYY-MM).") from None
+        raise PeriodError(gettext("Give dates as YYYY-MM-DD (and a month as YYYY-MM).")) from None
     if len(period.weeks) > MAX_WEEKS:
-        raise PeriodError(f"A report covers at most {MAX_WEEKS} weeks.")
+        raise PeriodError(gettext("A report covers at most %(max_weeks)s weeks.") % {"max_weeks": MAX_WEEKS})
     return period
 
 
@@ -132,43 +138,48 @@ def day_start(day: date) -> datetime:
 @dataclass(frozen=True)
 class Metric:
     key: str
-    label: str
+    label: str | Promise
     population: str = "shift"  # whose count decides suppression: people on shift, or who answered
     decimals: int = 0
     mean: bool = False  # a mean, not a sum (the total row is the mean over everyone, not a sum of rows)
-    help: str = ""
+    help: str | Promise = ""
 
 
 SEVERITY_KEYS = ("units_none", "units_low", "units_medium", "units_severe")
 METRICS = (
-    Metric("people", "People on shift", help="Team members with at least one shift in the period."),
-    Metric("shifts", "Shifts"),
-    Metric("units_none", "Exposure: none", help="Units of exposure: one unit is a minute of severe content on "
-           "screen; milder items count less."),
-    Metric("units_low", "Exposure: low"),
-    Metric("units_medium", "Exposure: medium"),
-    Metric("units_severe", "Exposure: severe"),
-    Metric("units_total", "Exposure: all"),
-    Metric("severe_hours", "Hours on severe content", decimals=1,
-           help="Time on screen with severe items, as counted (bounded per item; revealed seconds count double)."),
-    Metric("caps_reached", "Shifts that reached the cap"),
-    Metric("near_cap", f"Shifts at ≥ {NEAR_CAP_PERCENT} % of the cap"),
-    Metric("breaks_due", "Scheduled breaks due"),
-    Metric("breaks_taken", "Scheduled breaks taken"),
-    Metric("breaks_auto", "Breaks that had to start by themselves",
-           help="The window to start a due break passed while the person was working."),
-    Metric("breaks_chosen", "Breaks people chose"),
-    Metric("breaks_lead", "Breaks leads sent people on"),
-    Metric("reveals", "Reveals of the clear image"),
-    Metric("reveal_minutes", "Minutes revealed", decimals=1),
-    Metric("overruns", "Shift overruns", help="Shifts in which an item was still being reviewed after the planned "
-           "end."),
-    Metric("mood_people", "People who checked in", population="mood"),
-    Metric("mood_mean", "Mood after breaks and shifts (1 to 5)", population="mood", decimals=1, mean=True),
-    Metric("who5_people", "People who answered WHO-5", population="who5"),
-    Metric("who5_mean", "WHO-5 wellbeing (0 to 100)", population="who5", decimals=0, mean=True,
-           help="Below 52 (raw 13) suggests poor wellbeing."),
-    Metric("who5_low_share", "WHO-5 answers suggesting poor wellbeing (%)", population="who5", mean=True),
+    Metric("people", gettext_lazy("People on shift"),
+           help=gettext_lazy("Team members with at least one shift in the period.")),
+    Metric("shifts", gettext_lazy("Shifts")),
+    Metric("units_none", gettext_lazy("Exposure: none"),
+           help=gettext_lazy("Units of exposure: one unit is a minute of severe content on screen; milder items count "
+                             "less.")),
+    Metric("units_low", gettext_lazy("Exposure: low")),
+    Metric("units_medium", gettext_lazy("Exposure: medium")),
+    Metric("units_severe", gettext_lazy("Exposure: severe")),
+    Metric("units_total", gettext_lazy("Exposure: all")),
+    Metric("severe_hours", gettext_lazy("Hours on severe content"), decimals=1,
+           help=gettext_lazy("Time on screen with severe items, as counted (bounded per item; revealed seconds count "
+                             "double).")),
+    Metric("caps_reached", gettext_lazy("Shifts that reached the cap")),
+    Metric("near_cap", lazy(lambda: gettext("Shifts at ≥ %(near_cap_percent)s %% of the cap")
+                             % {"near_cap_percent": NEAR_CAP_PERCENT}, str)()),
+    Metric("breaks_due", gettext_lazy("Scheduled breaks due")),
+    Metric("breaks_taken", gettext_lazy("Scheduled breaks taken")),
+    Metric("breaks_auto", gettext_lazy("Breaks that had to start by themselves"),
+           help=gettext_lazy("The window to start a due break passed while the person was working.")),
+    Metric("breaks_chosen", gettext_lazy("Breaks people chose")),
+    Metric("breaks_lead", gettext_lazy("Breaks leads sent people on")),
+    Metric("reveals", gettext_lazy("Reveals of the clear image")),
+    Metric("reveal_minutes", gettext_lazy("Minutes revealed"), decimals=1),
+    Metric("overruns", gettext_lazy("Shift overruns"),
+           help=gettext_lazy("Shifts in which an item was still being reviewed after the planned end.")),
+    Metric("mood_people", gettext_lazy("People who checked in"), population="mood"),
+    Metric("mood_mean", gettext_lazy("Mood after breaks and shifts (1 to 5)"), population="mood", decimals=1,
+           mean=True),
+    Metric("who5_people", gettext_lazy("People who answered WHO-5"), population="who5"),
+    Metric("who5_mean", gettext_lazy("WHO-5 wellbeing (0 to 100)"), population="who5", decimals=0, mean=True,
+           help=gettext_lazy("Below 52 (raw 13) suggests poor wellbeing.")),
+    Metric("who5_low_share", gettext_lazy("WHO-5 answers suggesting poor wellbeing (%)"), population="who5", mean=True),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 SHIFT_KEYS = tuple(m.key for m in METRICS if m.population == "shift")
@@ -277,21 +288,22 @@ class ReportCell:
         if self.hidden is not None:
             return "\u2013"  # an en dash
         if self.value is None:
-            return "no answers" if self.metric.population != "shift" else "0"
-        return f"{self.value:,.{self.metric.decimals}f}"
+            return gettext("no answers") if self.metric.population != "shift" else "0"
+        return formats.number_format(self.value, decimal_pos=self.metric.decimals, use_l10n=True, force_grouping=True)
 
     @property
     def note(self) -> str:
-        return f"Suppressed: {self.why}" if self.hidden is not None else ""
+        return gettext("Suppressed: %(why)s") % {"why": self.why} if self.hidden is not None else ""
 
     @property
     def why(self) -> str:
         """Why this figure is hidden, in words: its own reason, never its neighbours'."""
         if self.hidden == Reason.PRIMARY:
-            among = "answered" if self.metric.population != "shift" else "in it"
-            return f"fewer than {min_group_size()} people {among}"
+            among = gettext("answered") if self.metric.population != "shift" else gettext("in it")
+            return gettext("fewer than %(min_group_size)s people %(among)s") % {
+                "min_group_size": min_group_size(), "among": among}
         if self.hidden == Reason.COMPLEMENTARY:
-            return "it would let a suppressed figure be worked out from a total"
+            return gettext("it would let a suppressed figure be worked out from a total")
         return ""
 
 
@@ -350,7 +362,7 @@ def _table(*, teams: list[Team], team_members: dict[int, list[int]], data: Perso
     groups += [Group(tuple((row, key) for key in SEVERITY_KEYS), (row, "units_total")) for row in row_keys]
     hidden = suppress(cells, groups, k=k)
     labels: dict[int | str, str] = {t.pk: t.name for t in teams}
-    labels[TOTAL] = "All these teams" if len(teams) > 1 else "Total"
+    labels[TOTAL] = gettext("All these teams") if len(teams) > 1 else gettext("Total")
     rows = [ReportRow(row, labels[row], [ReportCell(m, values[(row, m.key)], shown_people[(row, m.key)],
                                                     hidden.get((row, m.key))) for m in METRICS])
             for row in row_keys]
@@ -413,7 +425,7 @@ def hidden_figures(table: ReportTable) -> list[tuple[str, list[tuple[str, list[s
         by_reason: dict[str, list[str]] = {}
         for cell in row.cells:
             if cell.hidden is not None:
-                by_reason.setdefault(cell.why, []).append(cell.metric.label)
+                by_reason.setdefault(cell.why, []).append(str(cell.metric.label))
         if by_reason:
             notes.append((row.label, list(by_reason.items())))
     return notes
@@ -421,7 +433,7 @@ def hidden_figures(table: ReportTable) -> list[tuple[str, list[tuple[str, list[s
 
 def trend_charts(report: Report) -> dict[str, charts.Chart]:
     weeks = report.period.trend_weeks
-    labels = [f"{w:%d %b}" for w in weeks]
+    labels = [formats.date_format(w, "d M") for w in weeks]
     focus = report.focus_key
     stacks: list[list[float] | None] = []
     moods: list[float | None] = []
@@ -439,12 +451,15 @@ def trend_charts(report: Report) -> dict[str, charts.Chart]:
         who5_hidden.append(wellbeing.hidden is not None)
     name = report.focus_label
     return {
-        "exposure": charts.stacked_bars(title=f"Exposure per week by severity: {name}", labels=labels,
-                                        values=stacks, unit="units (minutes of severe-equivalent)"),
-        "mood": charts.line_chart(title=f"Mood after breaks and shifts, weekly mean: {name}", labels=labels,
-                                  values=moods, hidden=mood_hidden, top_value=5, unit="mood, 1 to 5"),
-        "who5": charts.line_chart(title=f"WHO-5 wellbeing, weekly mean: {name}", labels=labels, values=who5,
-                                  hidden=who5_hidden, top_value=100, unit="WHO-5, 0 to 100 (below 52: poor)",
+        "exposure": charts.stacked_bars(title=gettext("Exposure per week by severity: %(name)s") % {
+            "name": name}, labels=labels,
+                                        values=stacks, unit=gettext("units (minutes of severe-equivalent)")),
+        "mood": charts.line_chart(title=gettext("Mood after breaks and shifts, weekly mean: %(name)s") % {
+            "name": name}, labels=labels,
+                                  values=moods, hidden=mood_hidden, top_value=5, unit=gettext("mood, 1 to 5")),
+        "who5": charts.line_chart(title=gettext("WHO-5 wellbeing, weekly mean: %(name)s") % {
+            "name": name}, labels=labels, values=who5,
+                                  hidden=who5_hidden, top_value=100, unit=gettext("WHO-5, 0 to 100 (below 52: poor)"),
                                   css="chart__line chart__line--alt", stroke="#7a5a1f"),
     }
 
@@ -514,11 +529,13 @@ def _low_streaks(user_id: int, period: Period) -> list[str]:
     mood = rows.filter(mood__isnull=False).order_by("-created_at", "-id")[:LOW_MOOD_IN_A_ROW].aggregate(
         n=Count("pk"), best=Max("mood"))
     if mood["n"] == LOW_MOOD_IN_A_ROW and mood["best"] is not None and mood["best"] <= LOW_MOOD:
-        reasons.append(f"The last {LOW_MOOD_IN_A_ROW} check-ins in the period were low ({LOW_MOOD} of 5 or less).")
+        reasons.append(gettext("The last %(low_mood_in_a_row)s check-ins in the period were low (%(low_mood)s of 5 or "
+                               "less).") % {"low_mood_in_a_row": LOW_MOOD_IN_A_ROW, "low_mood": LOW_MOOD})
     who5 = rows.filter(who5_raw__isnull=False).order_by("-created_at", "-id")[:LOW_WHO5_IN_A_ROW].aggregate(
         n=Count("pk"), best=Max("who5_raw"))
     if who5["n"] == LOW_WHO5_IN_A_ROW and who5["best"] is not None and who5["best"] < WHO5_LOW_RAW:
-        reasons.append(f"The last {LOW_WHO5_IN_A_ROW} WHO-5 answers suggested poor wellbeing.")
+        reasons.append(gettext("The last %(low_who5_in_a_row)s WHO-5 answers suggested poor wellbeing.") % {
+            "low_who5_in_a_row": LOW_WHO5_IN_A_ROW})
     return reasons
 
 
@@ -527,9 +544,11 @@ def _exposure_reasons(data: PersonWeek, user_id: int, period: Period) -> list[st
                    if data.get((user_id, w), {}).get("near_cap", 0) >= NEAR_CAP_SHIFTS_IN_A_WEEK]
     if not heavy_weeks:
         return []
-    weeks = ", ".join(f"{w:%d %b}" for w in heavy_weeks)
-    return [f"{NEAR_CAP_SHIFTS_IN_A_WEEK} or more shifts at ≥ {NEAR_CAP_PERCENT} % of the cap in a week "
-            f"(week{'s' if len(heavy_weeks) > 1 else ''} of {weeks})."]
+    weeks = ", ".join(formats.date_format(w, "d M") for w in heavy_weeks)
+    return [gettext("%(near_cap_shifts_in_a_week)s or more shifts at ≥ %(near_cap_percent)s %% of the cap in a week "
+                    "(week%(else)s of %(weeks)s).") % {
+                        "near_cap_shifts_in_a_week": NEAR_CAP_SHIFTS_IN_A_WEEK, "near_cap_percent": NEAR_CAP_PERCENT,
+                        "else": 's' if len(heavy_weeks) > 1 else '', "weeks": weeks}]
 
 
 def followup(*, teams: list[Team], period: Period) -> FollowUp:

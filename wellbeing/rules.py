@@ -13,6 +13,8 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.utils.translation import gettext
+
 from moderation.models import Severity
 
 # ---- policy layers -------------------------------------------------------------------------------------------------
@@ -151,7 +153,8 @@ def looser_than(override: Any, organisation: Any) -> dict[str, str]:
             continue
         current = getattr(organisation, name)
         if stricter(current, proposed) != proposed and proposed != current:
-            errors[name] = f"Only a stricter value is allowed here; the organisation's is {describe(current)}."
+            errors[name] = gettext("Only a stricter value is allowed here; the organisation's is %(current)s.") % {
+                "current": describe(current)}
     return errors
 
 

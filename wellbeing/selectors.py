@@ -11,7 +11,8 @@ from typing import Any, Literal
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, F, Func, IntegerField, Max, Min, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext
 
 from config.roles import Role, has_role
 from moderation.models import Category, RevealEvent, Severity
@@ -184,8 +185,12 @@ def break_state(*, reviewer_id: int, now: datetime | None = None) -> rules.Break
 
 def clock_phrase(moment: datetime | None, *, now: datetime | None = None) -> str:
     """"at 14:20", or "tomorrow at 04:00": for the middle of a sentence."""
-    text = clock(moment, now=now)
-    return text if not text or " at " in text else f"at {text}"
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localtime(now or timezone.now()).date():
+        return gettext("at %(time)s") % {"time": formats.time_format(local, "H:i")}
+    return clock(moment, now=now)
 
 
 def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
@@ -195,10 +200,11 @@ def clock(moment: datetime | None, *, now: datetime | None = None) -> str:
     local = timezone.localtime(moment)
     today = timezone.localtime(now or timezone.now()).date()
     if local.date() == today:
-        return local.strftime("%H:%M")
+        return formats.time_format(local, "H:i")
     if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {local:%H:%M}"
-    return f"{local:%a %d %b} at {local:%H:%M}"
+        return gettext("tomorrow at %(time)s") % {"time": formats.time_format(local, "H:i")}
+    return gettext("%(day)s at %(time)s") % {"day": formats.date_format(local, "D j M"),
+                                             "time": formats.time_format(local, "H:i")}
 
 
 def clock_full(moment: datetime, *, seconds: bool = False) -> str:
@@ -206,19 +212,20 @@ def clock_full(moment: datetime, *, seconds: bool = False) -> str:
     can work: the API client and a reader in another zone can both place it (the console shows it in the reader's
     own zone too)."""
     local = timezone.localtime(moment)
-    time_text = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
-    return f"{local:%a} {local.day} {local:%b %Y}, {time_text} {local.tzname() or 'UTC'}"
+    time_text = formats.time_format(local, "H:i:s" if seconds else "H:i")
+    return f"{formats.date_format(local, 'D j M Y')}, {time_text} {local.tzname() or 'UTC'}"
 
 
 def break_message(state: rules.BreakState, *, now: datetime | None = None) -> str:
     """One calm sentence about the break, for the banner, the break screen and websocket pushes."""
     if state.phase == rules.Phase.DUE:
-        return (f"A break is due. Finish what you are doing and start it when it suits you; new items pause at "
-                f"{clock(state.window_ends_at, now=now)}.")
+        return (gettext("A break is due. Finish what you are doing and start it when it suits you; new items pause at "
+                        "%(now)s.") % {"now": clock(state.window_ends_at, now=now)})
     if state.phase == rules.Phase.FINISH_ITEM:
-        return "Your break is next: finish this item, or give it back, and the break begins. No new items until then."
+        return gettext("Your break is next: finish this item, or give it back, and the break begins. No new items "
+                       "until then.")
     if state.phase == rules.Phase.ON_BREAK:
-        return f"You are on a break until {clock(state.break_ends_at, now=now)}."
+        return gettext("You are on a break until %(now)s.") % {"now": clock(state.break_ends_at, now=now)}
     return ""
 
 
@@ -493,25 +500,25 @@ class Gauge:
     def detail(self) -> str:
         """'About 1 h 20 min' or 'Under a minute', of severe-equivalent exposure."""
         if self.used_minutes < 1:
-            return "Under a minute"
-        return f"About {self.used_words}"
+            return gettext("Under a minute")
+        return gettext("About %(duration)s") % {"duration": self.used_words}
 
     @property
     def words(self) -> str:
         if self.scope == "day":
-            return {"light": "Light so far", "moderate": "Moderate", "most": "A heavy day",
-                    "limit": "A full shift's limit or more"}[self.level]
+            return {"light": gettext("Light so far"), "moderate": gettext("Moderate"), "most": gettext("A heavy day"),
+                    "limit": gettext("A full shift's limit or more")}[self.level]
         return {
-            "light": "Light so far",
-            "moderate": "Moderate",
-            "most": "Most of the limit used: milder items come first now",
-            "limit": "Limit reached: no more items this shift",
+            "light": gettext("Light so far"),
+            "moderate": gettext("Moderate"),
+            "most": gettext("Most of the limit used: milder items come first now"),
+            "limit": gettext("Limit reached: no more items this shift"),
         }[self.level]
 
 
 def duration_words(minutes: int, *, seconds: int | None = None) -> str:
     if minutes < 1:
-        return f"{seconds} seconds" if seconds else "under a minute"
+        return gettext("%(seconds)s seconds") % {"seconds": seconds} if seconds else gettext("under a minute")
     hours, rest = divmod(minutes, 60)
     if not hours:
         return f"{rest} min"
@@ -681,7 +688,8 @@ def checkins_read(
     now = timezone.now()
     if not checkin_reader_allowed(reader=reader, subject=subject):
         CheckInRead.objects.create(at=now, reader=reader, subject=subject, purpose=purpose[:40], allowed=False)
-        raise CheckInReadRefused("Check-ins are private: only the person and occupational health can read them.")
+        raise CheckInReadRefused(gettext("Check-ins are private: only the person and occupational health can read "
+                                         "them."))
     rows = CheckIn.objects.filter(user=subject)
     if since is not None:
         rows = rows.filter(created_at__gte=since)

@@ -19,6 +19,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from moderation.models import Category, Severity
 from moderation.services import ReviewError
@@ -44,11 +45,11 @@ PERSONAL_FIELDS = ("shift_length", "exposure_cap_units", "severe_per_hour", "coo
 QUEUE_FIELDS = ("specialist_category", "exposure_cap_units", "severe_per_hour", "cooldown", "weight_none",
                 "weight_low", "weight_medium")
 WHO5_ITEMS = (
-    "I have felt cheerful and in good spirits",
-    "I have felt calm and relaxed",
-    "I have felt active and vigorous",
-    "I woke up feeling fresh and rested",
-    "My daily life has been filled with things that interest me",
+    gettext_lazy("I have felt cheerful and in good spirits"),
+    gettext_lazy("I have felt calm and relaxed"),
+    gettext_lazy("I have felt active and vigorous"),
+    gettext_lazy("I woke up feeling fresh and rested"),
+    gettext_lazy("My daily life has been filled with things that interest me"),
 )
 # Raw WHO-5 below this suggests poor wellbeing (Topp et al. 2015).
 WHO5_LOW_RAW = 13
@@ -95,20 +96,25 @@ def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) 
         if now < next_start:
             ended = clock(latest.ended_at, now=now)
             how: dict[str, str] = {
-                Shift.EndReason.LENGTH.value: f"Your shift reached its full length at {ended}",
-                Shift.EndReason.CUTOFF.value: f"Your shift reached the day's cut-off at {ended}",
-                Shift.EndReason.LEAD.value: f"Your team lead ended your shift early at {ended}, to protect your "
-                "rest",
+                Shift.EndReason.LENGTH.value: gettext("Your shift reached its full length at %(ended)s") % {
+                    "ended": ended},
+                Shift.EndReason.CUTOFF.value: gettext("Your shift reached the day's cut-off at %(ended)s") % {
+                    "ended": ended},
+                Shift.EndReason.LEAD.value: gettext("Your team lead ended your shift early at %(ended)s, to protect "
+                                                    "your rest") % {"ended": ended},
             }
             how_it_ended = how.get(latest.end_reason, f"Your last shift ended at {ended}")
-            raise _refused("shift_over", f"{how_it_ended}, so there are no more items for now. Thank you; please "
-                           f"rest. A new shift can start from {clock_full(next_start)}.", retry_at=next_start)
+            raise _refused("shift_over", gettext("%(how_it_ended)s, so there are no more items for now. Thank you; "
+                                                 "please rest. A new shift can start from %(next_start)s.") % {
+                                                     "how_it_ended": how_it_ended,
+                                                     "next_start": clock_full(next_start)}, retry_at=next_start)
     local = timezone.localtime(now)
     if policy.day_cutoff is not None and local.time() >= policy.day_cutoff:
-        raise _refused("shift_over", f"Reviewing stops at {policy.day_cutoff:%H:%M} each day. Please rest; you can "
-                       "start again tomorrow.")
+        raise _refused("shift_over", gettext("Reviewing stops at %(m)s each day. Please rest; you can start again "
+                                             "tomorrow.") % {"m": format(policy.day_cutoff, "%H:%M")})
     if policy.day_start is not None and local.time() < policy.day_start:
-        raise _refused("shift_over", f"Reviewing starts at {policy.day_start:%H:%M}. Please come back then.")
+        raise _refused("shift_over", gettext("Reviewing starts at %(m)s. Please come back then.") % {
+            "m": format(policy.day_start, "%H:%M")})
     ends = now + policy.shift_length
     if policy.day_cutoff is not None:
         ends = min(ends, timezone.make_aware(datetime.combine(local.date(), policy.day_cutoff)))
@@ -247,8 +253,9 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime | None = None) -> 
                   last_activity=snap.last_activity)
     if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
         assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
-        raise _refused("moved", f"Your team lead moved you to {assigned or 'a lighter queue'} for the rest of "
-                       "this shift, to lighten the load. New items come from there.")
+        raise _refused("moved", gettext("Your team lead moved you to %(queue)s for the rest of this shift, to "
+                                        "lighten the load. New items come from there.") % {
+                                            "queue": assigned or gettext("a lighter queue")})
     constraints = _exposure_constraints(shift=shift, policy=policy, snap=snap, used=snap.spoken_for, now=now)
     return replace(constraints, now=now)
 
@@ -263,11 +270,13 @@ def _breaks_check(*, shift: Shift, policy: rules.EffectivePolicy, now: datetime,
         if state.starts_automatically:
             _auto_break_record(shift=shift, situation=situation)
             _push_later(reviewer_id, "break.started")
-            raise _refused("break_due", f"Time for your break: new items pause until "
-                           f"{_until(state.break_ends_at)}. Step away from the screen if you can.",
+            raise _refused("break_due", gettext("Time for your break: new items pause until %(break_ends_at)s. Step "
+                                                "away from the screen if you can.") % {
+                                                    "break_ends_at": _until(state.break_ends_at)},
                            retry_at=state.break_ends_at)
-        raise _refused("on_break", f"You are on a break until {_until(state.break_ends_at)}. New items can "
-                       "be claimed after that.", retry_at=state.break_ends_at)
+        raise _refused("on_break", gettext("You are on a break until %(break_ends_at)s. New items can be claimed "
+                                           "after that.") % {"break_ends_at": _until(state.break_ends_at)},
+                       retry_at=state.break_ends_at)
     if state.phase == rules.Phase.DUE and situation.pending is None:
         Break.objects.create(reviewer_id=reviewer_id, shift=shift, kind=Break.Kind.SCHEDULED, due_at=state.due_at)
         _push_later(reviewer_id, "break.due")
@@ -341,7 +350,7 @@ def breaks_catch_up_all(*, now: datetime | None = None) -> int:
 
 
 def _until(moment: datetime | None) -> str:
-    return clock_full(moment) if moment is not None else "its end"
+    return clock_full(moment) if moment is not None else gettext("its end")
 
 
 def _exposure_constraints(
@@ -351,37 +360,41 @@ def _exposure_constraints(
     fitting = [s for s in Severity.values if policy.reserve_for(s) <= headroom]
     if headroom <= 0 or not fitting:
         fresh = max(shift.ends_at, now + policy.rest_between_shifts)
-        raise _refused("cap_reached", "You have reached this shift's exposure limit, so there are no more items "
-                       "for you this shift. That is the limit doing its job. End your shift when you are ready; "
-                       f"after the rest between shifts, a new one can start from {clock_full(fresh)}.",
+        raise _refused("cap_reached", gettext("You have reached this shift's exposure limit, so there are no more "
+                                              "items for you this shift. That is the limit doing its job. End your "
+                                              "shift when you are ready; after the rest between shifts, a new one can "
+                                              "start from %(fresh)s.") % {"fresh": clock_full(fresh)},
                        retry_at=fresh)
     max_severity = max(fitting)
     limits: list[ReviewError] = []
     if max_severity < Severity.SEVERE:
-        limits.append(_refused("cap_near", "You are close to this shift's exposure limit, so only milder items are "
-                               "offered now, and none of those are waiting here."))
+        limits.append(_refused("cap_near", gettext("You are close to this shift's exposure limit, so only milder "
+                                                   "items are "
+                               "offered now, and none of those are waiting here.")))
     if max_severity == Severity.SEVERE:
         count, oldest = snap.severe_last_hour, snap.severe_oldest
         if count >= policy.severe_per_hour and oldest is not None:
             max_severity = Severity.MEDIUM
             reopens = oldest + timedelta(hours=1)
             limits.append(_refused(
-                "severe_limit", f"You have had {count} severe items in the last hour, the most allowed. Milder "
-                f"items are still offered, but none are waiting here; severe ones open again at "
-                f"{clock_full(reopens)}.", retry_at=reopens))
+                "severe_limit", gettext("You have had %(count)s severe items in the last hour, the most allowed. "
+                                        "Milder items are still offered, but none are waiting here; severe ones open "
+                                        "again at %(reopens)s.") % {
+                                            "count": count, "reopens": clock_full(reopens)}, retry_at=reopens))
     if max_severity == Severity.SEVERE and policy.cooldown:
         last_severe = snap.last_severe_end
         if last_severe is not None and now < last_severe + policy.cooldown:
             max_severity = Severity.MEDIUM
             resumes = last_severe + policy.cooldown
             limits.append(_refused(
-                "cooldown", "After a severe item there is a short pause before the next one. Milder items are "
-                "offered meanwhile, but none are waiting here; the next severe item can come after "
-                f"{clock_full(resumes, seconds=True)}.", retry_at=resumes))
+                "cooldown", gettext("After a severe item there is a short pause before the next one. Milder items are "
+                                    "offered meanwhile, but none are waiting here; the next severe item can come "
+                                    "after %(true)s.") % {"true": clock_full(resumes, seconds=True)}, retry_at=resumes))
     excluded = snap.opted_out
     if excluded:
-        limits.append(_refused("opted_out", "What is waiting here is in categories you chose not to review. You can "
-                               "change that in My limits."))
+        limits.append(_refused("opted_out", gettext("What is waiting here is in categories you chose not to review. "
+                                                    "You can "
+                               "change that in My limits.")))
     return ClaimConstraints(
         shift_id=shift.pk,
         policy=policy,
@@ -479,7 +492,7 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
     now = now or timezone.now()
     started_by = sent_by or reviewer
     if minutes is not None and minutes not in VOLUNTARY_BREAK_MINUTES:
-        raise ReviewError("invalid_length", "Choose one of the offered break lengths.", status=400)
+        raise ReviewError("invalid_length", gettext("Choose one of the offered break lengths."), status=400)
     policy = selectors.policy_effective(reviewer=reviewer)
     length = policy.break_length if minutes is None else timedelta(minutes=minutes)
     with transaction.atomic():
@@ -542,8 +555,9 @@ def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
     lead), break_state is the one place that says whether one is running."""
     state = selectors.break_state(reviewer_id=reviewer_id, now=now)
     if state.phase == rules.Phase.ON_BREAK:
-        raise ReviewError("on_break", f"You are on a break until {_until(state.break_ends_at)}: nothing is "
-                          "shown during a break. Rest; the queue will be here after it.", status=409,
+        raise ReviewError("on_break", gettext("You are on a break until %(break_ends_at)s: nothing is shown during a "
+                                              "break. Rest; the queue will be here after it.") % {
+                                                  "break_ends_at": _until(state.break_ends_at)}, status=409,
                           retry_at=state.break_ends_at)
 
 
@@ -558,13 +572,13 @@ def break_end(*, reviewer: User, now: datetime | None = None) -> Break:
             .first()
         )
         if active is None:
-            raise _refused("not_on_break", "You are not on a break right now.")
+            raise _refused("not_on_break", gettext("You are not on a break right now."))
         if active.kind == Break.Kind.SCHEDULED:
-            raise _refused("break_enforced", "This break is part of your shift's schedule; it ends by itself at "
-                           f"{clock(active.ends_at, now=now)}.")
+            raise _refused("break_enforced", gettext("This break is part of your shift's schedule; it ends by itself "
+                                                     "at %(now)s.") % {"now": clock(active.ends_at, now=now)})
         if active.kind != Break.Kind.VOLUNTARY:
-            raise _refused("break_enforced", "Your team lead started this break for you; it ends by itself at "
-                           f"{clock(active.ends_at, now=now)}.")
+            raise _refused("break_enforced", gettext("Your team lead started this break for you; it ends by itself at "
+                                                     "%(now)s.") % {"now": clock(active.ends_at, now=now)})
         active.ended_at = now
         active.save(update_fields=["ended_at"])
         _push_later(reviewer.pk, "break.ended")
@@ -583,16 +597,17 @@ def checkin_record(
     if kind == CheckIn.Kind.WHO5:
         answers = list(who5_answers or [])
         if len(answers) != len(WHO5_ITEMS) or any(not isinstance(a, int) or not 0 <= a <= 5 for a in answers):
-            raise ReviewError("invalid_checkin", "Answer each of the five statements with a value from 0 to 5.",
+            raise ReviewError("invalid_checkin",
+                              gettext("Answer each of the five statements with a value from 0 to 5."),
                               status=400)
         row = CheckIn.objects.create(user=user, kind=kind, created_at=now, who5_answers=answers,
                                      who5_raw=sum(answers))
     elif kind in (CheckIn.Kind.AFTER_BREAK, CheckIn.Kind.SHIFT_END):
         if not isinstance(mood, int) or not 1 <= mood <= 5:
-            raise ReviewError("invalid_checkin", "Choose a number from 1 to 5.", status=400)
+            raise ReviewError("invalid_checkin", gettext("Choose a number from 1 to 5."), status=400)
         row = CheckIn.objects.create(user=user, kind=kind, created_at=now, mood=mood)
     else:
-        raise ReviewError("invalid_checkin", "Unknown kind of check-in.", status=400)
+        raise ReviewError("invalid_checkin", gettext("Unknown kind of check-in."), status=400)
     return row.pk
 
 
@@ -713,8 +728,8 @@ def personal_policy_update(
     if out_of_bounds:
         raise ReviewError("invalid_limit", " ".join(out_of_bounds.values()), status=400)
     if looser:
-        raise ReviewError("not_stricter", "You can make your limits stricter than the organisation's, never "
-                          "looser. " + " ".join(sorted(set(looser.values()))), status=400)
+        raise ReviewError("not_stricter", gettext("You can make your limits stricter than the organisation's, never "
+                          "looser. ") + " ".join(sorted(set(looser.values()))), status=400)
     with transaction.atomic():
         personal = PersonalPolicy.objects.select_for_update().filter(user=user).first() or PersonalPolicy(user=user)
         before = _snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")) if personal.pk else {}

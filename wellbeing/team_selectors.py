@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db.models import Avg, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from config.roles import Role, has_role
 from moderation.models import ContentItem, Severity
@@ -50,7 +51,7 @@ def team_for_lead(*, user: User, team_id: int) -> Team:
     """The team, if this user leads it; 404 otherwise (another team's existence is none of their business)."""
     team = teams_led_by(user=user).filter(pk=team_id).first()
     if team is None:
-        raise Http404("No such team among the teams you lead.")
+        raise Http404(gettext("No such team among the teams you lead."))
     return team
 
 
@@ -143,8 +144,8 @@ class State:
     OFF = "off"
 
 
-STATE_WORDS = {State.REVIEWING: "Reviewing", State.BREAK_DUE: "Reviewing, break due", State.ON_BREAK: "On break",
-               State.OFF: "Off shift"}
+STATE_WORDS = {State.REVIEWING: gettext_lazy("Reviewing"), State.BREAK_DUE: gettext_lazy("Reviewing, break due"),
+               State.ON_BREAK: gettext_lazy("On break"), State.OFF: gettext_lazy("Off shift")}
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ def limits_seen_by_lead(*, reviewer: User | int) -> rules.EffectivePolicy:
 
 def _since_words(start: datetime, now: datetime) -> str:
     minutes = max(0, int((now - start).total_seconds() // 60))
-    return f"{selectors.duration_words(minutes)} (since {selectors.clock(start, now=now)})"
+    return gettext("%(duration)s (since %(time)s)") % {"duration": selectors.duration_words(minutes),
+                                                       "time": selectors.clock(start, now=now)}
 
 
 def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | None = None) -> ReviewerLoad:
@@ -201,19 +203,19 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         shift = None
     name = display_name(reviewer)
     if shift is None:
-        return ReviewerLoad(reviewer.pk, name, State.OFF, STATE_WORDS[State.OFF], None, 0, "light", "", "", "", None,
-                            False, False, False, False)
+        return ReviewerLoad(reviewer.pk, name, State.OFF, str(STATE_WORDS[State.OFF]), None, 0, "light", "", "", "",
+                            None, False, False, False, False)
     policy = selectors.policy_effective(reviewer=reviewer)
     holding = selectors.is_holding(reviewer_id=reviewer.pk, now=now)
     situation = selectors.break_situation(shift=shift, policy=policy, now=now, holding=holding)
     phase = situation.state.phase
     if phase == rules.Phase.ON_BREAK:
         state = State.ON_BREAK
-        text = f"On break until {selectors.clock(situation.state.break_ends_at, now=now)}"
+        text = gettext("On break until %(now)s") % {"now": selectors.clock(situation.state.break_ends_at, now=now)}
         since = ""
     else:
         state = State.BREAK_DUE if phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM) else State.REVIEWING
-        text = STATE_WORDS[state]
+        text = str(STATE_WORDS[state])
         since = _since_words(selectors.last_rest_end(shift=shift, now=now), now)
     team_limits = limits_seen_by_lead(reviewer=reviewer)
     gauge = selectors.Gauge(used_seconds=selectors.exposure_finished(shift=shift, policy=policy),
@@ -230,10 +232,11 @@ def reviewer_load(*, reviewer: User, now: datetime, heaviness: dict[int, int] | 
         exposure_percent=round(gauge.share * 100),
         exposure_step=gauge.step,
         exposure_level=gauge.level,
-        exposure_text=f"{round(gauge.share * 100)} % of the shift's limit ({gauge.used_words} of "
-                      f"{selectors.duration_words(gauge.cap_minutes)})",
+        exposure_text=gettext("%(share)s %% of the shift's limit (%(used_words)s of %(cap_minutes)s)") % {
+            "share": round(gauge.share * 100), "used_words": gauge.used_words,
+            "cap_minutes": selectors.duration_words(gauge.cap_minutes)},
         since_break_text=since,
-        queue=(queue_name or "") + (" (moved there)" if shift.queue_assigned_id else ""),
+        queue=(queue_name or "") + (gettext(" (moved there)") if shift.queue_assigned_id else ""),
         queue_id=queue_id,
         moved=shift.queue_assigned_id is not None,
         can_send_on_break=state != State.ON_BREAK,
@@ -291,7 +294,7 @@ def looks_at(*, user: User, since: datetime) -> list[Look]:
     reads of their check-ins by occupational health, and what a lead did about their shift. Grouped per day, person
     and kind, so a lead's view left open does not bury everything else. Their own looks are not listed."""
     grouped: dict[tuple[date, int | None, str], list[datetime]] = {}
-    names: dict[int | None, str] = {None: "a deleted account"}
+    names: dict[int | None, str] = {None: gettext("a deleted account")}
 
     def add(at: datetime, who: User | None, what: str) -> None:
         key = (timezone.localdate(at), who.pk if who is not None else None, what)
@@ -303,7 +306,7 @@ def looks_at(*, user: User, since: datetime) -> list[Look]:
         add(access.at, access.viewer, access.get_what_display())
     for read in (CheckInRead.objects.filter(subject=user, at__gte=since, allowed=True).exclude(reader=user)
                  .select_related("reader")):
-        add(read.at, read.reader, f"Read your check-in answers ({read.purpose})")
+        add(read.at, read.reader, gettext("Read your check-in answers (%(purpose)s)") % {"purpose": read.purpose})
     for action in LeadAction.objects.filter(subject=user, at__gte=since).select_related("lead"):
         add(action.at, action.lead, action.get_action_display())
     looks = [Look(day, max(times), names.get(who, "someone"), what, len(times))

@@ -16,8 +16,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from config.i18n import language_of
 from moderation.services import ReviewError
 from wellbeing import realtime, rules, selectors, services, team_selectors
 from wellbeing.models import (
@@ -45,14 +47,15 @@ def _member(*, team: Team, reviewer_id: int) -> User:
     """A member of the lead's team, or 404: a lead acts on their own team only."""
     membership = TeamMembership.objects.filter(team=team, user_id=reviewer_id).select_related("user").first()
     if membership is None:
-        raise _refused("not_found", "There is no such reviewer in this team.", status=404)
+        raise _refused("not_found", gettext("There is no such reviewer in this team."), status=404)
     return membership.user
 
 
 def _on_shift(reviewer: User, now: datetime) -> Shift:
     shift = team_selectors.shift_of(reviewer_id=reviewer.pk, now=now)
     if shift is None:
-        raise _refused("not_on_shift", f"{team_selectors.display_name(reviewer)} is not on a shift right now.")
+        raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {
+            "reviewer": team_selectors.display_name(reviewer)})
     return shift
 
 
@@ -74,7 +77,8 @@ def lead_send_on_break(*, lead: User, team: Team, reviewer_id: int, now: datetim
     reviewer = _member(team=team, reviewer_id=reviewer_id)
     _on_shift(reviewer, now)
     if selectors.break_state(reviewer_id=reviewer.pk, now=now).phase == rules.Phase.ON_BREAK:
-        raise _refused("on_break", f"{team_selectors.display_name(reviewer)} is already on a break.")
+        raise _refused("on_break", gettext("%(reviewer)s is already on a break.") % {
+            "reviewer": team_selectors.display_name(reviewer)})
     with transaction.atomic():
         row = services.break_start(reviewer=reviewer, now=now, sent_by=lead)
         LeadAction.objects.create(at=now, lead=lead, team=team, subject=reviewer, action=LeadAction.Action.BREAK,
@@ -91,12 +95,13 @@ def lead_move_to_queue(*, lead: User, team: Team, reviewer_id: int, queue_id: in
     reviewer = _member(team=team, reviewer_id=reviewer_id)
     shift = _on_shift(reviewer, now)
     if shift.queue_assigned_id is not None:
-        raise _refused("already_moved", "This reviewer was already moved for this shift.")
+        raise _refused("already_moved", gettext("This reviewer was already moved for this shift."))
     current = (shift.exposure.order_by("-claimed_at").values_list("queue_id", flat=True).first())
     allowed = {q.pk: q for q in team_selectors.lighter_queues(current_queue_id=current)}
     target = allowed.get(queue_id)
     if target is None:
-        raise _refused("not_lighter", "Choose one of the lighter queues offered: a move may only lighten the load.",
+        raise _refused("not_lighter", gettext("Choose one of the lighter queues offered: a move may only lighten the "
+                                              "load."),
                        status=400)
     with transaction.atomic():
         locked = Shift.objects.select_for_update().get(pk=shift.pk)
@@ -104,8 +109,10 @@ def lead_move_to_queue(*, lead: User, team: Team, reviewer_id: int, queue_id: in
         locked.save(update_fields=["queue_assigned"])
         LeadAction.objects.create(at=now, lead=lead, team=team, subject=reviewer, action=LeadAction.Action.MOVE,
                                   detail={"from_queue": current, "to_queue": target.pk, "to_queue_name": target.name})
-        _tell(reviewer.pk, "queue.moved", f"Your team lead moved you to {target.name} for the rest of this shift, "
-              "to lighten the load. Take the next item from there when you are ready.")
+        with translation.override(language_of(reviewer)):  # the reviewer's language, not the lead's
+            _tell(reviewer.pk, "queue.moved", gettext(
+                "Your team lead moved you to %(name)s for the rest of this shift, to lighten the load. Take the next "
+                "item from there when you are ready.") % {"name": target.name})
         transaction.on_commit(lambda: realtime.team_changed(team_id=team.pk))
     return locked
 
@@ -118,11 +125,14 @@ def lead_end_shift(*, lead: User, team: Team, reviewer_id: int, now: datetime | 
     with transaction.atomic():
         shift = services.shift_end(reviewer=reviewer, now=now, by_lead=True)
         if shift is None:
-            raise _refused("not_on_shift", f"{team_selectors.display_name(reviewer)} is not on a shift right now.")
+            raise _refused("not_on_shift", gettext("%(reviewer)s is not on a shift right now.") % {
+                "reviewer": team_selectors.display_name(reviewer)})
         LeadAction.objects.create(at=now, lead=lead, team=team, subject=reviewer,
                                   action=LeadAction.Action.END_SHIFT, detail={"shift_id": shift.pk})
-        _tell(reviewer.pk, "shift.ended_by_lead", "Your team lead ended your shift early, to protect your rest. "
-              "Finish or give back the item in hand; there are no new items today. Thank you.")
+        with translation.override(language_of(reviewer)):
+            _tell(reviewer.pk, "shift.ended_by_lead", gettext(
+                "Your team lead ended your shift early, to protect your rest. Finish or give back the item in hand; "
+                "there are no new items today. Thank you."))
     return shift
 
 
@@ -164,8 +174,8 @@ def team_policy_tighten(*, lead: User, team: Team, values: Mapping[str, Any],
         if looser:
             words = ", ".join(f"{name.replace('_', ' ')} (now {rules.describe(getattr(current, name))})"
                               for name in looser)
-            raise _refused("not_stricter", f"A team's limits can only be tightened here: {words}. Ask an "
-                           "administrator to loosen them.", status=400)
+            raise _refused("not_stricter", gettext("A team's limits can only be tightened here: %(words)s. Ask an "
+                                                   "administrator to loosen them.") % {"words": words}, status=400)
         for name, value in proposed.items():
             setattr(policy, name, value)
         policy.save()

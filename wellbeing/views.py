@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from config.roles import Role, role_required, signed_in
@@ -26,12 +27,18 @@ from wellbeing.models import CheckIn, OrganisationPolicy
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
 REVIEWERS = (Role.MODERATOR, Role.TEAM_LEAD)
-MOOD_CHOICES = [(1, "Very low"), (2, "Low"), (3, "Okay"), (4, "Good"), (5, "Very good")]
-WHO5_SCALE = [(5, "All of the time"), (4, "Most of the time"), (3, "More than half of the time"),
-              (2, "Less than half of the time"), (1, "Some of the time"), (0, "At no time")]
+MOOD_CHOICES = [(1, gettext_lazy("Very low")), (2, gettext_lazy("Low")), (3, gettext_lazy("Okay")),
+                (4, gettext_lazy("Good")), (5, gettext_lazy("Very good"))]
+# The WHO-5's own answers; French in the WHO's published French version (locale/fr).
+WHO5_SCALE = [(5, gettext_lazy("All of the time")), (4, gettext_lazy("Most of the time")),
+              (3, gettext_lazy("More than half of the time")), (2, gettext_lazy("Less than half of the time")),
+              (1, gettext_lazy("Some of the time")), (0, gettext_lazy("At no time"))]
 LOOKS_DAYS = 90
 PRIVATE_EXPORT = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
+
+# The units of the limits, as people read them (the keys stay English in code and exports).
+UNIT_WORDS = (gettext_noop("minutes"), gettext_noop("seconds"), gettext_noop("hours"), gettext_noop("items"))
 
 def _next_url(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
@@ -48,7 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     services.exposure_settle(reviewer=user)
     overview = selectors.overview(reviewer=user, now=now)
-    checkins = selectors.checkins_read(subject=user, reader=user, purpose="own page",
+    checkins = selectors.checkins_read(subject=user, reader=user, purpose=gettext("own page"),
                                        since=now - timedelta(days=30))
     return render(request, "wellbeing/home.html", {
         "o": overview,
@@ -76,11 +83,13 @@ def followup_consent(request: HttpRequest) -> HttpResponse:
     given = request.POST.get("consent") == "yes"
     team_services.followup_consent_set(user=user, given=given)
     if given:
-        messages.success(request, "Thank you. Occupational health may now see your name if your pattern suggests "
-                         "a conversation could help. You can withdraw this at any time, here.")
+        messages.success(request, gettext("Thank you. Occupational health may now see your name if your pattern "
+                                          "suggests "
+                         "a conversation could help. You can withdraw this at any time, here."))
     else:
-        messages.success(request, "Done. Occupational health will not see your name in follow-up lists. Nothing "
-                         "else changes.")
+        messages.success(request, gettext("Done. Occupational health will not see your name in follow-up lists. "
+                                          "Nothing "
+                         "else changes."))
     return redirect("/wellbeing/#followup-title")
 
 
@@ -150,7 +159,8 @@ def shift_start(request: HttpRequest) -> HttpResponse:
     except ReviewError as exc:
         messages.info(request, exc.detail, extra_tags=retry_tag(exc.retry_at))
         return redirect("wellbeing-home")
-    messages.success(request, f"Your shift has started. It ends {selectors.clock_phrase(shift.ends_at)} at the latest.")
+    messages.success(request, gettext("Your shift has started. It ends %(ends_at)s at the latest.") % {
+        "ends_at": selectors.clock_phrase(shift.ends_at)})
     return redirect(_next_url(request, "/console/"))
 
 
@@ -176,7 +186,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
     except (ValueError, ReviewError):
         messages.info(request, "Nothing was saved. Choose a number from 1 to 5, or simply skip it.")
         return redirect(_next_url(request, "/wellbeing/"))
-    messages.success(request, "Thank you. Only you and occupational health can see this.")
+    messages.success(request, gettext("Thank you. Only you and occupational health can see this."))
     return redirect(_next_url(request, "/wellbeing/"))
 
 
@@ -189,7 +199,8 @@ def who5(request: HttpRequest) -> HttpResponse:
             answers = [int(request.POST.get(f"q{n}", "")) for n in range(len(services.WHO5_ITEMS))]
             services.checkin_record(user=user, kind=CheckIn.Kind.WHO5, who5_answers=answers)
         except (ValueError, ReviewError):
-            context["error"] = "Please answer all five statements, or leave this page: it is entirely optional."
+            context["error"] = gettext("Please answer all five statements, or leave this page: it is entirely "
+                                       "optional.")
         else:
             # The result is shown from what was just sent, not read back from storage.
             raw = sum(answers)
@@ -214,7 +225,7 @@ def limits(request: HttpRequest) -> HttpResponse:
         errors = {**looser, **out_of_bounds, **errors}
         if not errors:
             services.personal_policy_update(user=user, values=values, opted_out_categories=opted_out)
-            messages.success(request, "Saved. Your limits apply from your next item.")
+            messages.success(request, gettext("Saved. Your limits apply from your next item."))
             return redirect("wellbeing-limits")
         messages.error(request, "Nothing was saved yet: see the boxes marked below. You can make your limits "
                        "stricter than the organisation's, never looser.")
@@ -233,13 +244,15 @@ def limits(request: HttpRequest) -> HttpResponse:
 
 # (field, label, unit, seconds per unit, help)
 LIMIT_FIELDS = [
-    ("exposure_cap_units", "Exposure limit per shift", "minutes", None,
-     "Minutes of severe-equivalent exposure; milder items count less."),
-    ("break_every", "A break after every", "minutes", 60, "Minutes of work between breaks."),
-    ("break_length", "Break length", "minutes", 60, None),
-    ("cooldown", "Pause after a severe item", "seconds", 1, "No other severe item for this long."),
-    ("severe_per_hour", "Most severe items in an hour", "items", None, None),
-    ("shift_length", "Longest shift", "hours", 3600, None),
+    ("exposure_cap_units", gettext_lazy("Exposure limit per shift"), "minutes", None,
+     gettext_lazy("Minutes of severe-equivalent exposure; milder items count less.")),
+    ("break_every", gettext_lazy("A break after every"), "minutes", 60,
+     gettext_lazy("Minutes of work between breaks.")),
+    ("break_length", gettext_lazy("Break length"), "minutes", 60, None),
+    ("cooldown", gettext_lazy("Pause after a severe item"), "seconds", 1,
+     gettext_lazy("No other severe item for this long.")),
+    ("severe_per_hour", gettext_lazy("Most severe items in an hour"), "items", None, None),
+    ("shift_length", gettext_lazy("Longest shift"), "hours", 3600, None),
 ]
 
 
@@ -258,7 +271,7 @@ def _limit_fields(organisation: object, personal: object) -> list[dict[str, obje
         low, high = services.personal_policy_bounds(name=name)
         mine = _as_number(getattr(personal, name), per)
         fields.append({
-            "name": name, "label": label, "unit": unit, "help": help_text,
+            "name": name, "label": label, "unit": gettext(unit), "help": help_text,
             "organisation": _as_number(getattr(organisation, name), per), "mine": mine,
             "value": "" if mine is None else str(mine),
             # The browser asks for exactly what the server accepts (rounded inwards to whole units).
@@ -278,7 +291,8 @@ def _limits_from(entered: dict[str, str]) -> tuple[dict[str, object], dict[str, 
         try:
             number = int(raw)
         except ValueError:
-            errors[name] = f"Use a whole number of {unit}, or leave the box empty for the organisation's setting."
+            errors[name] = gettext("Use a whole number of %(unit)s, or leave the box empty for the organisation's "
+                                   "setting.") % {"unit": gettext(unit)}
             continue
         values[name] = timedelta(seconds=number * per) if per else number
     return values, errors

@@ -7,6 +7,14 @@
 (function () {
   "use strict";
 
+  // Words go through Django's JavaScript catalogue (base.html loads it first); English if it is missing.
+  var gettext = window.gettext || function (text) { return text; };
+  var interpolate = window.interpolate || function (fmt, obj) {
+    return fmt.replace(/%\((\w+)\)s/g, function (_m, key) { return String(obj[key]); });
+  };
+  var pageLang = document.documentElement.lang || undefined;
+  var pageZone = document.documentElement.getAttribute("data-time-zone") || undefined;
+
   // ---- small helpers -------------------------------------------------------------------------------------------
 
   function csrfToken() {
@@ -94,12 +102,21 @@
   };
   window.veilConsole = veilConsole;
 
+  // The language switcher applies a choice at once; its button is only for a browser without JavaScript.
+  document.documentElement.classList.add("js-language");
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select && select.classList && select.classList.contains("language-switch__select") && select.form) {
+      select.form.submit();
+    }
+  });
+
   // ---- websocket: live queue counts ----------------------------------------------------------------------------
 
   function pausedText() {
-    var text = "Live updates paused \u2014 reconnecting\u2026";
+    var text = gettext("Live updates paused \u2014 reconnecting\u2026");
     if (document.querySelector("[data-queue-count]")) {
-      text += " The counts on this page may be out of date.";
+      text += " " + gettext("The counts on this page may be out of date.");
     }
     return text;
   }
@@ -170,7 +187,7 @@
       startHeartbeat(ws);
       if (wasPaused) {
         wasPaused = false;
-        say("Live updates are back.", "ok");
+        say(gettext("Live updates are back."), "ok");
       }
       emit("socket.open", {});
     });
@@ -199,7 +216,7 @@
       document.body.dataset.live = "paused";
       if (event.code === 4403) {
         refused = true;
-        say("Live updates are not available for this account. Reload the page to see current counts.");
+        say(gettext("Live updates are not available for this account. Reload the page to see current counts."));
         return;
       }
       wasPaused = true;
@@ -367,7 +384,7 @@
       img.classList.add("revealed");
       img.classList.toggle("grayscale", grayOnReveal);
       img.dataset.state = "revealed";
-      img.setAttribute("alt", baseAlt.replace(/softened preview/, "clear image, shown briefly"));
+      img.setAttribute("alt", img.getAttribute("data-alt-revealed") || baseAlt);
       if (frame) {
         frame.dataset.state = "revealed";
         frame.removeAttribute("aria-busy");
@@ -379,7 +396,7 @@
         return;
       }
       soften();
-      note("The clear image did not arrive in time. Press Reveal to try again.");
+      note(gettext("The clear image did not arrive in time. Press Reveal to try again."));
     });
 
     function reveal() {
@@ -413,10 +430,10 @@
           var data = result.body || {};
           if (!result.ok) {
             if (data.error === "warning_first") {
-              warnCategory = warnCategory || "this category";
+              warnCategory = warnCategory || gettext("this category");
               warned = false;
             }
-            throw new Error(data.detail || "The image could not be revealed.");
+            throw new Error(data.detail || gettext("The image could not be revealed."));
           }
           if (mine !== generation || state !== "loading") {
             // Softened (released, Esc, window left) before the server answered: close the window at once.
@@ -435,7 +452,7 @@
           if (mine === generation) {
             soften();
           }
-          note(err && err.message ? err.message : "The image could not be revealed.");
+          note(err && err.message ? err.message : gettext("The image could not be revealed."));
         });
     }
 
@@ -506,7 +523,7 @@
         if (state === "revealed") {
           img.classList.toggle("grayscale");
           if (viewerLive) {
-            viewerLive.textContent = img.classList.contains("grayscale") ? "Grayscale." : "Colour, for this reveal.";
+            viewerLive.textContent = img.classList.contains("grayscale") ? gettext("Grayscale.") : gettext("Colour, for this reveal.");
           }
         }
       },
@@ -540,7 +557,7 @@
       var action = event.submitter ? event.submitter.value : "";
       if (action === "remove" && !chosenPolicy()) {
         event.preventDefault();
-        note.textContent = "Choose the policy this item breaks (keys 1\u20139), then remove it.";
+        note.textContent = gettext("Choose the policy this item breaks (keys 1\u20139), then remove it.");
         var first = form.querySelector("input[name=policy][data-key]");
         if (first) {
           first.focus();
@@ -549,7 +566,7 @@
       }
       if (action && action !== "approve" && !reason.value.trim()) {
         event.preventDefault();
-        note.textContent = "Write a short reason first, so the next person knows why.";
+        note.textContent = gettext("Write a short reason first, so the next person knows why.");
         reason.focus();
         return;
       }
@@ -680,7 +697,9 @@
 
   /** A local clock time in the reader's own zone, with the zone's name ("16:52 CET"). */
   function localClock(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+    return new Date(ms).toLocaleTimeString(pageLang, {
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short", timeZone: pageZone,
+    });
   }
 
   /** <time data-local-time datetime="ISO">: the moment written out in the reader's own zone, date and zone named. */
@@ -694,9 +713,9 @@
         el.textContent = localClock(ms); // today's time, in the reader's zone ("16:52 CET")
         return;
       }
-      el.textContent = new Date(ms).toLocaleString([], {
+      el.textContent = new Date(ms).toLocaleString(pageLang, {
         weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
-        timeZoneName: "short",
+        timeZoneName: "short", timeZone: pageZone,
       });
     });
   }
@@ -769,8 +788,8 @@
       gone = true;
       window.clearTimeout(timer);
       note.dataset.state = "gone";
-      text.textContent = (detail || "This item went back to the queue while you were away.") +
-        " What you wrote is still in the form below, so nothing is lost: copy it if you need it.";
+      text.textContent = (detail || gettext("This item went back to the queue while you were away.")) + " " +
+        gettext("What you wrote is still in the form below, so nothing is lost: copy it if you need it.");
       keep.hidden = true;
       note.hidden = false;
     }
@@ -820,8 +839,10 @@
         renew(); // active since the last renewal: keep it quietly
         return;
       }
-      text.textContent = "Still with this item? Take your time. It goes back to the queue at " +
-        localClock(expiresAt) + " unless you carry on; anything you have written stays here.";
+      text.textContent = interpolate(
+        // eslint-disable-next-line max-len
+        gettext("Still with this item? Take your time. It goes back to the queue at %(time)s unless you carry on; anything you have written stays here."),
+        { time: localClock(expiresAt) }, true);
       keep.hidden = false;
       note.hidden = false;
       note.dataset.state = "warning";

@@ -5,6 +5,8 @@
 (function () {
   "use strict";
 
+  var gettext = window.gettext || function (text) { return text; };
+
   var FIELDS = ["state_text", "exposure_text", "since_break_text", "queue"];
   var ACTIONS = ["can_send_on_break", "can_move", "can_end_shift"];
 
@@ -103,10 +105,10 @@
         }
         root.setAttribute("data-state", "paused");
         if (event.code === 4403 || event.code === 4404) {
-          setText(status, "· live updates are not available; reload the page to see the current state");
+          setText(status, "· " + gettext("live updates are not available; reload the page to see the current state"));
           return;
         }
-        setText(status, "· live updates paused, reconnecting…");
+        setText(status, "· " + gettext("live updates paused, reconnecting…"));
         var base = Math.min(30000, 1000 * Math.pow(2, attempts));
         attempts += 1;
         window.setTimeout(connect, base / 2 + Math.random() * (base / 2));

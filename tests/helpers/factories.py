@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
 from typing import Any
 
 import factory
 import numpy as np
+import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -84,3 +88,15 @@ def logged_in(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def pdf_text(pdf: bytes, *, layout: bool = False) -> str:
+    """The text of a PDF through poppler's pdftotext (`layout`: keep the lines as laid out). Skips the test where
+    pdftotext is missing, and fails instead under VEIL_REQUIRE_SERVICES=1 (CI installs poppler-utils)."""
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        if os.environ.get("VEIL_REQUIRE_SERVICES") == "1":
+            pytest.fail("VEIL_REQUIRE_SERVICES=1 but pdftotext (Debian's poppler-utils) is missing")
+        pytest.skip("pdftotext is not installed (apt-get install -y poppler-utils)")
+    command = [pdftotext, *(["-layout"] if layout else []), "-", "-"]
+    return subprocess.run(command, input=pdf, capture_output=True, check=True, timeout=60).stdout.decode()
