@@ -7,6 +7,7 @@ inside its transaction. Everything else wellbeing learns (time on screen, reveal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config import db
 from moderation.models import Category, RevealEvent, Severity
@@ -630,6 +632,32 @@ def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
         raise ReviewError("on_break", f"You are on a break until {_until(state.break_ends_at)}: nothing is "
                           "shown during a break. Rest; the queue will be here after it.", status=409,
                           retry_at=state.break_ends_at)
+
+
+def check_playback_allowed(*, reveal: RevealEvent, now: datetime) -> None:
+    """The cap applies mid-video (moderation.services.playback_progress asks here while clear video plays): what
+    the item in hand counts for so far (time on screen, plus every revealed second, played video included, at the
+    item's severity) may not pass what one item may count, nor take the shift past its exposure cap. Raises 409
+    `cap_reached`; the console then stops playback and softens."""
+    claim = reveal.claim
+    entry = ExposureEntry.objects.filter(claim_id=claim.pk).select_related("shift").first()
+    policy = selectors.policy_effective(reviewer=reveal.reviewer_id, queue=claim.queue)
+    shown = sum(r.seconds_shown if r.pk != reveal.pk else reveal.seconds_shown
+                for r in RevealEvent.objects.filter(claim_id=claim.pk))
+    screen = max(0.0, (now - claim.claimed_at).total_seconds())
+    raw = screen + shown * policy.reveal_extra_percent / 100
+    if raw >= policy.item_seconds_max:
+        raise _refused("cap_reached", _("This item has counted the most exposure one item may count "
+                                        "(%(minutes)s minutes of time on screen and revealed video). Playback "
+                                        "stops here: decide from what you have seen, or pass it on.")
+                       % {"minutes": round(policy.item_seconds_max / 60, 1)})
+    if entry is None or entry.shift is None:
+        return
+    weight = entry.weight_percent
+    used = selectors.exposure_finished(shift=entry.shift, policy=policy) + rules.weighted(math.ceil(raw), weight)
+    if used >= policy.cap_seconds:
+        raise _refused("cap_reached", _("You have reached this shift's exposure limit while the video played, so "
+                                        "playback stops here. Decide from what you have seen, or pass it on."))
 
 
 def break_end(*, reviewer: User, now: datetime | None = None) -> Break:
