@@ -461,6 +461,16 @@ def playback_progress(*, reveal_id: int, reviewer: User, played_seconds: float) 
     return reveal
 
 
+def reveal_end(*, reveal_id: int, reviewer: User) -> RevealEvent | None:
+    reveal = RevealEvent.objects.filter(pk=reveal_id, reviewer=reviewer, ended_at__isnull=True).first()
+    if reveal is None:
+        return None
+    limit = reveal.started_at + timedelta(seconds=reveal.allowed_seconds)
+    reveal.ended_at = min(timezone.now(), limit)
+    reveal.save(update_fields=["ended_at"])
+    return reveal
+
+
 def decision_record(
     *,
     item: ContentItem,
