@@ -184,7 +184,7 @@ class PlaybackProgress(APIView):
         user = signed_in(request)
         raw = request.data.get("seconds") if hasattr(request.data, "get") else None
         try:
-            seconds = float(raw)
+            seconds = float(str(raw))
         except (TypeError, ValueError):
             raise ApiError("invalid_seconds", _("seconds must be a number of seconds played."), 400) from None
         if not math.isfinite(seconds) or seconds < 0:

@@ -27,9 +27,8 @@ from typing import IO, Final
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
-
 import pillow_heif
+from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
 _MIME: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",

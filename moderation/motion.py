@@ -26,11 +26,11 @@ PyAV comes from the registry with its own FFmpeg libraries inside: no ffmpeg bin
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import IO, Any, Final
@@ -157,8 +157,9 @@ def md5_of(fp: IO[bytes]) -> str:
 
 
 def probe_animation(fp: IO[bytes], image: media.ImageInfo) -> MotionInfo:
-    return MotionInfo(kind="animation", container=image.format.lower(), mime=image.mime, video_codec=image.format.lower(),
-                      audio_codec="", width=image.width, height=image.height, duration=0.0, frames=image.frames)
+    fmt = image.format.lower()
+    return MotionInfo(kind="animation", container=fmt, mime=image.mime, video_codec=fmt, audio_codec="",
+                      width=image.width, height=image.height, duration=0.0, frames=image.frames)
 
 
 def probe_video(fp: IO[bytes], *, size: int, limits: Limits) -> MotionInfo:
@@ -313,26 +314,23 @@ def _duration(container: Any, stream: Any) -> float:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-class _av_errors:  # noqa: N801 (a context manager read as a phrase: `with _av_errors():`)
+@contextmanager
+def _av_errors() -> Iterator[None]:
     """Anything PyAV raises for a hostile file becomes UnsafeImage (truncated when FFmpeg says the data ended)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, UnsafeImage) or not isinstance(exc, Exception):
-            return False
+    try:
+        yield
+    except UnsafeImage:
+        raise
+    except Exception as exc:  # a hostile file can make a demuxer or decoder raise almost anything
         text = str(exc)
         if isinstance(exc, EOFError) or "End of file" in text or "truncat" in text.lower():
             raise UnsafeImage("truncated", "The video file is truncated: its data ends early.") from exc
-        if isinstance(exc, (av.error.InvalidDataError, av.error.FFmpegError, ValueError, IndexError, OSError)):
-            raise UnsafeImage("corrupt", "The video data is corrupt and could not be decoded "
-                              f"({media._clip(text)}). Export it again or send the original file.") from exc
-        raise UnsafeImage("corrupt", f"The video could not be read ({media._clip(text)}).") from exc
+        raise UnsafeImage("corrupt", "The video data is corrupt and could not be decoded "
+                          f"({media._clip(text)}). Export it again or send the original file.") from exc
 
 
 # --- the one pass (in the worker) ------------------------------------------------------------------------------
@@ -360,7 +358,7 @@ class _Frame:
             picture = media._bare(self.image, size)
             if grey:
                 picture = picture.convert("L").convert("RGB")
-            return av.VideoFrame.from_image(picture).reformat(format="yuv420p")
+            return av.VideoFrame.from_ndarray(np.asarray(picture), format="rgb24").reformat(format="yuv420p")
         if grey:
             frame = self.av_frame.reformat(width=size[0], height=size[1], format="gray")
             return frame.reformat(format="yuv420p")
@@ -384,7 +382,7 @@ class _Encoder:
         self.last_pts = -1
 
     def add(self, frame: Any, seconds: float) -> None:
-        pts = max(self.last_pts + 1, int(round(seconds * 1000)))
+        pts = max(self.last_pts + 1, round(seconds * 1000))
         self.last_pts = pts
         frame.pts, frame.time_base = pts, Fraction(1, 1000)
         for packet in self.stream.encode(frame):
@@ -496,7 +494,8 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
             thumb = frame.grey_thumb()
             # A cut: this frame against the one before it (a slow pan never adds up to a scene change).
             change = float(np.abs(thumb - last_thumb).mean()) if last_thumb is not None else 0.0
-            scene = last_thumb is not None and change > SCENE_THRESHOLD and frame.seconds - last_key >= _MIN_KEYFRAME_GAP
+            gap = frame.seconds - last_key
+            scene = last_thumb is not None and change > SCENE_THRESHOLD and gap >= _MIN_KEYFRAME_GAP
             if (last_thumb is None or scene or frame.seconds - last_key >= 1.0) and len(keyframes) < MAX_KEYFRAMES:
                 picture = frame.rgb(key_size)
                 if first is None:

@@ -314,7 +314,7 @@ def _motion_store(item: ContentItem, found: _Moving) -> list[str]:
     FrameHash.objects.bulk_create([FrameHash(item=item, index=h.index, seconds=h.seconds, pdq=h.pdq,
                                              quality=h.quality) for h in moving.frame_hashes])
     item.frame_count = moving.frames
-    return [k["name"] for k in keyframes] + [row.stream.name, row.clip.name]
+    return [str(k["name"]) for k in keyframes] + [str(row.stream.name), str(row.clip.name)]
 
 
 def broadcast_counts(queue_id: int) -> None:

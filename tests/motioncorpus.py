@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -37,19 +38,19 @@ def clip(scenes: list[tuple[int, float]], *, size: tuple[int, int] = (320, 240),
     """A video: `scenes` is [(seed, seconds), ...], each a slow pan over its blocks; optional AAC/Opus tone."""
     out_buf = io.BytesIO()
     out = av.open(out_buf, mode="w", format=container)
-    stream = out.add_stream(codec, rate=fps)
+    stream: Any = out.add_stream(codec, rate=fps)
     stream.width, stream.height = size
     stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
     if codec == "libx264":
         stream.options = {"preset": "ultrafast"}
     elif codec in ("libvpx-vp9", "libvpx"):
         stream.options = {"deadline": "realtime", "cpu-used": "8"}
-    sound = None
+    sound: Any = None
     if audio:
         sound = out.add_stream("libopus" if container == "webm" else "aac", rate=48000)
     index = 0
     for seed, seconds in scenes:
-        for n in range(int(round(seconds * fps))):
+        for n in range(round(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(scene(seed, size, shift=n + start_scene_frame), format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             index += 1
@@ -63,9 +64,9 @@ def clip(scenes: list[tuple[int, float]], *, size: tuple[int, int] = (320, 240),
         t = 0
         while t < total * 48000:
             wave = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(samples) + t) / 48000)).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(wave.reshape(1, -1), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 48000, t
-            for packet in sound.encode(frame):
+            chunk = av.AudioFrame.from_ndarray(wave.reshape(1, -1), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, t
+            for packet in sound.encode(chunk):
                 out.mux(packet)
             t += samples
         for packet in sound.encode():
@@ -131,10 +132,7 @@ def zero_duration(data: bytes) -> bytes:
     for box in (b"mvhd", b"tkhd", b"mdhd"):
         at = buf.find(box)
         version = buf[at + 4]
-        if box == b"tkhd":
-            offset = at + 8 + (24 if version == 1 else 16)
-        else:
-            offset = at + 8 + (24 if version == 1 else 12)
+        offset = at + 8 + (24 if version == 1 else 16) if box == b"tkhd" else at + 8 + (24 if version == 1 else 12)
         if version == 1:
             struct.pack_into(">Q", buf, offset, 0)
         else:
