@@ -67,7 +67,7 @@ SHEET_TILE: Final = 160  # contact-sheet tiles, longest side
 SHEET_COLUMNS: Final = 6
 _SHEET_GAP: Final = 4
 PREVIEW_CLIP_SIDE: Final = 96  # the grey preview clip, longest side
-_PDQ_SIDE: Final = 256  # frames are reduced to this before PDQ (PDQ itself works on 64x64)
+_PDQ_SIDE: Final = 256  # frames are box-reduced to about this before PDQ (as neardup reduces pictures)
 VPDQ_SECONDS_PER_HASH: Final = 1.0
 # Decoded rasters that can exist at once while a video decodes (the frame, the decoder's references, threads).
 _RASTERS_IN_FLIGHT: Final = 6
@@ -462,7 +462,6 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
     stream_size = _even(media._fit((width, height), stream_max_side))
     preview_size = _even(media._fit((width, height), PREVIEW_CLIP_SIDE))
     key_size = media._fit((width, height), KEYFRAME_SIDE)
-    pdq_size = media._fit((width, height), _PDQ_SIDE)
     max_frames = limits.max_frames if info.kind == "animation" else _video_frame_limit(limits)
     audio_stream = container.streams.audio[0] if container is not None and container.streams.audio else None
     stream_out = _Encoder(stream_size, crf=26, audio_rate=48000 if audio_stream is not None else None)
@@ -506,7 +505,7 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
                 last_key = frame.seconds
             last_thumb = thumb
             if hash_every_frame or frame.seconds >= next_hash:
-                hashes.append(_pdq(frame, pdq_size, count - 1))
+                hashes.append(_pdq(frame, count - 1))
                 next_hash = math.floor(frame.seconds / VPDQ_SECONDS_PER_HASH + 1) * VPDQ_SECONDS_PER_HASH
             stream_out.add(frame.yuv(stream_size), frame.seconds)
             preview_out.add(frame.yuv(preview_size, grey=True), frame.seconds)
@@ -535,8 +534,14 @@ def _copy_audio(container: Any, audio_stream: Any, out: _Encoder, deadline: floa
             out.add_audio(resampled)
 
 
-def _pdq(frame: _Frame, size: tuple[int, int], index: int) -> FrameHash:
-    bits, quality = pdqhash.compute(np.asarray(frame.rgb(size)))
+def _pdq(frame: _Frame, index: int) -> FrameHash:
+    """PDQ of the whole frame, reduced the way moderation.neardup reduces a picture before its PDQ (a box reduce by
+    a whole factor to about 256 px): a frame grab saved as a still then hashes the same, to within a few bits."""
+    picture = frame.image if frame.image is not None else frame.av_frame.to_image()
+    factor = max(1, max(picture.size) // _PDQ_SIDE)
+    if factor > 1:
+        picture = picture.reduce(factor)
+    bits, quality = pdqhash.compute(np.asarray(picture))
     value = int("".join("1" if b else "0" for b in bits), 2)
     return FrameHash(index=index, seconds=round(frame.seconds, 3), pdq=f"{value:064x}", quality=int(quality))
 

@@ -51,7 +51,9 @@ def clip(scenes: list[tuple[int, float]], *, size: tuple[int, int] = (320, 240),
     index = 0
     for seed, seconds in scenes:
         for n in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene(seed, size, shift=n + start_scene_frame), format="rgb24")
+            # The pan moves a fixed share of the width per frame, so the same clip at another size is a resize.
+            shift = (n + start_scene_frame) * size[0] // 320
+            frame = av.VideoFrame.from_ndarray(scene(seed, size, shift=shift), format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             index += 1
             for packet in stream.encode(frame):
