@@ -4,11 +4,13 @@ keyframe and playback reveals, hostile files refused with clear errors (nothing 
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 import itertools
 from typing import Any
 
 import av
 import pytest
+import time_machine
 from django.urls import reverse
 
 from moderation import services
@@ -170,3 +172,51 @@ def test_played_seconds_are_bounded_by_the_clock_and_count_as_revealed(moderator
     reveal = RevealEvent.objects.get(pk=grant["reveal"])
     assert 0 <= reveal.played_seconds < 5
     assert reveal.seconds_shown == reveal.played_seconds
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_played_video_counts_as_revealed_time_and_the_cap_stops_it_mid_video(moderator) -> None:  # type: ignore[no-untyped-def]
+    from wellbeing import services as wellbeing_services
+    from wellbeing.models import ExposureEntry, OrganisationPolicy
+
+    OrganisationPolicy.objects.update_or_create(pk=1, defaults={"item_seconds_min": 0, "item_seconds_max": 120,
+                                                                "cooldown": timedelta(0)})
+    queue = make_queue()
+    item = ingest(queue, mc.clip([(13, 30.0)], size=(64, 48), fps=5))  # a playback window of 150 s
+    ContentItem.objects.filter(pk=item.pk).update(severity=3)
+    with time_machine.travel(T0, tick=False) as clock:
+        claim = item_claim(queue=queue, reviewer=moderator)
+        assert claim is not None
+        grant = services.reveal_start(item=item, reviewer=moderator, playback=True)
+        clock.move_to(T0 + timedelta(seconds=20))
+        services.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=20)
+        clock.move_to(T0 + timedelta(seconds=61))
+        # 61 s on screen + 61 s of clear video counted 100 % extra = 122 s: past what one item may count (120 s).
+        with pytest.raises(services.ReviewError) as refused:
+            services.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=61)
+        assert refused.value.code == "cap_reached"
+        reveal = RevealEvent.objects.get(pk=grant.reveal.pk)
+        assert reveal.ended_at is not None and reveal.played_seconds == 61
+        services.decision_record(item=item, reviewer=moderator, action="approve", policy=None, reason="")
+        wellbeing_services.exposure_settle(reviewer=moderator)
+    entry = ExposureEntry.objects.get(claim=claim)
+    assert entry.reveal_seconds == 61 and entry.reveal_count == 1
+
+
+def test_a_break_stops_clear_playback_on_the_server(moderator) -> None:  # type: ignore[no-untyped-def]
+    from wellbeing import services as wellbeing_services
+
+    queue = make_queue()
+    item = ingest(queue, mc.clip([(14, 1.0)]))
+    item_claim(queue=queue, reviewer=moderator)
+    client = logged_in(moderator)
+    grant = client.post(reverse("api-item-reveal", args=[item.pk]) + "?playback=1").json()
+    assert client.get(grant["url"], HTTP_RANGE="bytes=0-9").status_code == 206
+    wellbeing_services.break_start(reviewer=moderator, minutes=10)
+    # The next range request of the stream and the next progress report are refused: the player stops.
+    assert client.get(grant["url"], HTTP_RANGE="bytes=10-19").status_code == 409
+    answer = client.post(grant["progress"], {"seconds": 1})
+    assert answer.status_code == 409 and answer.json()["error"] == "reveal_expired"
+    assert RevealEvent.objects.get(pk=grant["reveal"]).ended_at is not None
