@@ -308,26 +308,36 @@ def _motion_list_hits(item: ContentItem) -> list[ListHit]:
 
 
 def video_list_hits(item: ContentItem) -> list[ListHit]:
-    """video_md5 entries equal to the file's MD5; vpdq entries whose frames match the item's (vPDQ, 80 %)."""
+    """video_md5 entries equal to the file's MD5; vpdq entries whose frames match the item's."""
     from moderation.models import FrameHash, Motion
 
-    hits: list[ListHit] = []
     md5 = Motion.objects.filter(item=item).values_list("md5", flat=True).first()
-    if md5:
-        for entry in HashListEntry.objects.filter(signal_type="video_md5", signal=md5).select_related(
-                "hash_list", "hash_list__target_queue"):
-            hits.append(ListHit(entry, 0, "video_md5"))
     frames = list(FrameHash.objects.filter(item=item).values_list("pdq", "quality"))
-    if frames:
-        from moderation import motion
-        from moderation.models import VideoSignal
+    return (md5_list_hits(md5) if md5 else []) + (vpdq_list_hits(frames) if frames else [])
 
-        for signal in VideoSignal.objects.select_related("entry__hash_list", "entry__hash_list__target_queue"):
-            found = motion.vpdq_match(frames, signal.frames(), threshold=hashlists.PDQ_MATCH_THRESHOLD,
-                                      min_quality=hashlists.PDQ_MIN_QUALITY)
-            if max(found.query_percent, found.compared_percent) >= 80:
-                hits.append(ListHit(signal.entry, round(100 - max(found.query_percent, found.compared_percent)),
-                                    "vpdq"))
+
+# vPDQ (python-threatexchange): a video matches when this share of the query's usable frames is found in it.
+VPDQ_MATCH_PERCENT = 80.0
+
+
+def md5_list_hits(md5: str) -> list[ListHit]:
+    rows = HashListEntry.objects.filter(signal_type="video_md5", signal=md5).select_related(
+        "hash_list", "hash_list__target_queue")
+    return [ListHit(entry, 0, "video_md5") for entry in rows]
+
+
+def vpdq_list_hits(frames: list[tuple[str, int]]) -> list[ListHit]:
+    """vpdq entries matching these frame hashes: at least VPDQ_MATCH_PERCENT of the query's frames of quality >= 50
+    within PDQ distance 31 of one of the entry's; the distance reported is 100 minus that share. Brute force."""
+    from moderation import motion
+    from moderation.models import VideoSignal
+
+    hits = []
+    for video in VideoSignal.objects.select_related("entry__hash_list", "entry__hash_list__target_queue"):
+        found = motion.vpdq_match(frames, video.frames(), threshold=hashlists.PDQ_MATCH_THRESHOLD,
+                                  min_quality=hashlists.PDQ_MIN_QUALITY)
+        if found.query_percent >= VPDQ_MATCH_PERCENT:
+            hits.append(ListHit(video.entry, round(100 - found.query_percent), "vpdq"))
     return hits
 
 

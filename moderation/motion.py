@@ -522,6 +522,35 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
     )
 
 
+def video_hashes(fp: IO[bytes], *, info: MotionInfo, limits: Limits, deadline: float) -> list[FrameHash]:
+    """vPDQ alone (no renditions): PDQ of one frame a second, every frame decoded and counted under the same limits
+    as `render`. For the HMA-compatible /h/hash and /m/lookup, which hash a video in the request."""
+    hashes: list[FrameHash] = []
+    next_hash, count = 0.0, 0
+    max_frames = _video_frame_limit(limits)
+    try:
+        with _av_errors(), av.open(fp, mode="r", metadata_errors="ignore") as container, \
+                media.DECODES.scope() as budget:
+            budget.take(media.raster_cost(info.width, info.height) * _RASTERS_IN_FLIGHT)
+            for frame in _video_frames(container):
+                if frame.av_frame is None:
+                    break
+                count += 1
+                if count > max_frames or frame.seconds > limits.max_seconds:
+                    raise UnsafeImage("too_long", f"The video runs past the limits ({max_frames:,} frames, "
+                                      f"{_clock(limits.max_seconds)}).")
+                if time.monotonic() > deadline:
+                    raise UnsafeImage("too_slow", "Hashing the video took too long. Send a shorter or smaller file.")
+                if frame.seconds >= next_hash:
+                    hashes.append(_pdq(frame, count - 1))
+                    next_hash = math.floor(frame.seconds / VPDQ_SECONDS_PER_HASH + 1) * VPDQ_SECONDS_PER_HASH
+    finally:
+        fp.seek(0)
+    if not hashes:
+        raise UnsafeImage("no_frames", "The video has no frame that can be decoded.")
+    return hashes
+
+
 def _copy_audio(container: Any, audio_stream: Any, out: _Encoder, deadline: float) -> None:
     """Audio re-encoded as AAC (a second, cheap pass over the audio packets only)."""
     container.seek(0)

@@ -5,6 +5,7 @@ are looked up in hash lists like pictures."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -80,8 +81,9 @@ def test_a_still_from_later_in_a_known_video_is_recognised() -> None:
     # A frame grab at 2 s (the 51st frame), saved as a JPEG.
     import av
 
-    with av.open(io.BytesIO(data)) as container:
-        grabbed = [f for n, f in enumerate(container.decode(video=0)) if n == 50][0]
+    container: Any = av.open(io.BytesIO(data))
+    with container:
+        grabbed = next(f for n, f in enumerate(container.decode(video=0)) if n == 50)
     frame = grabbed.to_image()
     out = io.BytesIO()
     frame.save(out, "JPEG", quality=80)

@@ -4,8 +4,8 @@ keyframe and playback reveals, hostile files refused with clear errors (nothing 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import av
