@@ -247,8 +247,8 @@ VEIL_MAX_PIXELS = env_int("VEIL_MAX_PIXELS", 50_000_000, minimum=10_000)
 # 3,000 frames at 20 ms is one minute). A video may have up to 240 frames a second of VEIL_MAX_MEDIA_SECONDS.
 VEIL_MAX_FRAMES = env_int("VEIL_MAX_FRAMES", 6000, minimum=1)
 VEIL_MAX_MEDIA_SECONDS = env_int("VEIL_MAX_MEDIA_SECONDS", 300, minimum=1, maximum=3600)
-# The clear stream of a video or animation: H.264 in MP4, at most this many pixels on its longest side.
-VEIL_STREAM_MAX_SIDE = env_int("VEIL_STREAM_MAX_SIDE", 720, minimum=144, maximum=2160)
+# The clear stream of a video or animation: H.264 in MP4, at most this many pixels on its longest side (1280: 720p).
+VEIL_STREAM_MAX_SIDE = env_int("VEIL_STREAM_MAX_SIDE", 1280, minimum=144, maximum=3840)
 # Decoded pictures held in memory at once, per process (moderation.media.DecodeBudget): a decode holds 8 bytes a
 # pixel (the raster and one conversion copy), so at the default a 50-megapixel picture decodes alone and twelve
 # 12-megapixel photos side by side. A request that waits longer than VEIL_DECODE_WAIT_SECONDS for room gets 503

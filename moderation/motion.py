@@ -37,6 +37,7 @@ from typing import IO, Any, Final
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import pdqhash
 from PIL import Image, ImageSequence
 
@@ -71,6 +72,8 @@ _PDQ_SIDE: Final = 256  # frames are box-reduced to about this before PDQ (as ne
 VPDQ_SECONDS_PER_HASH: Final = 1.0
 # Decoded rasters that can exist at once while a video decodes (the frame, the decoder's references, threads).
 _RASTERS_IN_FLIGHT: Final = 6
+_EIGHT_BIT_LUMA: Final = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12",
+                                     "gray"})
 
 
 @dataclass(frozen=True)
@@ -351,18 +354,37 @@ class _Frame:
     def grey_thumb(self) -> np.ndarray[Any, Any]:
         if self.image is not None:
             return np.asarray(self.image.convert("L").resize((16, 16), Image.Resampling.BOX), dtype=np.float32)
-        return np.asarray(self.av_frame.reformat(width=16, height=16, format="gray").to_ndarray(), dtype=np.float32)
+        return self.luma_grid((16, 16)).astype(np.float32)
 
-    def yuv(self, size: tuple[int, int], *, grey: bool = False) -> Any:
+    def luma_grid(self, size: tuple[int, int]) -> np.ndarray[Any, Any]:
+        """The frame's brightness sampled on a width x height grid (nearest sample). For 8-bit YUV frames it is read
+        from the decoder's luma plane as it is: no conversion of the whole frame (which cost more than decoding)."""
+        frame = self.av_frame
+        if frame.format.name not in _EIGHT_BIT_LUMA:
+            frame = frame.reformat(format="gray")
+        plane = frame.planes[0]
+        width, height = frame.width, frame.height
+        luma = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height, :width]
+        rows = np.linspace(0, height - 1, size[1]).astype(int)
+        cols = np.linspace(0, width - 1, size[0]).astype(int)
+        return luma[np.ix_(rows, cols)]
+
+    def yuv(self, size: tuple[int, int], scaler: VideoReformatter, *, grey: bool = False) -> Any:
+        """The frame as the H.264 encoder takes it (YUV 4:2:0 at `size`); `grey` for the preview clip."""
+        if grey:  # tiny and grey: the brightness on a grid, neutral chroma (128) below it in one 4:2:0 array
+            if self.image is not None:
+                luma = np.asarray(self.image.convert("L").resize(size, Image.Resampling.BOX))
+            else:
+                luma = self.luma_grid(size)
+            chroma = np.full((size[1] // 2, size[0]), 128, dtype=np.uint8)
+            return av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
         if self.image is not None:
-            picture = media._bare(self.image, size)
-            if grey:
-                picture = picture.convert("L").convert("RGB")
-            return av.VideoFrame.from_ndarray(np.asarray(picture), format="rgb24").reformat(format="yuv420p")
-        if grey:
-            frame = self.av_frame.reformat(width=size[0], height=size[1], format="gray")
-            return frame.reformat(format="yuv420p")
-        return self.av_frame.reformat(width=size[0], height=size[1], format="yuv420p")
+            rgb = av.VideoFrame.from_ndarray(np.asarray(media._bare(self.image, size)), format="rgb24")
+            return scaler.reformat(rgb, format="yuv420p")
+        source = self.av_frame
+        if (source.width, source.height) == size and source.format.name == "yuv420p":
+            return source  # already what the encoder takes
+        return scaler.reformat(source, width=size[0], height=size[1], format="yuv420p")
 
 
 class _Encoder:
@@ -377,7 +399,9 @@ class _Encoder:
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = Fraction(1, 1000)
-        self.stream.options = {"preset": "veryfast", "crf": str(crf), "tune": "zerolatency"}
+        # ultrafast: a reviewer's stream needs to be faithful, not small; this keeps a minute of 720p well inside
+        # the task's time limit on a shared 2-core machine (docs/benchmarks.md).
+        self.stream.options = {"preset": "ultrafast", "crf": str(crf)}
         self.audio = self.out.add_stream("aac", rate=audio_rate) if audio_rate else None
         self.last_pts = -1
 
@@ -409,7 +433,7 @@ def _even(size: tuple[int, int]) -> tuple[int, int]:
     return max(2, size[0] // 2 * 2), max(2, size[1] // 2 * 2)
 
 
-def render(fp: IO[bytes], *, info: MotionInfo, limits: Limits, deadline: float, stream_max_side: int = 720
+def render(fp: IO[bytes], *, info: MotionInfo, limits: Limits, deadline: float, stream_max_side: int = 1280
            ) -> Renditions:
     """Decode every frame once and derive everything the item needs (see the module's docstring). Raises
     UnsafeImage (also for too_many_frames / too_long found only while decoding, and too_slow past `deadline`);
@@ -466,6 +490,9 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
     audio_stream = container.streams.audio[0] if container is not None and container.streams.audio else None
     stream_out = _Encoder(stream_size, crf=26, audio_rate=48000 if audio_stream is not None else None)
     preview_out = _Encoder(preview_size, crf=36)
+    # One scaler per decode: FFmpeg's conversion context is set up once per size and format, not per frame (and
+    # never shared between threads).
+    scaler = VideoReformatter()
     keyframes: list[Keyframe] = []
     hashes: list[FrameHash] = []
     tiles: list[Image.Image] = []
@@ -507,8 +534,8 @@ def _render(frames: Iterator[_Frame], container: Any, *, info: MotionInfo, limit
             if hash_every_frame or frame.seconds >= next_hash:
                 hashes.append(_pdq(frame, count - 1))
                 next_hash = math.floor(frame.seconds / VPDQ_SECONDS_PER_HASH + 1) * VPDQ_SECONDS_PER_HASH
-            stream_out.add(frame.yuv(stream_size), frame.seconds)
-            preview_out.add(frame.yuv(preview_size, grey=True), frame.seconds)
+            stream_out.add(frame.yuv(stream_size, scaler), frame.seconds)
+            preview_out.add(frame.yuv(preview_size, scaler, grey=True), frame.seconds)
             frame.av_frame = None  # the raster goes now, not at the next frame
         if count == 0 or first is None:
             raise UnsafeImage("no_frames", "The file has no frame that can be decoded.")
