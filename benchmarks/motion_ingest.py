@@ -92,7 +92,7 @@ def naive(path: str) -> dict[str, float]:
     count = 0
     if Path(path).suffix == ".gif":
         with Image.open(path) as img:
-            for n in range(img.n_frames):
+            for n in range(int(getattr(img, "n_frames", 1))):
                 img.seek(n)
                 pdqhash.compute(np.asarray(img.convert("RGB")))
                 count += 1

@@ -37,8 +37,8 @@ from typing import IO, Any, Final
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 import pdqhash
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageSequence
 
 from moderation import media
@@ -367,7 +367,8 @@ class _Frame:
         luma = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height, :width]
         rows = np.linspace(0, height - 1, size[1]).astype(int)
         cols = np.linspace(0, width - 1, size[0]).astype(int)
-        return luma[np.ix_(rows, cols)]
+        grid: np.ndarray[Any, Any] = luma[np.ix_(rows, cols)]
+        return grid
 
     def yuv(self, size: tuple[int, int], scaler: VideoReformatter, *, grey: bool = False) -> Any:
         """The frame as the H.264 encoder takes it (YUV 4:2:0 at `size`); `grey` for the preview clip."""
