@@ -11,7 +11,7 @@
 * Frames against hash lists: every frame's PDQ is looked up like a picture's; the strongest list action wins.
 
 Brute force over numpy arrays (one XOR and popcount per pair): fine for tens of thousands of items; the picture
-index (moderation.hashindex) is not used for frames, see docs/moving-pictures.md.
+index (moderation.hashindex) is not used for frames, see README, "Moving pictures".
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from moderation import services
+from moderation import media, services
 from moderation.models import AuditEvent, ContentItem, FrameHash, MediaKind, Motion, RevealEvent
 from review_queue.services import item_claim
 from tests import motioncorpus as mc
@@ -220,3 +220,22 @@ def test_a_break_stops_clear_playback_on_the_server(moderator) -> None:  # type:
     answer = client.post(grant["progress"], {"seconds": 1})
     assert answer.status_code == 409 and answer.json()["error"] == "reveal_expired"
     assert RevealEvent.objects.get(pk=grant["reveal"]).ended_at is not None
+
+
+def test_heic_phone_photo_is_accepted_as_a_still() -> None:
+    from PIL import Image
+
+    from tests.factories import image_bytes
+
+    picture = Image.open(io.BytesIO(image_bytes(5)))
+    out = io.BytesIO()
+    picture.save(out, "HEIF", quality=80)
+    assert out.getvalue()[4:12] == b"ftypheic"
+    item = ingest(make_queue(), out.getvalue(), "IMG_0001.HEIC")
+    assert item.status == ContentItem.Status.READY, item.failure
+    assert (item.kind, item.mime, item.width, item.height) == (MediaKind.STILL, "image/heif", 320, 240)
+    assert item.pdq_quality is not None and item.pdq_quality >= 50
+    # A HEIC cut short is refused in the request with a sentence, nothing stored.
+    with pytest.raises(media.UnsafeImage) as refused:
+        services.item_ingest(queue=item.queue, upload=upload(out.getvalue()[:400], "cut.heic"), submitted_by=None)
+    assert refused.value.code in ("truncated", "corrupt")
