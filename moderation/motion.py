@@ -326,9 +326,12 @@ def _av_errors() -> Iterator[None]:
     """Anything PyAV raises for a hostile file becomes UnsafeImage (truncated when FFmpeg says the data ended)."""
     try:
         yield
-    except UnsafeImage:
-        raise
+    except (UnsafeImage, media.DecodeBusy):
+        raise  # a refusal already, or the decode budget full (try again later: nothing is wrong with the file)
     except Exception as exc:  # a hostile file can make a demuxer or decoder raise almost anything
+        if type(exc).__name__ == "SoftTimeLimitExceeded":  # Celery's soft limit: this file takes too long here
+            raise UnsafeImage("too_slow", "Decoding took longer than the worker's time limit. Send a shorter or "
+                              "smaller file.") from exc
         text = str(exc)
         if isinstance(exc, EOFError) or "End of file" in text or "truncat" in text.lower():
             raise UnsafeImage("truncated", "The video file is truncated: its data ends early.") from exc

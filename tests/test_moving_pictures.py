@@ -239,3 +239,17 @@ def test_heic_phone_photo_is_accepted_as_a_still() -> None:
     with pytest.raises(media.UnsafeImage) as refused:
         services.item_ingest(queue=item.queue, upload=upload(out.getvalue()[:400], "cut.heic"), submitted_by=None)
     assert refused.value.code in ("truncated", "corrupt")
+
+
+def test_a_full_decode_budget_is_a_retry_not_a_refusal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DecodeBusy (the process's decode budget stayed full) must reach the task, which retries; the item waits."""
+    queue = make_queue()
+    item = services.item_ingest(queue=queue, upload=upload(mc.clip([(15, 1.0)]), "a.mp4"), submitted_by=None)
+
+    # A small budget, taken whole by another decode for the length of this test; a short wait for room.
+    budget = media.DecodeBudget(budget_bytes=1024 * 1024, wait_seconds=0.2)
+    monkeypatch.setattr(media, "DECODES", budget)
+    with budget.hold(1024 * 1024), pytest.raises(media.DecodeBusy):
+        services.item_process(item_id=item.pk)
+    item.refresh_from_db()
+    assert item.status == ContentItem.Status.PROCESSING and not item.failure
