@@ -300,3 +300,37 @@ def real_stack(*, port: int, web: int = 2, role: str | None = None, pool: int = 
         stop_process(process, grace=20)
         redis.stop()
         log_path.unlink(missing_ok=True)
+
+
+# --- pages (shared by the browser tests) ------------------------------------------------------------------------
+
+SCREENSHOTS = ROOT / "screenshots"
+WAIT_MS = 10_000
+
+
+def new_page(browser: Any, **context_options: Any) -> tuple[Any, list[str]]:
+    """A fresh browser context (its own cookies; Playwright's context options may change its screen) and page;
+    collects console errors, CSP reports included."""
+    options = {"viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce", **context_options}
+    context = browser.new_context(**options)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+
+def sign_in(page: Any, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(username)
+    from tests.factories import PASSWORD
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}/console/")
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +14,13 @@ from django.conf import settings
 
 from moderation import services as item_services
 from moderation.models import ContentItem, Decision, RevealEvent
-from tests.factories import PASSWORD, QueueFactory, make_item, make_user
+from tests.factories import QueueFactory, make_item, make_user
+from tests.livesrv import SCREENSHOTS as SCREENSHOTS  # the page helpers live in livesrv; other modules import them here
+from tests.livesrv import WAIT_MS as WAIT_MS
 from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-WAIT_MS = 10_000
+from tests.livesrv import new_page as new_page
+from tests.livesrv import shoot as shoot
+from tests.livesrv import sign_in as sign_in
 
 PURPOSE = "Check reported posts against the community rules before they are shown again."
 REQUESTER = "Trust & Safety, Example Social"
@@ -36,32 +37,6 @@ IMAGE_BLURRED = """() => {
 }"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def new_page(browser: Any, **context_options: Any) -> tuple[Any, list[str]]:
-    """A fresh browser context (its own cookies; Playwright's context options may change its screen) and page;
-    collects console errors, CSP reports included."""
-    options = {"viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce", **context_options}
-    context = browser.new_context(**options)
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, errors
-
-
-def sign_in(page: Any, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/console/")
-
-
-def shoot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def make_queue() -> Any:

@@ -10,9 +10,8 @@ import pytest
 from moderation import services
 from moderation.models import RevealEvent
 from tests import motioncorpus as mc
-from tests.factories import make_user, upload
-from tests.livesrv import chromium_browser, live_daphne  # noqa: F401  (live_daphne is a fixture)
-from tests.test_browser import make_queue, new_page, shoot, sign_in
+from tests.factories import make_queue, make_user, upload
+from tests.livesrv import chromium_browser, live_daphne, new_page, shoot, sign_in  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
