@@ -253,3 +253,11 @@ def test_a_full_decode_budget_is_a_retry_not_a_refusal(monkeypatch) -> None:  # 
         services.item_process(item_id=item.pk)
     item.refresh_from_db()
     assert item.status == ContentItem.Status.PROCESSING and not item.failure
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("WEBP", "image/webp")])
+def test_apng_and_animated_webp_are_reviewed_whole(fmt: str, mime: str) -> None:
+    item = ingest(make_queue(), mc.animation([(16, 5), (17, 5)], size=(64, 48), fmt=fmt), "anim")
+    assert item.status == ContentItem.Status.READY, item.failure
+    assert (item.kind, item.mime, item.frame_count) == (MediaKind.ANIMATION, mime, 10)
+    assert [k["scene"] for k in Motion.objects.get(item=item).keyframes] == [False, True]
