@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -141,18 +144,32 @@ class ItemReveal(APIView):
         item = selectors.item_revealable_by(user=user, item_id=item_id)
         if item is None:
             raise ApiError("not_lease_holder", gettext("You do not hold this item."), 409)
+        keyframe_raw = request.query_params.get("keyframe")
+        playback = str(request.query_params.get("playback", "")) in {"1", "true"}
+        if keyframe_raw is not None and not keyframe_raw.isdigit():
+            raise ApiError("no_such_keyframe", _("keyframe must be the keyframe's number on the contact sheet."), 400)
+        keyframe = int(keyframe_raw) if keyframe_raw is not None else None
         try:
             warned = str(request.query_params.get("warned", "")) in {"1", "true"}
-            grant = services.reveal_start(item=item, reviewer=user, warned=warned)
+            grant = services.reveal_start(item=item, reviewer=user, warned=warned, keyframe=keyframe,
+                                          playback=playback)
         except services.ReviewError as exc:
             _raise(exc)
         from django.urls import reverse
 
         # The token travels in a cookie scoped to this item's clear URL, never in a URL: URLs are written to access
         # logs (daphne's, a proxy's). `r` (the reveal's id, not a secret) only keeps each reveal's URL distinct.
-        clear_url = reverse("media-clear", args=[item.pk])
-        response = Response({"reveal": grant.reveal.pk, "url": f"{clear_url}?r={grant.reveal.pk}",
-                             "seconds": grant.seconds}, status=201)
+        # A moving item's keyframe or stream has its own URL, and the cookie its own name and path.
+        if playback:
+            clear_url = reverse("media-stream", args=[item.pk])
+        elif keyframe is not None:
+            clear_url = reverse("media-keyframe", args=[item.pk, keyframe])
+        else:
+            clear_url = reverse("media-clear", args=[item.pk])
+        body = {"reveal": grant.reveal.pk, "url": f"{clear_url}?r={grant.reveal.pk}", "seconds": grant.seconds}
+        if playback:
+            body["progress"] = reverse("api-reveal-played", args=[grant.reveal.pk])
+        response = Response(body, status=201)
         response.set_cookie(media_views.REVEAL_COOKIE, grant.token, max_age=grant.seconds + 5, path=clear_url,
                             secure=bool(settings.SESSION_COOKIE_SECURE), httponly=True, samesite="Strict")
         return response
@@ -166,6 +183,30 @@ class RevealEnd(APIView):
         user = signed_in(request)
         services.reveal_end(reveal_id=reveal_id, reviewer=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlaybackProgress(APIView):
+    """Seconds of clear video played in a playback reveal, reported by the console every few seconds while it
+    plays (and once when it stops). 409 on_break / cap_reached / reveal_expired: stop playing now."""
+
+    permission_classes = [HasRole.for_roles(Role.MODERATOR, Role.TEAM_LEAD)]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="played seconds recorded"), **ERRORS},
+                   operation_id="reveals_played")
+    def post(self, request: Request, reveal_id: int) -> Response:
+        user = signed_in(request)
+        raw = request.data.get("seconds") if hasattr(request.data, "get") else None
+        try:
+            seconds = float(str(raw))
+        except (TypeError, ValueError):
+            raise ApiError("invalid_seconds", _("seconds must be a number of seconds played."), 400) from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ApiError("invalid_seconds", _("seconds must be a number of seconds played."), 400)
+        try:
+            reveal = services.playback_progress(reveal_id=reveal_id, reviewer=user, played_seconds=seconds)
+        except services.ReviewError as exc:
+            _raise(exc)
+        return Response({"played_seconds": round(reveal.played_seconds, 1)})
 
 
 class ItemRelease(APIView):

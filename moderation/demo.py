@@ -122,3 +122,37 @@ def _stamp(image: Image.Image, label: str) -> None:
     note_font = ImageFont.load_default(size=max(10, width // 60))
     draw.text((width - margin, height - margin), "Veil demo image: abstract, not real content", fill=_INK,
               font=note_font, anchor="rd", stroke_width=2, stroke_fill=(0, 0, 0))
+
+
+def demo_clip(seed: int, *, label: str, seconds: float = 6.0, size: tuple[int, int] = (480, 270), fps: int = 15,
+              animated_gif: bool = False) -> bytes:
+    """A synthetic moving item made at seed time: a slow pan across one demo picture, then a cut to a second one
+    halfway through (a scene change the keyframe sheet shows), `label` on every frame. An MP4 (H.264, PyAV) or, with
+    `animated_gif`, an animated GIF of the same frames."""
+    import av
+
+    width, height = size
+    scenes = [demo_image(seed + n, label=label, size=(width + 200, height)) for n in range(2)]
+    count = int(seconds * fps)
+    frames = []
+    for index in range(count):
+        scene = scenes[0] if index < count // 2 else scenes[1]
+        offset = int(200 * (index % (count // 2)) / max(1, count // 2 - 1))
+        frames.append(scene.crop((offset, 0, offset + width, height)))
+    if animated_gif:
+        out = io.BytesIO()
+        frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+        return out.getvalue()
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "26"}
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_image(frame)  # type: ignore[no-untyped-call]
+            video_frame.pts = index
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()

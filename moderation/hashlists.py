@@ -21,7 +21,9 @@ Rules shared by every format:
   case-insensitively and hashes are lower-cased, so the normalised ``HashEntry.signal`` is always lowercase hex.
 * All or nothing: if any line is bad, `parse` raises `HashListError` listing the first `MAX_REPORTED_ERRORS`
   line errors plus the total, and returns nothing.
-* A signal type other than ``pdq``/``phash`` (``video_md5``, ``url``, ...) is a line error, unless the caller passes
+* Signal types: ``pdq``, ``phash``, ``video_md5`` (32 hex characters, the MD5 of a video file) and ``vpdq`` (a JSON
+  list of ``"pdq_hex,quality,timestamp"`` per hashed frame, as python-threatexchange writes it).
+* A signal type other than those (``url``, ...) is a line error, unless the caller passes
   ``skip_unsupported=True``: those rows are then counted in ``ParseResult.skipped`` / ``skipped_types``.
 * A repeated (signal_type, signal) is collapsed: the first row wins and ``ParseResult.duplicates`` counts the rest.
   (The dataset CSV repeats a hash once per collaboration that holds it; Veil lists hold each hash once.)
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,8 +50,12 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from PIL import Image
 
-SIGNAL_TYPES: Final = ("pdq", "phash")
-SIGNAL_HEX_LENGTHS: Final[Mapping[str, int]] = {"pdq": 64, "phash": 16}
+SIGNAL_TYPES: Final = ("pdq", "phash", "video_md5", "vpdq")
+SIGNAL_HEX_LENGTHS: Final[Mapping[str, int]] = {"pdq": 64, "phash": 16, "video_md5": 32}
+# vpdq (threatexchange's VideoVPDQSignal): a JSON list of "pdq_hex,quality,timestamp" strings, one per hashed frame.
+# Normalised to lowercase hex, timestamps with 3 decimals, and JSON without spaces (so te_simple's one-space
+# "<signal_type> <signal>" line still holds it).
+VPDQ_MAX_FRAMES: Final = 100_000
 FORMATS: Final = ("te_csv", "te_simple", "veil_phash_csv")
 TE_CSV_COLUMNS: Final = ("signal_type", "signal_str", "collab", "category", "tags")
 VEIL_PHASH_COLUMNS: Final = ("phash", "category", "tags")
@@ -62,6 +69,7 @@ MAX_REPORTED_ERRORS: Final = 50
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _VALID_SIGNAL = {name: re.compile(f"[0-9a-f]{{{length}}}") for name, length in SIGNAL_HEX_LENGTHS.items()}
+_VPDQ_FEATURE = re.compile(r"([0-9a-f]{64}),(\d{1,3}),(\d+(?:\.\d+)?)")
 _VALID_TAG = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")  # \s also covers U+2028/U+2029
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _FORMULA = re.compile(r"'*[=+\-@]")  # a value a spreadsheet would evaluate, possibly already neutralised
@@ -88,7 +96,10 @@ class HashEntry:
             object.__setattr__(self, "tags", tuple(self.tags))
         # The common case (a valid entry) costs a few C-level matches: lists run to a million entries.
         valid = _VALID_SIGNAL.get(self.signal_type)
-        if valid is None or not valid.fullmatch(self.signal):
+        if self.signal_type == "vpdq":
+            if normalise_vpdq(self.signal) != self.signal:
+                raise ValueError("vpdq signal is not in its normal form (see normalise_signal)")
+        elif valid is None or not valid.fullmatch(self.signal):
             raise ValueError(self._signal_problem())
         problem = (self.collab and _text_problem("collab", self.collab)) or (
             self.category and _text_problem("category", self.category)
@@ -169,8 +180,44 @@ class ParseResult:
 # --- validation ----------------------------------------------------------------------------------------------
 
 
+def normalise_vpdq(value: str) -> str:
+    """The normal form of a vpdq signal; ValueError naming the problem otherwise."""
+    try:
+        features = json.loads(value)
+    except ValueError:
+        raise ValueError(f"vpdq signal {_show(value)} is not JSON (a list of \"pdq_hex,quality,timestamp\")") from None
+    if not isinstance(features, list) or not features:
+        raise ValueError("a vpdq signal is a non-empty JSON list of \"pdq_hex,quality,timestamp\" strings")
+    if len(features) > VPDQ_MAX_FRAMES:
+        raise ValueError(f"a vpdq signal of {len(features):,} frames is more than the {VPDQ_MAX_FRAMES:,} accepted")
+    normal = []
+    for number, feature in enumerate(features, 1):
+        match = _VPDQ_FEATURE.fullmatch(str(feature).strip().lower()) if isinstance(feature, str) else None
+        if match is None or int(match.group(2)) > 100:
+            raise ValueError(f"vpdq frame {number} ({_show(str(feature))}) is not \"pdq_hex,quality,timestamp\" (64 "
+                             "hex characters, a quality from 0 to 100, seconds)")
+        normal.append(f"{match.group(1)},{int(match.group(2))},{float(match.group(3)):.3f}")
+    return json.dumps(normal, separators=(",", ":"))
+
+
+def vpdq_frames(signal: str) -> list[tuple[str, int, float]]:
+    """(pdq_hex, quality, seconds) of each frame of a normalised vpdq signal."""
+    found = []
+    for feature in json.loads(signal):
+        pdq, quality, seconds = feature.split(",")
+        found.append((pdq, int(quality), float(seconds)))
+    return found
+
+
+def to_vpdq(frames: Iterable[tuple[str, int, float]]) -> str:
+    """A vpdq signal (normalised) from (pdq_hex, quality, seconds) per hashed frame."""
+    return normalise_vpdq(json.dumps([f"{pdq},{quality},{seconds:.3f}" for pdq, quality, seconds in frames]))
+
+
 def normalise_signal(signal_type: str, value: str) -> str:
     """The canonical form of a hash (lowercase hex, exact length); `ValueError` naming the problem otherwise."""
+    if signal_type == "vpdq":
+        return normalise_vpdq(value.strip())
     valid = _VALID_SIGNAL.get(signal_type)
     if valid is None:
         raise ValueError(_unsupported(signal_type))
@@ -196,7 +243,8 @@ def _signal_problem(signal_type: str, signal: str) -> str | None:
 def _unsupported(signal_type: str) -> str:
     if not signal_type:
         return "missing signal type"
-    return f"unsupported signal type {_show(signal_type)} (Veil matches {' and '.join(SIGNAL_TYPES)})"
+    return (f"unsupported signal type {_show(signal_type)} (Veil matches {', '.join(SIGNAL_TYPES[:-1])} and "
+            f"{SIGNAL_TYPES[-1]})")
 
 
 def _text_problem(name: str, value: str) -> str | None:
@@ -396,6 +444,8 @@ def detect_format(text: str) -> str:
     if names[:1] == ["phash"]:
         return "veil_phash_csv"
     if "," not in line and len(line.split()) >= 2:  # parse names a line with too many words precisely
+        return "te_simple"
+    if line.lower().startswith("vpdq ") and len(line.split()) == 2:  # a vpdq signal has commas inside its JSON
         return "te_simple"
     raise HashListError(
         [

@@ -28,9 +28,9 @@ _FETCH_STATUS = {"url_fetch_disabled": 403, "url_not_allowed": 403, "private_add
                  "bad_url": 400}
 _JSON = OpenApiResponse(description=("JSON, in HMA's shape"))
 _SIGNAL_PARAMS = [
-    OpenApiParameter("signal_type", str, description=("pdq (or Veil's phash)")),
-    OpenApiParameter("signal", str, description=("the hash, lowercase or uppercase hex")),
-    OpenApiParameter("banks", str, description=("comma-separated list names to restrict the search to")),
+    OpenApiParameter("signal_type", str, description="pdq, video_md5, vpdq (or Veil's phash)"),
+    OpenApiParameter("signal", str, description="the hash, lowercase or uppercase hex"),
+    OpenApiParameter("banks", str, description="comma-separated list names to restrict the search to"),
 ]
 
 
@@ -40,6 +40,19 @@ def _refuse(exc: ReviewError | media.UnsafeImage | outbound.OutboundRefused) -> 
     if isinstance(exc, media.UnsafeImage):
         raise ApiError(exc.code, exc.detail, 413 if exc.code == "too_large" else 400)
     raise ApiError(exc.code, exc.detail, _FETCH_STATUS.get(exc.code, 502))
+
+
+def _signals_of_upload(request: Request) -> dict[str, str]:
+    """HMA's hashing: a photo gives {"pdq": ...}, a video {"video_md5": ..., "vpdq": ...}."""
+    files = request.FILES
+    name = next(iter(files.keys()), "")
+    if name == "video" and len(files) == 1 and len(files.getlist(name)) == 1:
+        upload = files[name]
+        try:
+            return hma.video_signals(upload, size=int(upload.size or 0))
+        except media.UnsafeImage as exc:
+            _refuse(exc)
+    return {"pdq": _pdq_of_upload(request)}
 
 
 def _pdq_of_upload(request: Request) -> str:
@@ -54,7 +67,8 @@ def _pdq_of_upload(request: Request) -> str:
     if len(names) > 1 or len(files.getlist(names[0])) > 1:
         raise ApiError("one_file_only", gettext("Only one file allowed per request."), 400)
     if names[0] not in hma.CONTENT_TYPES:
-        raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo).") % {
+        raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo and "
+                                                       "video).") % {
             "names": repr(names[0][:40])}, 400)
     upload = files[names[0]]
     try:
@@ -113,11 +127,12 @@ class HashMedia(IntegrationView):
         return Response({"pdq": pdq})
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-        "photo": {"type": "string", "format": "binary"}}}}, responses={200: _JSON}, operation_id="hma_hash_upload")
+        "photo": {"type": "string", "format": "binary"}, "video": {"type": "string", "format": "binary"}}}},
+        responses={200: _JSON}, operation_id="hma_hash_upload")
     def post(self, request: Request) -> Response:
-        pdq = _pdq_of_upload(request)
-        _audit(request, endpoint="h/hash", source="upload", pdq=pdq)
-        return Response({"pdq": pdq})
+        signals = _signals_of_upload(request)
+        _audit(request, endpoint="h/hash", source="upload", **{k: v[:64] for k, v in signals.items()})
+        return Response(signals)
 
 
 class MatchLookup(IntegrationView):
@@ -139,16 +154,21 @@ class MatchLookup(IntegrationView):
             return Response(by_type.get(selected, {}) if selected else by_type)
         signal_type, signal = _parsed(request)
         matches = hma.signal_lookup(signal_type=signal_type, signal=signal, banks=banks)
-        _audit(request, endpoint="m/lookup", signal_type=signal_type, signal=signal, matches=len(matches))
+        _audit(request, endpoint="m/lookup", signal_type=signal_type, signal=signal[:64], matches=len(matches))
         return Response(_by_bank(matches))
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-        "photo": {"type": "string", "format": "binary"}}}}, responses={200: _JSON}, operation_id="hma_lookup_upload")
+        "photo": {"type": "string", "format": "binary"}, "video": {"type": "string", "format": "binary"}}}},
+        responses={200: _JSON}, operation_id="hma_lookup_upload")
     def post(self, request: Request) -> Response:
-        pdq = _pdq_of_upload(request)
-        matches = hma.signal_lookup(signal_type="pdq", signal=pdq, banks=_banks(request))
-        _audit(request, endpoint="m/lookup", source="upload", signal_type="pdq", signal=pdq, matches=len(matches))
-        return Response({"pdq": _by_bank(matches)})
+        signals = _signals_of_upload(request)
+        found = {}
+        for signal_type, signal in signals.items():
+            matches = hma.signal_lookup(signal_type=signal_type, signal=signal, banks=_banks(request))
+            _audit(request, endpoint="m/lookup", source="upload", signal_type=signal_type, signal=signal[:64],
+                   matches=len(matches))
+            found[signal_type] = _by_bank(matches)
+        return Response(found)
 
 
 class RawLookup(IntegrationView):
@@ -162,7 +182,7 @@ class RawLookup(IntegrationView):
             raise ApiError("invalid_boolean", gettext("invalid boolean parameter - prefer true/false"), 400)
         signal_type, signal = _parsed(request)
         matches = hma.signal_lookup(signal_type=signal_type, signal=signal, banks=_banks(request))
-        _audit(request, endpoint="m/raw_lookup", signal_type=signal_type, signal=signal, matches=len(matches))
+        _audit(request, endpoint="m/raw_lookup", signal_type=signal_type, signal=signal[:64], matches=len(matches))
         if raw in ("true", "1"):
             return Response({"matches": [{"bank_content_id": m.bank_content_id, "distance": str(m.distance)}
                                          for m in matches]})

@@ -28,6 +28,7 @@ from moderation.models import (
     HashList,
     HashListEntry,
     MatchEvidence,
+    MediaKind,
     SplitPair,
 )
 
@@ -163,8 +164,19 @@ def item_match(*, item_id: int) -> ContentItem | None:
         if item is None or item.status != ContentItem.Status.PROCESSING or not item.fingerprint:
             return item
         fp = neardup.Fingerprint.from_bytes(bytes(item.fingerprint))
-        found = find_match(item, fp)
-        HashKey.objects.bulk_create([HashKey(item=item, key=key) for key in fp.keys])
+        moving = item.kind != MediaKind.STILL
+        if moving:
+            # A video or an animation is matched by its frames, against other moving items only: its first frame
+            # alone must not make it "the same picture" as a still (moderation.motion_match).
+            from moderation.motion_match import find_motion_match
+
+            found: Found | None = None
+            hit = find_motion_match(item, excluded=_split_partners(item.pk) | {item.pk})
+            if hit is not None:
+                found = Found(hit.item, hit.method, hit.distance, hit.explanation)
+        else:
+            found = find_match(item, fp)
+            HashKey.objects.bulk_create([HashKey(item=item, key=key) for key in fp.keys])
         item.status = ContentItem.Status.READY
         if found is None:
             item.cluster = Cluster.objects.create(representative=item)
@@ -187,6 +199,7 @@ def item_match(*, item_id: int) -> ContentItem | None:
                 cluster.save(update_fields=["representative"])
         if item.status != ContentItem.Status.DECIDED:
             _apply_hash_lists(item, fp)
+        _frame_matches(item)
         item.save()
         if item.status == ContentItem.Status.READY:
             audit_record(action=AuditEvent.Action.READY, item=item)
@@ -267,10 +280,74 @@ def hash_list_hits(*, pdq: str, pdq_quality: int, phash: int | None) -> list[Lis
     return [ListHit(entries[i], d, t) for i, d, t in hits if i in entries]
 
 
+def _frame_matches(item: ContentItem) -> None:
+    """A still from a known video, or a known picture spliced into a video: audited on the new item (the console
+    shows it), never clustered."""
+    from moderation.motion_match import frames_vs_pictures
+    from moderation.services import audit_record
+
+    for match in frames_vs_pictures(item)[:20]:
+        audit_record(action=AuditEvent.Action.FRAME_MATCH, item=item, other_item=match.other,
+                     moving_item=match.moving_item, seconds=round(match.seconds, 2), distance=match.distance,
+                     signal_type="pdq")
+
+
+def _motion_list_hits(item: ContentItem) -> list[ListHit]:
+    """Every usable frame hash of a moving item looked up like a picture's PDQ, plus its file MD5 and frame
+    hashes as video signals (video_md5, vpdq entries)."""
+    from moderation.motion_match import frame_pdqs
+
+    best: dict[int, ListHit] = {}
+    for pdq in frame_pdqs(item):
+        for hit in hash_list_hits(pdq=pdq, pdq_quality=100, phash=None):
+            if hit.entry.pk not in best or hit.distance < best[hit.entry.pk].distance:
+                best[hit.entry.pk] = hit
+    for hit in video_list_hits(item):
+        best.setdefault(hit.entry.pk, hit)
+    return list(best.values())
+
+
+def video_list_hits(item: ContentItem) -> list[ListHit]:
+    """video_md5 entries equal to the file's MD5; vpdq entries whose frames match the item's."""
+    from moderation.models import FrameHash, Motion
+
+    md5 = Motion.objects.filter(item=item).values_list("md5", flat=True).first()
+    frames = list(FrameHash.objects.filter(item=item).values_list("pdq", "quality"))
+    return (md5_list_hits(md5) if md5 else []) + (vpdq_list_hits(frames) if frames else [])
+
+
+# vPDQ (python-threatexchange): a video matches when this share of the query's usable frames is found in it.
+VPDQ_MATCH_PERCENT = 80.0
+
+
+def md5_list_hits(md5: str) -> list[ListHit]:
+    rows = HashListEntry.objects.filter(signal_type="video_md5", signal=md5).select_related(
+        "hash_list", "hash_list__target_queue")
+    return [ListHit(entry, 0, "video_md5") for entry in rows]
+
+
+def vpdq_list_hits(frames: list[tuple[str, int]]) -> list[ListHit]:
+    """vpdq entries matching these frame hashes: at least VPDQ_MATCH_PERCENT of the query's frames of quality >= 50
+    within PDQ distance 31 of one of the entry's; the distance reported is 100 minus that share. Brute force."""
+    from moderation import motion
+    from moderation.models import VideoSignal
+
+    hits = []
+    for video in VideoSignal.objects.select_related("entry__hash_list", "entry__hash_list__target_queue"):
+        found = motion.vpdq_match(frames, video.frames(), threshold=hashlists.PDQ_MATCH_THRESHOLD,
+                                  min_quality=hashlists.PDQ_MIN_QUALITY)
+        if found.query_percent >= VPDQ_MATCH_PERCENT:
+            hits.append(ListHit(video.entry, round(100 - found.query_percent), "vpdq"))
+    return hits
+
+
 def _apply_hash_lists(item: ContentItem, fp: neardup.Fingerprint) -> None:
     from moderation.services import audit_record
 
-    hits = hash_list_hits(pdq=fp.pdq, pdq_quality=fp.pdq_quality, phash=item.phash)
+    if item.kind != MediaKind.STILL:
+        hits = _motion_list_hits(item)
+    else:
+        hits = hash_list_hits(pdq=fp.pdq, pdq_quality=fp.pdq_quality, phash=item.phash)
     # Strongest action first: remove, then route, then flag.
     order = {HashList.Action.REMOVE: 0, HashList.Action.ROUTE: 1, HashList.Action.FLAG: 2}
     for hit in sorted(hits, key=lambda h: (order[HashList.Action(h.entry.hash_list.action)], h.distance)):

@@ -27,10 +27,15 @@ from typing import IO, Final
 
 import imagehash
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-_MIME: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
+_MIME: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+                "HEIF": "image/heif"}
+# Phone photos (HEIC/HEIF stills) through pillow-heif's Pillow plugin; its libheif comes inside the wheel.
+_HEIF_BRANDS: Final = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+pillow_heif.register_heif_opener()
 
 _SNIFF_BYTES: Final = 512
 # The preview is rebuilt from a thumbnail this small, so it can never carry more than this many pixels of detail.
@@ -189,7 +194,8 @@ def inspect_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int, 
                 _check_jpeg_sides(width, height)
             # A JPEG's extra MPO pictures (stereo pairs, thumbnails) are never shown, so they are not frames here.
             # GIF, WebP and APNG frame counts come from frame headers; no frame's pixels are decoded for it.
-            frames = 1 if fmt == "JPEG" else int(getattr(img, "n_frames", 1))
+            # A HEIF's further images (bursts, depth maps, thumbnails) are not frames of an animation either.
+            frames = 1 if fmt in ("JPEG", "HEIF") else int(getattr(img, "n_frames", 1))
             if frames > max_frames:
                 raise UnsafeImage("too_many_frames", f"The image has {frames} frames; the limit is {max_frames}.")
             if fmt != "JPEG":
@@ -370,6 +376,8 @@ def _sniff(fp: IO[bytes]) -> str:
         return "GIF"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
     if _looks_like_svg(head):
         raise UnsafeImage(
             "svg_refused", "SVG and other XML documents are refused: they can carry scripts and external references."
@@ -433,6 +441,8 @@ def _missing_end(fp: IO[bytes], fmt: str) -> bool:
         return b"IEND" not in tail
     if fmt == "GIF":
         return not tail.endswith(b";")
+    if fmt == "HEIF":
+        return False  # a box structure with no end marker: libheif says itself when data is missing
     return b"\xff\xd9" not in tail
 
 

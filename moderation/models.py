@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from review_queue.models import Claim
@@ -31,7 +32,14 @@ class Category(models.TextChoices):
     OTHER = "other", gettext_lazy("Other")
 
 
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif", "image/heif": "heic",
+               "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
+
+
+class MediaKind(models.TextChoices):
+    STILL = "still", _("Still picture")
+    ANIMATION = "animation", _("Animated picture")
+    VIDEO = "video", _("Video")
 
 
 def media_path(kind: str, key: uuid.UUID, mime: str) -> str:
@@ -88,6 +96,8 @@ class ContentItem(models.Model):
     source_width = models.PositiveIntegerField()
     source_height = models.PositiveIntegerField()
     frame_count = models.PositiveIntegerField(default=1)
+    # A still, an animated picture (GIF, APNG, WebP of more than one frame) or a video: moving ones get a Motion row.
+    kind = models.CharField(max_length=10, choices=MediaKind.choices, default=MediaKind.STILL)
     preview = models.FileField(upload_to=preview_upload_to, max_length=200, blank=True)
     display = models.FileField(upload_to=display_upload_to, max_length=200, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -157,6 +167,53 @@ class ContentItem(models.Model):
     def resting_status(self) -> str:
         """Where the item goes when a lease ends without a final decision."""
         return self.Status.ESCALATED if self.escalated_at else self.Status.READY
+
+
+def motion_upload_to(instance: Motion, filename: str) -> str:
+    # "stream" or "clip", fixed per item: a redelivered task overwrites its own files.
+    return media_path(f"motion/{filename}", instance.item.media_key, "video/mp4")
+
+
+class Motion(models.Model):
+    """What the worker derived from an animated picture or a video (see moderation/motion.py).
+
+    The item's `preview` is the blurred grey contact sheet of the keyframes and its `display` the first keyframe,
+    clear; each keyframe is stored clear and served one at a time after a logged reveal; `stream` (clear, with its
+    sound) only during a logged playback reveal; `clip` (grey, tiny, no sound) to everyone who may see the item."""
+
+    item = models.OneToOneField(ContentItem, on_delete=models.CASCADE, related_name="motion")
+    container = models.CharField(max_length=10)
+    video_codec = models.CharField(max_length=16)
+    audio_codec = models.CharField(max_length=16, blank=True)
+    has_audio = models.BooleanField(default=False)
+    duration = models.FloatField(help_text="Seconds of running time.")
+    md5 = models.CharField(max_length=32, db_index=True)
+    sheet_columns = models.PositiveSmallIntegerField(default=1)
+    # [{"index": frame number, "seconds": 1.5, "scene": true, "name": storage name of the clear JPEG}, ...]
+    keyframes: models.JSONField[Any, Any] = models.JSONField(default=list)
+    stream = models.FileField(upload_to=motion_upload_to, max_length=200, blank=True)
+    clip = models.FileField(upload_to=motion_upload_to, max_length=200, blank=True)
+    stream_width = models.PositiveIntegerField(default=0)
+    stream_height = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"motion of item #{self.item_id} ({self.container}, {self.duration:.1f} s)"
+
+
+class FrameHash(models.Model):
+    """PDQ of one sampled frame of a moving item (one a second of video, every distinct frame of an animation)."""
+
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="frame_hashes")
+    index = models.PositiveIntegerField()
+    seconds = models.FloatField()
+    pdq = models.CharField(max_length=64)
+    quality = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["item", "index"]
+
+    def __str__(self) -> str:
+        return f"frame {self.index} of item #{self.item_id}"
 
 
 class Cluster(models.Model):
@@ -306,6 +363,27 @@ class HashListEntry(models.Model):
         return f"{self.signal_type}:{self.signal[:12]}… in {self.hash_list_id}"
 
 
+class VideoSignal(models.Model):
+    """The frames of a `vpdq` hash-list entry (threatexchange's signal string: a JSON list of
+    "pdq_hex,quality,timestamp"). The entry's own `signal` is the SHA-256 of that string, which keeps entries
+    unique per list."""
+
+    entry = models.OneToOneField(HashListEntry, on_delete=models.CASCADE, related_name="video")
+    body = models.TextField()
+
+    def __str__(self) -> str:
+        return f"vpdq frames of entry #{self.entry_id}"
+
+    def frames(self) -> list[tuple[str, int]]:
+        import json
+
+        found = []
+        for feature in json.loads(self.body or "[]"):
+            pdq, quality, _ = str(feature).split(",")
+            found.append((pdq.strip().lower(), int(quality)))
+        return found
+
+
 class RevealEvent(models.Model):
     """A deliberate reveal of the clear rendition. Its length is bounded by the reveal window."""
 
@@ -315,6 +393,11 @@ class RevealEvent(models.Model):
     started_at = models.DateTimeField()
     allowed_seconds = models.PositiveSmallIntegerField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # A moving item: the keyframe revealed (None for its playback or a still), and for a playback reveal the
+    # seconds of clear video actually played, as the console reports them (what counts as exposure).
+    keyframe = models.PositiveSmallIntegerField(null=True, blank=True)
+    is_playback = models.BooleanField(default=False)
+    played_seconds = models.FloatField(default=0)
 
     class Meta:
         ordering = ["-started_at"]
@@ -324,6 +407,8 @@ class RevealEvent(models.Model):
 
     @property
     def seconds_shown(self) -> float:
+        if self.is_playback:  # video: the seconds actually played, never more than the window allowed
+            return min(self.played_seconds, float(self.allowed_seconds))
         if self.ended_at is None:
             return float(self.allowed_seconds)
         return max(0.0, min((self.ended_at - self.started_at).total_seconds(), float(self.allowed_seconds)))
@@ -405,6 +490,7 @@ class AuditEvent(models.Model):
         WEBHOOK_DELIVERED = "webhook_delivered", gettext_lazy("Decision webhook delivered")
         WEBHOOK_FAILED = "webhook_failed", gettext_lazy("Decision webhook gave up")
         LOGIN_LOCKED_OUT = "login_locked_out", gettext_lazy("Sign-in locked out (too many failures)")
+        FRAME_MATCH = "frame_match", gettext_lazy("A frame matched a known picture or video")
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

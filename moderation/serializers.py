@@ -68,7 +68,7 @@ class ItemSerializer(serializers.ModelSerializer[ContentItem]):
     class Meta:
         model = ContentItem
         fields = ["id", "status", "queue", "external_id", "category", "severity", "sha256", "created_at",
-                  "processed_at", "failure", "decision"]
+                  "processed_at", "failure", "decision", "kind", "frame_count"]
 
     def get_decision(self, item: ContentItem) -> dict[str, Any] | None:
         final = next((d for d in item.decisions.all() if d.is_final and d.voided_at is None), None)

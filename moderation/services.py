@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -15,9 +19,21 @@ from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 
-from moderation import media, neardup, webhooks
-from moderation.models import AuditEvent, Category, ContentItem, Decision, RevealEvent, Severity, ViewingPreference
+from moderation import media, motion, neardup, webhooks
+from moderation.models import (
+    AuditEvent,
+    Category,
+    ContentItem,
+    Decision,
+    FrameHash,
+    MediaKind,
+    Motion,
+    RevealEvent,
+    Severity,
+    ViewingPreference,
+)
 from review_queue.models import Claim, Policy, Queue
 
 log = logging.getLogger(__name__)
@@ -91,13 +107,7 @@ def item_ingest(
     if (earlier := submitted_item(submitter=submitted_by, queue=queue, external_id=external_id)) is not None:
         raise DuplicateSubmission(earlier)
     size = int(upload.size or 0)
-    info = media.inspect_image(
-        upload,
-        size=size,
-        max_bytes=settings.VEIL_MAX_UPLOAD_BYTES,
-        max_pixels=settings.VEIL_MAX_PIXELS,
-        max_frames=settings.VEIL_MAX_FRAMES,
-    )
+    info = inspect_upload(upload, size=size)
     sha256 = _sha256(upload)
     item = ContentItem(
         queue=queue,
@@ -112,6 +122,7 @@ def item_ingest(
         source_width=info.width,
         source_height=info.height,
         frame_count=info.frames,
+        kind=info.kind,
     )
     upload.seek(0)
     item.original.save("original", upload, save=False)
@@ -133,6 +144,32 @@ def item_ingest(
     item_id = item.pk
     transaction.on_commit(lambda: _enqueue_processing(item_id))
     return item
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    kind: str  # MediaKind
+    mime: str
+    width: int
+    height: int
+    frames: int
+
+
+def motion_limits() -> motion.Limits:
+    return motion.Limits(max_bytes=settings.VEIL_MAX_UPLOAD_BYTES, max_pixels=settings.VEIL_MAX_PIXELS,
+                         max_frames=settings.VEIL_MAX_FRAMES, max_seconds=float(settings.VEIL_MAX_MEDIA_SECONDS))
+
+
+def inspect_upload(upload: IO[bytes], *, size: int) -> UploadInfo:
+    """Decide in the request whether an upload may be stored: a picture (media.inspect_image) or a video (probed:
+    container, codecs, duration, dimensions). Raises media.UnsafeImage naming the problem."""
+    if motion.is_video(upload):
+        video = motion.probe_video(upload, size=size, limits=motion_limits())
+        return UploadInfo(MediaKind.VIDEO, video.mime, video.width, video.height, video.frames)
+    info = media.inspect_image(upload, size=size, max_bytes=settings.VEIL_MAX_UPLOAD_BYTES,
+                               max_pixels=settings.VEIL_MAX_PIXELS, max_frames=settings.VEIL_MAX_FRAMES)
+    kind = MediaKind.ANIMATION if info.frames > 1 else MediaKind.STILL
+    return UploadInfo(kind, info.mime, info.width, info.height, info.frames)
 
 
 def _enqueue_processing(item_id: int) -> None:
@@ -180,11 +217,15 @@ def _item_derive(*, item_id: int) -> ContentItem | None:
         item = ContentItem.objects.select_for_update().filter(pk=item_id).first()
         if item is None or item.status != ContentItem.Status.PROCESSING or item.fingerprint:
             return item
+        moving: _Moving | None = None
         try:
             with item.original.open("rb") as fp:
-                derived = media.make_derivatives(
-                    fp, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE, max_pixels=settings.VEIL_MAX_PIXELS
-                )
+                if item.kind == MediaKind.STILL:
+                    derived = media.make_derivatives(
+                        fp, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE, max_pixels=settings.VEIL_MAX_PIXELS
+                    )
+                else:
+                    moving, derived = _motion_derive(item, fp)
             fingerprint = neardup.fingerprint(derived.display_image)
         except (media.UnsafeImage, OSError) as exc:
             if isinstance(exc, media.UnsafeImage):
@@ -205,6 +246,8 @@ def _item_derive(*, item_id: int) -> ContentItem | None:
             storage.delete(name)
             field.save("derived", ContentFile(data), save=False)
         stored = [name for name in (item.preview.name, item.display.name) if name]
+        if moving is not None:
+            stored += _motion_store(item, moving)
         item.width, item.height = derived.width, derived.height
         item.phash, item.dhash = derived.phash, derived.dhash
         item.fingerprint = fingerprint.to_bytes()
@@ -217,6 +260,62 @@ def _item_derive(*, item_id: int) -> ContentItem | None:
                 storage.delete(name)
             raise
     return item
+
+
+def _motion_derive(item: ContentItem, fp: IO[bytes]) -> tuple[_Moving, media.Derivatives]:
+    """Every frame of an animation or a video, decoded once under the task's time limit (it stops cleanly before
+    Celery's hard limit would kill the worker) and the process's decode budget."""
+    limits = motion_limits()
+    if item.kind == MediaKind.VIDEO:
+        info = motion.probe_video(fp, size=item.byte_size, limits=limits)
+    else:
+        image = media.inspect_image(fp, size=item.byte_size, max_bytes=limits.max_bytes,
+                                    max_pixels=limits.max_pixels, max_frames=limits.max_frames)
+        info = motion.probe_animation(fp, image)
+    deadline = time.monotonic() + max(5, int(settings.VEIL_TASK_TIME_LIMIT_SECONDS) - 10)
+    moving = motion.render(fp, info=info, limits=limits, deadline=deadline,
+                           stream_max_side=int(settings.VEIL_STREAM_MAX_SIDE))
+    # The still side of the item (display, hashes, fingerprint) is its first keyframe; the preview is replaced by
+    # the contact sheet below.
+    first = io.BytesIO(moving.keyframes[0].clear)
+    derived = media.make_derivatives(first, display_max_side=settings.VEIL_DISPLAY_MAX_SIDE,
+                                     max_pixels=settings.VEIL_MAX_PIXELS)
+    derived = dataclasses.replace(derived, preview=moving.sheet)
+    return _Moving(info, moving), derived
+
+
+@dataclass(frozen=True)
+class _Moving:
+    info: motion.MotionInfo
+    renditions: motion.Renditions
+
+
+def _motion_store(item: ContentItem, found: _Moving) -> list[str]:
+    """Keep the keyframes, the stream and the clip; return the storage names written."""
+    moving, info = found.renditions, found.info
+    storage = item.preview.storage
+    token = item.media_key.hex
+    keyframes = []
+    for number, key in enumerate(moving.keyframes):
+        name = f"motion/keyframes/{token[:2]}/{token[2:4]}/{token}-{number:04d}.jpg"
+        storage.delete(name)
+        keyframes.append({"index": key.index, "seconds": key.seconds, "scene": key.scene_change,
+                          "name": storage.save(name, ContentFile(key.clear))})
+    row = Motion.objects.filter(item=item).first() or Motion(item=item)
+    row.container, row.video_codec, row.audio_codec = info.container, info.video_codec, info.audio_codec
+    row.md5, row.duration, row.has_audio = moving.md5, moving.duration, moving.has_audio
+    row.keyframes, row.sheet_columns = keyframes, moving.sheet_columns
+    row.stream_width, row.stream_height = moving.width, moving.height
+    for field, data in ((row.stream, moving.stream), (row.clip, moving.preview_clip)):
+        name = field.field.generate_filename(row, "stream" if field is row.stream else "clip")
+        storage.delete(name)
+        field.save("stream" if field is row.stream else "clip", ContentFile(data), save=False)
+    row.save()
+    FrameHash.objects.filter(item=item).delete()
+    FrameHash.objects.bulk_create([FrameHash(item=item, index=h.index, seconds=h.seconds, pdq=h.pdq,
+                                             quality=h.quality) for h in moving.frame_hashes])
+    item.frame_count = moving.frames
+    return [str(k["name"]) for k in keyframes] + [str(row.stream.name), str(row.clip.name)]
 
 
 def broadcast_counts(queue_id: int) -> None:
@@ -264,10 +363,15 @@ def viewing_check(*, reviewer: User) -> None:
     check_viewing_allowed(reviewer_id=reviewer.pk, now=timezone.now())
 
 
-def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False) -> RevealGrant:
+def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False, keyframe: int | None = None,
+                 playback: bool = False) -> RevealGrant:
     """Log a deliberate reveal and grant a short-lived token for the clear rendition (lease holder only, for the
     item or a copy of the same picture in its cluster; never during a break). Someone who asked to be warned about
-    the item's category gets 409 `warning_first` (naming it) until the reveal says the warning was shown."""
+    the item's category gets 409 `warning_first` (naming it) until the reveal says the warning was shown.
+
+    A moving item is revealed one keyframe at a time (`keyframe`: its number on the contact sheet) or played
+    (`playback`): the playback window is long enough for the whole item at the slowest speed, and what counts as
+    exposure is the seconds actually played, reported by the console (playback_progress)."""
     viewing_check(reviewer=reviewer)
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
@@ -278,25 +382,49 @@ def reveal_start(*, item: ContentItem, reviewer: User, warned: bool = False) -> 
                 "This item was reported as %(category)s. You asked to be told before revealing such items: reveal it "
                 "only if you choose to.") % {"category": item.get_category_display()}, status=409)
         seconds = prefs.effective_reveal_seconds(item.category)
+        moving = Motion.objects.filter(item=item).first()
+        if (keyframe is not None or playback) and moving is None:
+            raise ReviewError("not_moving", _("This item is a still picture: reveal it as a whole."), status=400)
+        if keyframe is not None and moving is not None and not 0 <= keyframe < len(moving.keyframes):
+            raise ReviewError("no_such_keyframe", _("This item has no such keyframe."), status=400)
+        if playback and moving is not None:
+            seconds = playback_window(moving.duration)
         reveal = RevealEvent.objects.create(
-            item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds
+            item=item, claim=claim, reviewer=reviewer, started_at=timezone.now(), allowed_seconds=seconds,
+            keyframe=keyframe, is_playback=playback,
         )
         audit_record(action=AuditEvent.Action.REVEALED, actor=reviewer, item=item, reveal=reveal.pk, seconds=seconds,
-                     warned=warned)
-    token = signing.dumps({"r": reveal.pk, "i": item.pk, "u": reviewer.pk, "c": claim.pk}, salt=_REVEAL_SALT)
+                     warned=warned, keyframe=keyframe, playback=playback)
+    token = signing.dumps({"r": reveal.pk, "i": item.pk, "u": reviewer.pk, "c": claim.pk, "k": keyframe,
+                           "p": playback}, salt=_REVEAL_SALT)
     return RevealGrant(reveal=reveal, token=token, seconds=seconds)
 
 
-def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEvent:
+# Playback may run at a quarter of normal speed; the window also leaves half a minute for pauses and seeking.
+SLOWEST_PLAYBACK = 0.25
+_PLAYBACK_SLACK_SECONDS = 30
+
+
+def playback_window(duration: float) -> int:
+    return min(32767, math.ceil(duration / SLOWEST_PLAYBACK) + _PLAYBACK_SLACK_SECONDS)
+
+
+def reveal_check(*, item: ContentItem, reviewer: User, token: str, keyframe: int | None = None,
+                 playback: bool = False) -> RevealEvent:
     """The clear rendition is served only inside a logged reveal's window, to the holder of the live lease, and
-    never during a break (even for a reveal granted just before it began)."""
+    never during a break (even for a reveal granted just before it began). A keyframe's reveal shows that keyframe
+    only; the stream needs a playback reveal."""
+    longest = playback_window(float(settings.VEIL_MAX_MEDIA_SECONDS)) if playback else int(settings.VEIL_REVEAL_SECONDS)
     try:
-        payload = signing.loads(token, salt=_REVEAL_SALT, max_age=int(settings.VEIL_REVEAL_SECONDS) + 5)
+        payload = signing.loads(token, salt=_REVEAL_SALT, max_age=longest + 5)
     except signing.BadSignature:
         raise ReviewError("reveal_expired", gettext("This reveal has expired. Reveal the image again."),
                           status=403) from None
     if payload.get("i") != item.pk or payload.get("u") != reviewer.pk:
         raise ReviewError("forbidden", gettext("This reveal belongs to someone else."), status=403)
+    if payload.get("k") != keyframe or bool(payload.get("p")) != playback:
+        raise ReviewError("reveal_expired", _("This reveal was for another part of the item. Reveal it again."),
+                          status=403)
     viewing_check(reviewer=reviewer)
     claim = _reviewing_claim(item=item, reviewer=reviewer)
     if payload.get("c") != claim.pk:
@@ -304,6 +432,37 @@ def reveal_check(*, item: ContentItem, reviewer: User, token: str) -> RevealEven
     reveal = RevealEvent.objects.get(pk=payload["r"])
     if reveal.ended_at is not None or timezone.now() > reveal.started_at + timedelta(seconds=reveal.allowed_seconds):
         raise ReviewError("reveal_expired", gettext("This reveal has ended. Reveal the image again."), status=403)
+    return reveal
+
+
+def playback_progress(*, reveal_id: int, reviewer: User, played_seconds: float) -> RevealEvent:
+    """The console reports, every few seconds while clear video plays, how many seconds it has played in this
+    reveal. They count as revealed seconds (at the item's severity) when the item's exposure is settled. Playback
+    must stop when this refuses: during a break (409 on_break), once the item has used all the exposure one item
+    may count or the shift's cap would be passed (409 cap_reached), or when the reveal is over."""
+    reveal = RevealEvent.objects.filter(pk=reveal_id, reviewer=reviewer, is_playback=True).select_related(
+        "claim", "item").first()
+    if reveal is None:
+        raise ReviewError("no_such_reveal", _("There is no such playback."), status=404)
+    now = timezone.now()
+    # Never more than the wall clock allows since the reveal began (the console cannot invent seconds), never less
+    # than already recorded (a late, smaller report does not erase what was played).
+    elapsed = max(0.0, (min(now, reveal.ended_at or now) - reveal.started_at).total_seconds())
+    played = max(reveal.played_seconds, min(max(0.0, float(played_seconds)), elapsed, float(reveal.allowed_seconds)))
+    if played != reveal.played_seconds:
+        RevealEvent.objects.filter(pk=reveal.pk, played_seconds__lt=played).update(played_seconds=played)
+        reveal.played_seconds = played
+    if reveal.ended_at is not None:
+        raise ReviewError("reveal_expired", _("This playback has ended. Reveal the item again to play it."),
+                          status=409)
+    try:
+        viewing_check(reviewer=reviewer)
+        from wellbeing.services import check_playback_allowed
+
+        check_playback_allowed(reveal=reveal, now=now)
+    except ReviewError:
+        reveal_end(reveal_id=reveal.pk, reviewer=reviewer)
+        raise
     return reveal
 
 

@@ -123,8 +123,25 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
             "shortcuts": SHORTCUTS,
             "reveal_api": reverse("api-item-reveal", args=[item.pk]),
             "arrivals": item_selectors.cluster_arrivals(item=item),
+            "moving": _moving_context(item),
         },
     )
+
+
+def _moving_context(item: ContentItem) -> dict[str, object] | None:
+    """What the console's moving-picture viewer needs (static/veil/motion.js), or None for a still."""
+    from moderation.models import AuditEvent, Motion
+
+    moving = Motion.objects.filter(item=item).first()
+    if moving is None:
+        return None
+    keyframes = [{"number": n, "seconds": k["seconds"], "clock": f"{int(k['seconds'] // 60)}:{k['seconds'] % 60:04.1f}",
+                  "scene": k["scene"]} for n, k in enumerate(moving.keyframes)]
+    frame_matches = list(AuditEvent.objects.filter(item=item, action=AuditEvent.Action.FRAME_MATCH)
+                         .values_list("data", flat=True)[:10])
+    return {"row": moving, "keyframes": keyframes, "frame_matches": frame_matches,
+            "keyframe_url": reverse("media-keyframe", args=[item.pk, 0]), "clip_url": reverse("media-clip",
+                                                                                              args=[item.pk])}
 
 
 @require_POST

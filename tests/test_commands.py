@@ -107,6 +107,9 @@ def test_seed_demo_builds_the_demo_and_a_second_run_changes_nothing(data_dir):
     assert {item.severity for item in items} == {0, 1, 2, 3}
     assert len({item.category for item in items}) >= 5
     assert all(item.submitted_by_id == requester.pk for item in items)
+    # A few synthetic clips and animations, made at seed time, reviewed whole (issue 25).
+    assert {item.kind for item in items} == {"still", "animation", "video"}
+    assert all(item.motion.keyframes and item.frame_count > 1 for item in items if item.kind != "still")
     by_ref = {item.external_id: item for item in items}
     original, resized = by_ref["post-48220"], by_ref["post-48258"]  # a resized re-share of the same picture
     assert original.sha256 != resized.sha256

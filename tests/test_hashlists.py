@@ -206,23 +206,23 @@ def test_duplicates_are_collapsed_first_row_wins() -> None:
 
 
 def test_unsupported_signal_types_are_errors_unless_skipped() -> None:
-    text = f"{TE_HEADER}\npdq,{PDQ_A},C,,\nvideo_md5,d41d8cd98f00b204e9800998ecf8427e,C,,\nurl,http://x,C,,\n"
+    text = f"{TE_HEADER}\npdq,{PDQ_A},C,,\ntmk,d41d8cd98f00b204e9800998ecf8427e,C,,\nurl,http://x,C,,\n"
     error = problems(text)
     assert [str(item) for item in error.errors] == [
-        "line 3: unsupported signal type 'video_md5' (Veil matches pdq and phash)",
-        "line 4: unsupported signal type 'url' (Veil matches pdq and phash)",
+        "line 3: unsupported signal type 'tmk' (Veil matches pdq, phash, video_md5 and vpdq)",
+        "line 4: unsupported signal type 'url' (Veil matches pdq, phash, video_md5 and vpdq)",
     ]
     result = parse(text, skip_unsupported=True)
     assert [entry.signal for entry in result] == [PDQ_A]
-    assert (result.skipped, dict(result.skipped_types)) == (2, {"video_md5": 1, "url": 1})
-    assert result.summary() == "1 entry (2 skipped (url: 1, video_md5: 1))"
+    assert (result.skipped, dict(result.skipped_types)) == (2, {"tmk": 1, "url": 1})
+    assert result.summary() == "1 entry (2 skipped (tmk: 1, url: 1))"
     assert only_message("md5 d41d8cd98f00b204e9800998ecf8427e\n") == (
-        "line 1: unsupported signal type 'md5' (Veil matches pdq and phash)"
+        "line 1: unsupported signal type 'md5' (Veil matches pdq, phash, video_md5 and vpdq)"
     )
 
 
 def test_a_file_of_only_skipped_rows_has_no_entries() -> None:
-    message = only_message("video_md5 d41d8cd98f00b204e9800998ecf8427e\n", skip_unsupported=True)
+    message = only_message("tmk d41d8cd98f00b204e9800998ecf8427e\n", skip_unsupported=True)
     assert message == "the file has no entries (1 of unsupported signal types skipped)"
 
 

@@ -121,7 +121,9 @@ def test_upload_lookup_matches_an_edited_copy(requester):
     [
         ("signal=" + "0" * 64, "signal_type_required"),
         ("signal_type=pdq", "signal_required"),
-        ("signal_type=video_md5&signal=" + "0" * 32, "unknown_signal_type"),
+        ("signal_type=tmk&signal=" + "0" * 32, "unknown_signal_type"),
+        ("signal_type=video_md5&signal=" + "0" * 31, "invalid_signal"),
+        ("signal_type=vpdq&signal=%5B%22abc%22%5D", "invalid_signal"),
         ("signal_type=pdq&signal=" + "g" * 64, "invalid_signal"),
         ("signal_type=pdq&signal=" + "0" * 63, "invalid_signal"),
         ("signal_type=pdq&signal=%3Cscript%3E", "invalid_signal"),
@@ -141,8 +143,10 @@ def test_uploads_go_through_the_upload_checks(requester, settings):
     assert_error(client.post("/h/hash", photo(b"GIF89a" + b"\0" * 40), format="multipart"), 400, "truncated")
     assert_error(client.post("/h/hash", photo(b"not an image at all"), format="multipart"), 400,
                  "unsupported_format")
-    assert_error(client.post("/h/hash", photo(jpeg(picture(6)), field="video"), format="multipart"), 400,
+    assert_error(client.post("/h/hash", photo(jpeg(picture(6)), field="audio"), format="multipart"), 400,
                  "unknown_content_type")
+    assert_error(client.post("/h/hash", photo(jpeg(picture(6)), field="video"), format="multipart"), 400,
+                 "unsupported_format")  # a picture sent as a video
     two = {"photo": [SimpleUploadedFile("a.jpg", jpeg(picture(6))), SimpleUploadedFile("b.jpg", jpeg(picture(7)))]}
     assert_error(client.post("/h/hash", two, format="multipart"), 400, "one_file_only")
     assert_error(client.post("/h/hash", {}, format="multipart"), 400, "file_required")

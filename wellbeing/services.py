@@ -20,8 +20,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext as _
 
-from moderation.models import Category, Severity
+from moderation.models import Category, RevealEvent, Severity
 from moderation.services import ReviewError
 from review_queue.models import Claim, Queue
 from wellbeing import realtime as team_realtime
@@ -559,6 +560,34 @@ def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
                                               "break. Rest; the queue will be here after it.") % {
                                                   "break_ends_at": _until(state.break_ends_at)}, status=409,
                           retry_at=state.break_ends_at)
+
+
+def check_playback_allowed(*, reveal: RevealEvent, now: datetime) -> None:
+    """The cap applies mid-video (moderation.services.playback_progress asks here while clear video plays): what
+    the item in hand counts for so far (time on screen, plus every revealed second, played video included, at the
+    item's severity) may not pass what one item may count, nor take the shift past its exposure cap. Raises 409
+    `cap_reached`; the console then stops playback and softens."""
+    claim = reveal.claim
+    entry = ExposureEntry.objects.filter(claim_id=claim.pk).select_related("shift").first()
+    policy = selectors.policy_effective(reviewer=reveal.reviewer_id, queue=claim.queue)
+    shown = sum(r.seconds_shown if r.pk != reveal.pk else reveal.seconds_shown
+                for r in RevealEvent.objects.filter(claim_id=claim.pk))
+    screen = max(0.0, (now - claim.claimed_at).total_seconds())
+    # What the item counts for so far, by the rule the settlement uses (rules.counted_seconds, bounded by the most
+    # one item may count).
+    counted = rules.counted_seconds(screen_seconds=screen, reveal_seconds=shown, policy=policy)
+    if counted >= policy.item_seconds_max:
+        raise _refused("cap_reached", _("This item has counted the most exposure one item may count "
+                                        "(%(minutes)s minutes of time on screen and revealed video). Playback "
+                                        "stops here: decide from what you have seen, or pass it on.")
+                       % {"minutes": round(policy.item_seconds_max / 60, 1)})
+    if entry is None or entry.shift is None:
+        return
+    weight = entry.weight_percent
+    used = selectors.exposure_finished(shift=entry.shift, policy=policy) + rules.weighted(counted, weight)
+    if used >= policy.cap_seconds:
+        raise _refused("cap_reached", _("You have reached this shift's exposure limit while the video played, so "
+                                        "playback stops here. Decide from what you have seen, or pass it on."))
 
 
 def break_end(*, reviewer: User, now: datetime | None = None) -> Break:

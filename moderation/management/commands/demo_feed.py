@@ -38,8 +38,12 @@ def top_up(*, keep: int, rng: random.Random) -> int:
             severity = rng.choice((0, 0, 1, 1, 2, 3))
             category = rng.choice(CATEGORIES)
             label = f"SYNTHETIC DEMO · severity {severity} · {category.replace('_', '-')}"
-            data = demo.encode(demo.demo_image(seed, label=label))
-            upload = SimpleUploadedFile(f"feed-{seed}.jpg", data, content_type="image/jpeg")
+            if rng.random() < 0.15:  # now and then a short clip (issue 25: video reviewed whole)
+                data = demo.demo_clip(seed, label=label, seconds=4.0)
+                upload = SimpleUploadedFile(f"feed-{seed}.mp4", data, content_type="video/mp4")
+            else:
+                data = demo.encode(demo.demo_image(seed, label=label))
+                upload = SimpleUploadedFile(f"feed-{seed}.jpg", data, content_type="image/jpeg")
             with transaction.atomic():
                 item = services.item_ingest(queue=queue, upload=upload, submitted_by=requester,
                                             external_id=f"feed-{seed}", category=category, severity=severity)

@@ -175,6 +175,10 @@ ITEMS = (
     DemoItem("specialist-violence", "clip-90452", _C.VIOLENCE, 2, copy_of="clip-90415"),
     DemoItem("specialist-violence", "clip-90458", _C.VIOLENCE, 3),
     DemoItem("specialist-violence", "clip-90463", _C.OTHER, 1),
+    # Moving items (issue 25): synthetic clips and animations made at seed time, reviewed whole.
+    DemoItem("specialist-violence", "clip-90470", _C.VIOLENCE, 3, fmt="MP4"),
+    DemoItem("specialist-violence", "clip-90474", _C.VIOLENCE, 2, fmt="MP4"),
+    DemoItem("specialist-violence", "clip-90478", _C.OTHER, 1, fmt="ANIMATED_GIF"),
 )
 
 
@@ -292,13 +296,18 @@ class Command(BaseCommand):
             elif spec.copy_of:
                 data = demo.encode(demo.near_duplicate(pictures[spec.copy_of][0], spec.edit), spec.fmt)
                 near += 1
+            elif spec.fmt in ("MP4", "ANIMATED_GIF"):
+                number += 1
+                label = f"SYNTHETIC DEMO #{number} · severity {spec.severity} · {spec.category.replace('_', '-')}"
+                data = demo.demo_clip(zlib.crc32(spec.ref.encode()), label=label,
+                                      animated_gif=spec.fmt == "ANIMATED_GIF")
             else:
                 number += 1
                 label = f"SYNTHETIC DEMO #{number} · severity {spec.severity} · {spec.category.replace('_', '-')}"
                 image = demo.demo_image(zlib.crc32(spec.ref.encode()), label=label)
                 data = demo.encode(image, spec.fmt)
                 pictures[spec.ref] = (image, data)
-            extension = "jpg" if spec.fmt == "JPEG" else spec.fmt.lower()
+            extension = {"JPEG": "jpg", "MP4": "mp4", "ANIMATED_GIF": "gif"}.get(spec.fmt, spec.fmt.lower())
             upload = SimpleUploadedFile(f"{spec.ref}.{extension}", data, content_type=f"image/{extension}")
             # One transaction per item: processing finishes before the commit, so the enqueued task (eager here, or
             # a worker's) finds the item ready and does nothing, and an interrupted run leaves no half-made item.
