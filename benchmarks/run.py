@@ -23,6 +23,7 @@ from benchmarks.services import BENCH_DATABASE_URL, BENCH_REDIS_URL, machine_lin
 BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "ingest": (["--images", "2", "--rounds", "1"], ()),
     "neardup_eval": (["--variants", "1", "--distractors", "2000", "--among", "200"], ()),
+    "neardup_heldout": (["--synthetic", "12", "--real", "6", "--distractors", "2000", "--among", "200"], ()),
     "lookup": (["--sizes", "100000", "--queries", "100", "--baseline-queries", "20", "--adds", "200"], ()),
     "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5", "--history-days", "5"],
               ("postgres", "redis")),

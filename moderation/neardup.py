@@ -1114,3 +1114,77 @@ def _structure_agrees(correlation: float, detail_correlation: float, blocks: Flo
         and detail_correlation >= t.min_detail_correlation
         and int((blocks >= t.block_correlation).sum()) >= t.min_block_agreement * textured
     )
+
+
+def _failures(al: _Alignment, t: Thresholds) -> list[str]:
+    """Which tests of :func:`_judge` an alignment fails, in words (empty when it passes)."""
+    out = []
+    overlap = min(al.overlap_query, al.overlap_candidate)
+    if overlap < t.min_overlap:
+        out.append(f"overlap {overlap:.0%} < {t.min_overlap:.0%}")
+    if abs(al.rotation) > t.max_rotation:
+        out.append(f"rotation {al.rotation:+.1f} deg beyond {t.max_rotation:g}")
+    if not 1 / t.max_scale_change <= al.scale <= t.max_scale_change:
+        out.append(f"scale {al.scale:.2f} beyond {t.max_scale_change:g}x")
+    if out or _judge(al, t):
+        return out
+    colourful = al.chroma_strength >= t.chroma_min_strength
+    if colourful and al.chroma_similarity < t.min_chroma_similarity:
+        out.append(f"colours differ (similarity {al.chroma_similarity:.2f} < {t.min_chroma_similarity:.2f})")
+    regions = al.region_correlations
+    agreeing_regions = int((regions >= t.region_correlation).sum())
+    if len(regions) and agreeing_regions < t.min_region_agreement * len(regions):
+        out.append(f"shapes differ ({agreeing_regions}/{len(regions)} regions agree, need "
+                   f"{t.min_region_agreement:.0%})")
+    textured = len(al.block_correlations)
+    if textured < t.min_texture_blocks and al.correlation < t.smooth_min_correlation:
+        out.append(f"smooth pictures, correlation {al.correlation:.3f} < {t.smooth_min_correlation}")
+    elif textured >= t.min_texture_blocks:
+        if al.correlation < t.min_correlation:
+            out.append(f"correlation {al.correlation:.2f} < {t.min_correlation}")
+        if al.detail_correlation < t.min_detail_correlation:
+            out.append(f"fine detail correlation {al.detail_correlation:.2f} < {t.min_detail_correlation}")
+        if _agreeing(al, t) < t.min_block_agreement * textured:
+            out.append(f"fine detail differs ({_agreeing(al, t)}/{textured} textured blocks agree, need "
+                       f"{t.min_block_agreement:.0%})")
+    if al.occluded_blocks > t.max_occluded_blocks:
+        out.append(f"{al.occluded_blocks} blocks look covered (at most {t.max_occluded_blocks} may be set aside)")
+    elif al.occluded_blocks:
+        out.append(f"without the {al.occluded_blocks} covered block(s) it still fails")
+    return out or ["the tests fail together"]
+
+
+def explain(query: Fingerprint, candidate: Fingerprint, thresholds: Thresholds = Thresholds()) -> list[str]:
+    """Why ``candidate`` does or does not match ``query``, in sentences: the index stage, then every alignment
+    verification tried and the tests it failed. :func:`verify` decides; this only describes."""
+    q, c = query.payload, candidate.payload
+    lines = []
+    for name, p in (("first", q), ("second", c)):
+        boxes = "; ".join(f"view {k}: box {v.box}" for k, v in enumerate(p.views))
+        lines.append(f"{name} picture: {len(p.hashes)} window keys, {len(p.views)} view(s) ({boxes})"
+                     + (" - near-uniform, never found through the index" if p.low_information else ""))
+    if q.low_information or c.low_information:
+        found = _verify_low_information(q, c, thresholds)
+        lines.append(found.detail if found else "near-uniform pictures whose thumbnails differ: not the same")
+        return lines
+    distances = np.bitwise_count(q.hashes[:, None] ^ c.hashes[None, :])
+    i, j = np.unravel_index(int(distances.argmin()), distances.shape)
+    closest = int(distances[i, j])
+    lines.append(f"closest keys: {window_name(int(q.windows[i]))} ~ {window_name(int(c.windows[j]))} at {closest} "
+                 f"bits; the index finds pairs within {thresholds.index_radius} bits"
+                 + ("" if closest <= thresholds.index_radius else ": NOT a candidate, so never compared"))
+    if closest > thresholds.index_radius:
+        return lines
+    for h, al in _attempts(q, c, thresholds, quick=False):
+        verdict = _failures(al, thresholds)
+        lines.append(
+            f"alignment from {window_name(h.window_query)} ~ {window_name(h.window_candidate)}"
+            f"{' mirrored' if h.mirrored else ''} ({h.distance} bits): scale {al.scale:.2f}, rotation "
+            f"{al.rotation:+.1f} deg, overlap {al.overlap_query:.0%}/{al.overlap_candidate:.0%}, correlation "
+            f"{al.correlation:.2f}, detail {al.detail_correlation:.2f}, {_agreeing(al, thresholds)}/"
+            f"{len(al.block_correlations)} textured blocks agree, {al.occluded_blocks} covered: "
+            + ("PASSES" if not verdict else "fails: " + "; ".join(verdict)))
+    found = verify(query, candidate, thresholds)
+    lines.append(f"verdict: the same picture ({found.method}: {found.detail})" if found
+                 else "verdict: not the same picture")
+    return lines
