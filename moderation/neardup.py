@@ -76,8 +76,8 @@ COARSE_STEPS: Final = 5  # Gauss-Newton steps at half resolution (copies converg
 BLOCKS: Final = 6  # verification grid: BLOCKS x BLOCKS blocks over the overlap of the aligned pictures
 BLOCK_TEXTURE: Final = 2.0  # a block is textured if its high-pass standard deviation is at least this (grey levels)
 REGION_CONTRAST: Final = 3.0  # a block has contrast if its grey-level standard deviation is at least this
-OUTLIER_LEVELS: Final = 40.0  # a pixel this far (grey levels) from the other picture's is "occluded"...
-OCCLUDED_SHARE: Final = 0.3  # ...and a block with this share of such pixels is set aside
+OUTLIER_LEVELS: Final = 32.0  # a pixel this far (grey levels) from the other picture's is "occluded"...
+OCCLUDED_SHARE: Final = 0.2  # ...and a block with this share of such pixels is set aside
 OCCLUDED_COLOUR: Final = 0.2  # colour agreement of occluded copies leaves out this share of the colour thumbnail
 FLAT_SHARE: Final = 0.55  # a row/column is "flat" (chrome, a caption band) if this share is within ~12 grey levels
 CHROME_MAX: Final = 0.45  # bands and chrome removed from each side: at most this fraction of the picture...
@@ -97,10 +97,11 @@ WINDOWS: Final[tuple[tuple[float, float, float, float], ...]] = (
     *_grid(0.9, 3),
     (0.0, 0.0, 1.0, 0.86),
     (0.0, 0.14, 1.0, 1.0),
+    *_grid(0.6, 2),
 )
 WINDOW_NAMES: Final = (
     "whole", "centre 80%", *(f"90% {v}{h}" for v in ("top", "middle", "bottom") for h in ("-left", "", "-right")),
-    "top 86%", "bottom 86%",
+    "top 86%", "bottom 86%", *(f"60% {v}-{h}" for v in ("top", "bottom") for h in ("left", "right")),
 )
 
 
@@ -193,9 +194,9 @@ class Thresholds:
 _ENTRY = struct.Struct("<QBB")  # key (unsigned 64), window index, mirrored flag
 # version 1: version, thumb width, thumb height, chroma width, chroma height, content width, content height, entries
 _HEAD = struct.Struct("<BBBBBHHB")
-# version 2: version, views, entries; then per view its shapes and box, then the entries, then zlib(pixels)
+# version 2: version, views, entries, working width and height; then per view its shapes and box, then the entries, then zlib(pixels)
 PAYLOAD_VERSION: Final = 2
-_HEAD2 = struct.Struct("<BBH")
+_HEAD2 = struct.Struct("<BBHHH")  # ... and the working picture's width and height
 _VIEW = struct.Struct("<BBBBHHHHHH")  # thumb w, h, chroma w, h, content w, h, box left, top, right, bottom
 
 
@@ -257,7 +258,7 @@ class View:
     box: tuple[int, int, int, int] = (0, 0, 0, 0)  # (left, top, right, bottom) in working pixels, for explanations
 
 
-VIEW_STRIDE: Final = 16  # a key's window number is view * VIEW_STRIDE + window index
+VIEW_STRIDE: Final = 32  # a key's window number is view * VIEW_STRIDE + window index
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,7 @@ class Payload:
     windows: npt.NDArray[np.intp]  # view * VIEW_STRIDE + window index of each key
     mirrored: npt.NDArray[np.bool_]  # True if the key was computed on the mirrored window
     views: tuple[View, ...]
+    work_size: tuple[int, int] = (0, 0)  # the working picture the view boxes are in ((0, 0): not recorded, v1)
 
     @property
     def thumb(self) -> FloatArray:
@@ -285,8 +287,9 @@ class Payload:
             version, tw, th, kw, kh, cw, ch, count = _HEAD.unpack_from(data, 0)
             offset = _HEAD.size
             shapes = [(tw, th, kw, kh, cw, ch, 0, 0, 0, 0)]
+            work_size = [0, 0]
         else:
-            version, nviews, count = _HEAD2.unpack_from(data, 0)
+            version, nviews, count, *work_size = _HEAD2.unpack_from(data, 0)
             if version != PAYLOAD_VERSION:
                 raise ValueError(f"unsupported fingerprint payload version {version}")
             offset = _HEAD2.size
@@ -311,6 +314,7 @@ class Payload:
             windows=raw["w"].astype(np.intp),
             mirrored=raw["m"].astype(bool),
             views=tuple(views),
+            work_size=(int(work_size[0]), int(work_size[1])),
         )
 
     @property
@@ -509,7 +513,7 @@ def fingerprint(image: Image.Image) -> Fingerprint:
     windows = np.concatenate(all_windows) if all_windows else np.zeros(0, dtype=np.intp)
     mirrored = np.concatenate(all_mirrored) if all_mirrored else np.zeros(0, dtype=bool)
 
-    head = _HEAD2.pack(PAYLOAD_VERSION, len(views), len(hashes)) + b"".join(
+    head = _HEAD2.pack(PAYLOAD_VERSION, len(views), len(hashes), work.width, work.height) + b"".join(
         _VIEW.pack(thumb.shape[1], thumb.shape[0], chroma.shape[1], chroma.shape[0], min(size[0], 65535),
                    min(size[1], 65535), *b)
         for (_, thumb, chroma, size), b in zip(views, boxes, strict=True)
@@ -703,7 +707,51 @@ def _attempts(q: Payload, c: Payload, thresholds: Thresholds, limit: int = 3, qu
             if aligned is not None:
                 yield hypothesis, aligned
         if len(tried) >= limit:
-            return
+            break
+    # A band laid over the picture (not added around it) leaves the frame as it was: the part of one picture
+    # without its bands is then where the same part of the other picture's frame is. One more start, per pair of
+    # different views, when both frames are known.
+    if len(q.views) + len(c.views) < 3 or not all(q.work_size) or not all(c.work_size):
+        return
+    for view_q, view_c in ((1, 0), (0, 1), (1, 1)):
+        if view_q >= len(q.views) or view_c >= len(c.views):
+            continue
+        views = (view_q, view_c)
+        if views not in thumbs:
+            thumbs[views] = _matched_thumbs(q.views[view_q], c.views[view_c])
+            fines[views] = _Template(thumbs[views][0])
+            coarses[views] = _Template(_halve(thumbs[views][0]))
+        thumb_q, thumb_c = thumbs[views]
+        start = _frame_map(q.views[view_q], thumb_q.shape, q.work_size, c.views[view_c], thumb_c.shape, c.work_size)
+        if any((vq, vc, m) == (view_q, view_c, False) and np.abs(start - st).max() < 1.5 for vq, vc, m, st in tried):
+            continue
+        tried.append((view_q, view_c, False, start))
+        half = _refine(coarses[views], _halve(thumb_c), _rescale_map(start, 0.5), iterations=COARSE_STEPS)
+        if half is not None and (not quick or _plausible(half, coarses[views].grid, _halve(thumb_c).shape,
+                                                         thresholds)):
+            aligned = _measure_with_colour(q.views[view_q], c.views[view_c], fines[views], thumb_c,
+                                           _rescale_map(half, 2.0), thumb_q.shape, False, thresholds if quick else None)
+            if aligned is not None:
+                closest = int(distances.min())
+                yield _Hypothesis(closest, view_q * VIEW_STRIDE, view_c * VIEW_STRIDE, False), aligned
+
+
+def _frame_map(view_q: View, shape_q: tuple[int, ...], work_q: tuple[int, int], view_c: View,
+               shape_c: tuple[int, ...], work_c: tuple[int, int]) -> FloatArray:
+    """Similarity map (query thumbnail pixel -> candidate thumbnail pixel) assuming both working pictures show the
+    same frame: each view's box is placed in its frame, and the frames are matched by their size."""
+    axes = []
+    for k in (0, 1):  # x, y
+        q0, q1 = view_q.box[k], view_q.box[k + 2]
+        c0, c1 = view_c.box[k], view_c.box[k + 2]
+        step_q = (q1 - q0) / shape_q[1 - k]  # working pixels per thumbnail pixel
+        step_c = (c1 - c0) / shape_c[1 - k]
+        ratio = work_c[k] / work_q[k]
+        scale = step_q * ratio / step_c
+        # x_c = ((q0 + (x + 0.5) * step_q) * ratio - c0) / step_c - 0.5
+        axes.append((scale, ((q0 + 0.5 * step_q) * ratio - c0) / step_c - 0.5))
+    scale = float(np.sqrt(axes[0][0] * axes[1][0]))
+    return np.array([[scale, 0.0, axes[0][1]], [0.0, scale, axes[1][1]]])
 
 
 def _measure_with_colour(
@@ -1021,9 +1069,20 @@ def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Ali
         # Occlusion: pixels that differ wildly from the other picture's (after gain and offset) are something laid
         # over one of them (a sticker, text, a band). Blocks mostly made of such pixels are set aside, and the same
         # tests are run on the rest, as long as few blocks are set aside (see Thresholds.max_occluded_blocks).
+        # Gain and offset refitted without the worst pixels first: a white band over a fifth of the picture would
+        # otherwise skew the fit so much that everything looks occluded.
         g = max(gain, 0.05)
         offset = totals[2] / totals[0] - g * totals[1] / totals[0]
-        outlier = (np.abs((s - offset) / g - t) > OUTLIER_LEVELS) * i
+        residual = np.abs((s - offset) / g - t)
+        fit = inside_flat & (residual <= max(8.0, 3.0 * float(np.median(residual[inside_flat]))))
+        if fit.sum() >= 16:
+            tf, sf = t[fit], s[fit]
+            variance = float(tf.var())
+            if variance > 1e-9:
+                g = max(float(((tf - tf.mean()) * (sf - sf.mean())).mean()) / variance, 0.05)
+                offset = float(sf.mean()) - g * float(tf.mean())
+                residual = np.abs((s - offset) / g - t)
+        outlier = (residual > OUTLIER_LEVELS) * i
         share = np.bincount(labels, weights=outlier, minlength=cells) / np.maximum(m, 1)
         occluded = (m >= 0.5 * m.max()) & (share >= OCCLUDED_SHARE)
         clear = sums[~occluded].sum(axis=0)
@@ -1089,17 +1148,15 @@ def _judge(al: _Alignment, t: Thresholds) -> bool:
         return False
     if abs(al.rotation) > t.max_rotation or not 1 / t.max_scale_change <= al.scale <= t.max_scale_change:
         return False
-    colourful = al.chroma_strength >= t.chroma_min_strength
-    if (not colourful or al.chroma_similarity >= t.min_chroma_similarity) and _structure_agrees(
-            al.correlation, al.detail_correlation, al.block_correlations, al.region_correlations, t):
+    # Colours are compared without the share of colour pixels that differ most (a sticker or band laid over one
+    # picture may change the colour of part of it without changing its grey levels much).
+    if al.chroma_strength >= t.chroma_min_strength and al.clear_chroma_similarity < t.min_chroma_similarity:
+        return False
+    if _structure_agrees(al.correlation, al.detail_correlation, al.block_correlations, al.region_correlations, t):
         return True
     # Something laid over one picture: judge what is left uncovered, if little is covered.
-    return (
-        0 < al.occluded_blocks <= t.max_occluded_blocks
-        and (not colourful or al.clear_chroma_similarity >= t.min_chroma_similarity)
-        and _structure_agrees(al.clear_correlation, al.clear_detail_correlation, al.clear_block_correlations,
-                              al.clear_region_correlations, t)
-    )
+    return 0 < al.occluded_blocks <= t.max_occluded_blocks and _structure_agrees(
+        al.clear_correlation, al.clear_detail_correlation, al.clear_block_correlations, al.clear_region_correlations, t)
 
 
 def _structure_agrees(correlation: float, detail_correlation: float, blocks: FloatArray, regions: FloatArray,
@@ -1128,9 +1185,8 @@ def _failures(al: _Alignment, t: Thresholds) -> list[str]:
         out.append(f"scale {al.scale:.2f} beyond {t.max_scale_change:g}x")
     if out or _judge(al, t):
         return out
-    colourful = al.chroma_strength >= t.chroma_min_strength
-    if colourful and al.chroma_similarity < t.min_chroma_similarity:
-        out.append(f"colours differ (similarity {al.chroma_similarity:.2f} < {t.min_chroma_similarity:.2f})")
+    if al.chroma_strength >= t.chroma_min_strength and al.clear_chroma_similarity < t.min_chroma_similarity:
+        out.append(f"colours differ (similarity {al.clear_chroma_similarity:.2f} < {t.min_chroma_similarity:.2f})")
     regions = al.region_correlations
     agreeing_regions = int((regions >= t.region_correlation).sum())
     if len(regions) and agreeing_regions < t.min_region_agreement * len(regions):
