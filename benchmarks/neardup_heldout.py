@@ -48,7 +48,7 @@ def pdq_words(hexes: Iterable[str]) -> np.ndarray:
 
 
 def pdq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(a ^ b).sum(axis=-1)
+    return np.asarray(np.bitwise_count(a ^ b).sum(axis=-1))
 
 
 @dataclass
@@ -217,7 +217,7 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
 
 
 def report_part(r: PartResult) -> str:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for kind, (total, engine, ph, pdq) in r.per_class.items():
         if total:
             rows.append((kind, total, ci(engine, total), ci(ph, total), ci(pdq, total)))
@@ -281,8 +281,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\nEngine false merges: {r.false_examples}")
         print()
     print(f"### False-match rate against {len(dfps):,} distinct distractors\n")
-    print(f"Half generated graphics, half generated photographs (160x120), fingerprinted for real ({distractor_s:.0f} s "
-          f"on {args.workers} processes); {len(keys):,} keys in the index. Rates are per (query, distractor) pair.\n")
+    print(f"Half generated graphics, half generated photographs (160x120), fingerprinted for real "
+          f"({distractor_s:.0f} s on {args.workers} processes); {len(keys):,} keys in the index. Rates are per "
+          "(query, distractor) pair.\n")
     print(table(("queries", "pairs", "index candidates", "engine false matches", "engine rate",
                  f"pHash <= {PHASH_THRESHOLD}", f"PDQ <= {PDQ_THRESHOLD}"),
                 [(d.label, f"{d.pairs:,}", f"{d.candidates:,}", d.engine, f"{d.engine / d.pairs:.1e}",

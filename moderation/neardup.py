@@ -194,9 +194,10 @@ class Thresholds:
 _ENTRY = struct.Struct("<QBB")  # key (unsigned 64), window index, mirrored flag
 # version 1: version, thumb width, thumb height, chroma width, chroma height, content width, content height, entries
 _HEAD = struct.Struct("<BBBBBHHB")
-# version 2: version, views, entries, working width and height; then per view its shapes and box, then the entries, then zlib(pixels)
+# version 2: version, views, entries, working width and height; then per view its shapes and box, then the
+# entries, then zlib(pixels)
 PAYLOAD_VERSION: Final = 2
-_HEAD2 = struct.Struct("<BBHHH")  # ... and the working picture's width and height
+_HEAD2 = struct.Struct("<BBHHH")
 _VIEW = struct.Struct("<BBBBHHHHHH")  # thumb w, h, chroma w, h, content w, h, box left, top, right, bottom
 
 
@@ -1071,17 +1072,17 @@ def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Ali
         # tests are run on the rest, as long as few blocks are set aside (see Thresholds.max_occluded_blocks).
         # Gain and offset refitted without the worst pixels first: a white band over a fifth of the picture would
         # otherwise skew the fit so much that everything looks occluded.
-        g = max(gain, 0.05)
-        offset = totals[2] / totals[0] - g * totals[1] / totals[0]
-        residual = np.abs((s - offset) / g - t)
+        fit_gain = max(gain, 0.05)
+        offset = totals[2] / totals[0] - fit_gain * totals[1] / totals[0]
+        residual = np.abs((s - offset) / fit_gain - t)
         fit = inside_flat & (residual <= max(8.0, 3.0 * float(np.median(residual[inside_flat]))))
         if fit.sum() >= 16:
             tf, sf = t[fit], s[fit]
             variance = float(tf.var())
             if variance > 1e-9:
-                g = max(float(((tf - tf.mean()) * (sf - sf.mean())).mean()) / variance, 0.05)
-                offset = float(sf.mean()) - g * float(tf.mean())
-                residual = np.abs((s - offset) / g - t)
+                fit_gain = max(float(((tf - tf.mean()) * (sf - sf.mean())).mean()) / variance, 0.05)
+                offset = float(sf.mean()) - fit_gain * float(tf.mean())
+                residual = np.abs((s - offset) / fit_gain - t)
         outlier = (residual > OUTLIER_LEVELS) * i
         share = np.bincount(labels, weights=outlier, minlength=cells) / np.maximum(m, 1)
         occluded = (m >= 0.5 * m.max()) & (share >= OCCLUDED_SHARE)

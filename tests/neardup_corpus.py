@@ -87,7 +87,8 @@ def real_pictures() -> tuple[Picture, ...]:
         img = evalset._load(filename)
         if filename in HALVED:
             w, h = img.size
-            halves = ((0, 0, w // 2, h), (w - w // 2, 0, w, h)) if w >= h else ((0, 0, w, h // 2), (0, h - h // 2, w, h))
+            wide = w >= h
+            halves = ((0, 0, w // 2, h), (w - w // 2, 0, w, h)) if wide else ((0, 0, w, h // 2), (0, h - h // 2, w, h))
             for k, box in enumerate(halves):
                 name = f"{stem}_half{k}"
                 out.append(Picture(name, _part_of(name), "real", img.crop(box)))
@@ -173,13 +174,18 @@ def _words(rng: np.random.Generator, count: int) -> str:
     return " ".join(WORDS[int(i)] for i in rng.integers(0, len(WORDS), count))
 
 
+def _random_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+    return r, g, b
+
+
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     choice = rng.uniform()
     if choice < 0.4:
         return (255, 255, 255)
     if choice < 0.7:
         return (0, 0, 0)
-    return tuple(int(v) for v in rng.integers(0, 256, 3))  # type: ignore[return-value]
+    return _random_colour(rng)
 
 
 def _ink(background: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -296,7 +302,7 @@ def stickers(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         aspect = rng.uniform(0.6, 2.5)
         sw, sh = np.sqrt(area * aspect), np.sqrt(area / aspect)
         x0, y0 = rng.uniform(0, max(1.0, w - sw)), rng.uniform(0, max(1.0, h - sh))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        fill = _random_colour(rng)
         kind = int(rng.integers(3))
         if kind == 0:
             draw.ellipse((x0, y0, x0 + sw, y0 + sh), fill=fill, outline=_ink(fill), width=max(1, round(sh * 0.05)))
