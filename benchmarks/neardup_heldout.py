@@ -23,9 +23,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import imagehash
 import numpy as np
 
+from benchmarks.neardup_eval import phash64, table
 from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
@@ -36,10 +36,6 @@ PHASH_THRESHOLD = 10
 PDQ_THRESHOLD = 31  # HMA / ThreatExchange's default PDQ match distance
 TUNING_SEED = 1
 HELDOUT_SEED = 2
-
-
-def phash64(image: object) -> int:
-    return int(str(imagehash.phash(image)), 16)  # type: ignore[arg-type]
 
 
 def pdq_words(hexes: Iterable[str]) -> np.ndarray:
@@ -207,13 +203,6 @@ def against_distractors(label: str, queries: list[neardup.Fingerprint], query_ph
 def ci(hits: int, total: int) -> str:
     lo, hi = corpus.wilson(hits, total)
     return f"{100 * hits / total:.1f} % ({100 * lo:.1f}-{100 * hi:.1f})" if total else "n/a"
-
-
-def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
-    head = list(header)
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def report_part(r: PartResult) -> str:

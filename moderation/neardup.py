@@ -8,11 +8,17 @@ The pipeline, and why each stage exists
 ---------------------------------------
 1. **Normalise.** Box-reduce to about 256 px (fast, antialiased), take luma (so colour and grayscale copies agree)
    and trim uniform margins (so a solid frame, letterboxing or a plain border does not move the content).
+   **Bands and chrome.** When flat rows or columns with sparse text or icons surround the picture (a caption or
+   meme band, a letterbox with a title, the status bar, header and action rows of an app screenshot), a second
+   *view* of what is left without them is fingerprinted too (keys and thumbnails); a band must contain at least
+   one uniform line, so a photograph's own flat sky is not removed. Keys carry their view in their window number
+   (view * VIEW_STRIDE + window).
 2. **Window keys (candidate generation).** A 64-bit pHash (32x32 area-averaged grid, 8x8 lowest DCT frequencies,
-   bits above the median) of 13 windows of the trimmed picture: the whole picture, its centre 80 % (ignores the
+   bits above the median) of 17 windows of each view: the whole picture, its centre 80 % (ignores the
    black corners of a rotation and a border that survived trimming), a 3x3 grid of 90 % windows (a crop of up to
-   10 % per side puts the cropped copy within 2.5 % of one of them) and the top and bottom 86 % (a caption band
-   of 12-20 % turns the original into one of those). Both sides of a comparison use all windows, so it does not
+   10 % per side puts the cropped copy within 2.5 % of one of them), the top and bottom 86 % (a caption band
+   of 12-20 % turns the original into one of those) and the four 60 % corners (stickers or text laid over part of
+   the picture usually leave one of them uncovered). Both sides of a comparison use all windows, so it does not
    matter whether the cropped copy or the original arrived first.
    Each key is *mirror-canonical*: flipping a picture left-right flips the sign of exactly the DCT coefficients
    with an odd horizontal frequency, so the key is computed from whichever orientation makes the left-right
@@ -33,7 +39,13 @@ The pipeline, and why each stage exists
    - detail: the high-pass images correlate and almost every block with fine detail agrees. This is what tells
      a stereo pair (parallax moves near and far things differently; pHash differs by only 4-8 bits) or the
      next tile of the same texture from a copy. Pictures with too little detail need a near-perfect global
-     correlation instead.
+     correlation instead;
+   - occlusion: when the structure tests fail, blocks made mostly of pixels far (OUTLIER_LEVELS) from the other
+     picture's, after a gain and offset refitted without them, are set aside as covered (a sticker, text, a band)
+     and the same tests run on the rest, if few were set aside (``max_occluded_blocks``). Colours are always
+     compared without the OCCLUDED_COLOUR share of colour pixels that differ most.
+   Besides the key pairs, a band laid over a picture (the frame unchanged) gets one more start: the two frames
+   matched as they are, each view's box placed in its frame.
 4. **Low-information pictures** (near-uniform: flat greys, faint gradients or noise) carry no index keys and
    only verify against a thumbnail that is the same to within a few grey levels: a flat picture brightened is
    indistinguishable from a different flat picture, and a false merge is the worse error.
