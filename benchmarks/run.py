@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     # A 10 s 720p clip and a 600-frame GIF (--full: 60 s and 3,000 frames), beside decode-and-hash-every-frame.
     "motion_ingest": (["--seconds", "10", "--gif-frames", "600"], ()),
     "neardup_eval": (["--variants", "1", "--distractors", "2000", "--among", "200"], ()),
+    "neardup_heldout": (["--synthetic", "12", "--real", "6", "--distractors", "2000", "--among", "200"], ()),
     "lookup": (["--sizes", "100000", "--queries", "100", "--baseline-queries", "20", "--adds", "200"], ()),
     "claim": (["--items", "2000", "--rounds", "1", "--open-seconds", "5", "--history-days", "5"],
               ("postgres", "redis")),

@@ -8,11 +8,17 @@ The pipeline, and why each stage exists
 ---------------------------------------
 1. **Normalise.** Box-reduce to about 256 px (fast, antialiased), take luma (so colour and grayscale copies agree)
    and trim uniform margins (so a solid frame, letterboxing or a plain border does not move the content).
+   **Bands and chrome.** When flat rows or columns with sparse text or icons surround the picture (a caption or
+   meme band, a letterbox with a title, the status bar, header and action rows of an app screenshot), a second
+   *view* of what is left without them is fingerprinted too (keys and thumbnails); a band must contain at least
+   one uniform line, so a photograph's own flat sky is not removed. Keys carry their view in their window number
+   (view * VIEW_STRIDE + window).
 2. **Window keys (candidate generation).** A 64-bit pHash (32x32 area-averaged grid, 8x8 lowest DCT frequencies,
-   bits above the median) of 13 windows of the trimmed picture: the whole picture, its centre 80 % (ignores the
+   bits above the median) of 17 windows of each view: the whole picture, its centre 80 % (ignores the
    black corners of a rotation and a border that survived trimming), a 3x3 grid of 90 % windows (a crop of up to
-   10 % per side puts the cropped copy within 2.5 % of one of them) and the top and bottom 86 % (a caption band
-   of 12-20 % turns the original into one of those). Both sides of a comparison use all windows, so it does not
+   10 % per side puts the cropped copy within 2.5 % of one of them), the top and bottom 86 % (a caption band
+   of 12-20 % turns the original into one of those) and the four 60 % corners (stickers or text laid over part of
+   the picture usually leave one of them uncovered). Both sides of a comparison use all windows, so it does not
    matter whether the cropped copy or the original arrived first.
    Each key is *mirror-canonical*: flipping a picture left-right flips the sign of exactly the DCT coefficients
    with an odd horizontal frequency, so the key is computed from whichever orientation makes the left-right
@@ -33,7 +39,13 @@ The pipeline, and why each stage exists
    - detail: the high-pass images correlate and almost every block with fine detail agrees. This is what tells
      a stereo pair (parallax moves near and far things differently; pHash differs by only 4-8 bits) or the
      next tile of the same texture from a copy. Pictures with too little detail need a near-perfect global
-     correlation instead.
+     correlation instead;
+   - occlusion: when the structure tests fail, blocks made mostly of pixels far (OUTLIER_LEVELS) from the other
+     picture's, after a gain and offset refitted without them, are set aside as covered (a sticker, text, a band)
+     and the same tests run on the rest, if few were set aside (``max_occluded_blocks``). Colours are always
+     compared without the OCCLUDED_COLOUR share of colour pixels that differ most.
+   Besides the key pairs, a band laid over a picture (the frame unchanged) gets one more start: the two frames
+   matched as they are, each view's box placed in its frame.
 4. **Low-information pictures** (near-uniform: flat greys, faint gradients or noise) carry no index keys and
    only verify against a thumbnail that is the same to within a few grey levels: a flat picture brightened is
    indistinguishable from a different flat picture, and a false merge is the worse error.
@@ -48,7 +60,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 import numpy as np
@@ -76,6 +88,12 @@ COARSE_STEPS: Final = 5  # Gauss-Newton steps at half resolution (copies converg
 BLOCKS: Final = 6  # verification grid: BLOCKS x BLOCKS blocks over the overlap of the aligned pictures
 BLOCK_TEXTURE: Final = 2.0  # a block is textured if its high-pass standard deviation is at least this (grey levels)
 REGION_CONTRAST: Final = 3.0  # a block has contrast if its grey-level standard deviation is at least this
+OUTLIER_LEVELS: Final = 32.0  # a pixel this far (grey levels) from the other picture's is "occluded"...
+OCCLUDED_SHARE: Final = 0.2  # ...and a block with this share of such pixels is set aside
+OCCLUDED_COLOUR: Final = 0.2  # colour agreement of occluded copies leaves out this share of the colour thumbnail
+FLAT_SHARE: Final = 0.55  # a row/column is "flat" (chrome, a caption band) if this share is within ~12 grey levels
+CHROME_MAX: Final = 0.45  # bands and chrome removed from each side: at most this fraction of the picture...
+CHROME_MIN_AREA: Final = 0.2  # ...and at least this share of the area must remain
 
 
 def _grid(scale: float, steps: int) -> list[tuple[float, float, float, float]]:
@@ -91,11 +109,18 @@ WINDOWS: Final[tuple[tuple[float, float, float, float], ...]] = (
     *_grid(0.9, 3),
     (0.0, 0.0, 1.0, 0.86),
     (0.0, 0.14, 1.0, 1.0),
+    *_grid(0.6, 2),
 )
 WINDOW_NAMES: Final = (
     "whole", "centre 80%", *(f"90% {v}{h}" for v in ("top", "middle", "bottom") for h in ("-left", "", "-right")),
-    "top 86%", "bottom 86%",
+    "top 86%", "bottom 86%", *(f"60% {v}-{h}" for v in ("top", "bottom") for h in ("left", "right")),
 )
+
+
+def window_name(window: int) -> str:
+    """People's name of a key's window (view * VIEW_STRIDE + window index)."""
+    view, index = divmod(window, VIEW_STRIDE)
+    return WINDOW_NAMES[index] + (" without bands/chrome" if view else "")
 
 
 @functools.cache
@@ -138,6 +163,10 @@ class Thresholds:
       min_texture_blocks      with fewer detailed blocks a picture is "smooth" (a colour wheel, a blurred
                               photo) and needs smooth_min_correlation instead of the two detail tests.
       smooth_min_correlation  see above.
+    Occlusion (stickers, text, bands laid over the picture):
+      max_occluded_blocks     when the structure tests fail, blocks of the 6x6 grid mostly made of pixels more than
+                              OUTLIER_LEVELS apart are set aside and the same tests run on the rest, if at most
+                              this many were set aside (9 = a quarter of the grid: 15 % covered, straddling blocks).
     Low information (thumbnail grey-level standard deviation below LOW_CONTRAST, decided when fingerprinting):
       low_info_max_diff       such pictures have no index keys and only match a thumbnail within this mean
                               absolute grey-level difference: a brightened flat grey is indistinguishable from a
@@ -159,6 +188,7 @@ class Thresholds:
     min_texture_blocks: int = 8
     smooth_min_correlation: float = 0.99
     low_info_max_diff: float = 2.0
+    max_occluded_blocks: int = 9
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> Thresholds:
@@ -174,8 +204,13 @@ class Thresholds:
 # --- fingerprints --------------------------------------------------------------------------------------------------
 
 _ENTRY = struct.Struct("<QBB")  # key (unsigned 64), window index, mirrored flag
-# version, thumb width, thumb height, chroma width, chroma height, content width, content height, entries
+# version 1: version, thumb width, thumb height, chroma width, chroma height, content width, content height, entries
 _HEAD = struct.Struct("<BBBBBHHB")
+# version 2: version, views, entries, working width and height; then per view its shapes and box, then the
+# entries, then zlib(pixels)
+PAYLOAD_VERSION: Final = 2
+_HEAD2 = struct.Struct("<BBHHH")
+_VIEW = struct.Struct("<BBBBHHHHHH")  # thumb w, h, chroma w, h, content w, h, box left, top, right, bottom
 
 
 @dataclass(frozen=True)
@@ -226,33 +261,73 @@ class Fingerprint:
 
 
 @dataclass(frozen=True)
+class View:
+    """One normalisation of the picture: the trimmed picture (view 0) or, when the picture has bands or app chrome
+    around it, what is left without them (view 1)."""
+
+    thumb: FloatArray  # grey thumbnail, about THUMB_AREA pixels
+    content_size: tuple[int, int]  # size in display pixels (detail is limited by it)
+    chroma: FloatArray  # (h, w, 2) Cb and Cr minus 128, about CHROMA_AREA pixels
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # (left, top, right, bottom) in working pixels, for explanations
+
+
+VIEW_STRIDE: Final = 32  # a key's window number is view * VIEW_STRIDE + window index
+
+
+@dataclass(frozen=True)
 class Payload:
     hashes: npt.NDArray[np.uint64]  # every window key, unsigned, mirror-canonical (plus ambiguous alternates)
-    windows: npt.NDArray[np.intp]  # window index of each key
+    windows: npt.NDArray[np.intp]  # view * VIEW_STRIDE + window index of each key
     mirrored: npt.NDArray[np.bool_]  # True if the key was computed on the mirrored window
-    thumb: FloatArray  # grey thumbnail of the trimmed picture, about THUMB_AREA pixels
-    content_size: tuple[int, int]  # trimmed picture size in display pixels (detail is limited by it)
-    chroma: FloatArray  # (h, w, 2) Cb and Cr minus 128 of the trimmed picture, about CHROMA_AREA pixels
+    views: tuple[View, ...]
+    work_size: tuple[int, int] = (0, 0)  # the working picture the view boxes are in ((0, 0): not recorded, v1)
+
+    @property
+    def thumb(self) -> FloatArray:
+        return self.views[0].thumb
+
+    @property
+    def content_size(self) -> tuple[int, int]:
+        return self.views[0].content_size
+
+    @property
+    def chroma(self) -> FloatArray:
+        return self.views[0].chroma
 
     @classmethod
     def parse(cls, data: bytes) -> Payload:
-        version, tw, th, kw, kh, cw, ch, count = _HEAD.unpack_from(data, 0)
-        if version != VERSION:
-            raise ValueError(f"unsupported fingerprint payload version {version}")
-        offset = _HEAD.size
+        if data[:1] == bytes([1]):  # version 1: one view
+            version, tw, th, kw, kh, cw, ch, count = _HEAD.unpack_from(data, 0)
+            offset = _HEAD.size
+            shapes = [(tw, th, kw, kh, cw, ch, 0, 0, 0, 0)]
+            work_size = [0, 0]
+        else:
+            version, nviews, count, *work_size = _HEAD2.unpack_from(data, 0)
+            if version != PAYLOAD_VERSION:
+                raise ValueError(f"unsupported fingerprint payload version {version}")
+            offset = _HEAD2.size
+            shapes = []
+            for _ in range(nviews):
+                shapes.append(_VIEW.unpack_from(data, offset))
+                offset += _VIEW.size
         raw = np.frombuffer(data, dtype=np.dtype([("h", "<u8"), ("w", "u1"), ("m", "u1")]), count=count,
                             offset=offset)
         offset += count * _ENTRY.size
         pixels = np.frombuffer(zlib.decompress(data[offset:]), dtype=np.uint8)
-        thumb = pixels[: th * tw].reshape(th, tw)
-        chroma = pixels[th * tw :].reshape(kh, kw, 2).astype(np.float64) - 128.0
+        views = []
+        at = 0
+        for tw, th, kw, kh, cw, ch, *box in shapes:
+            thumb = pixels[at : at + th * tw].reshape(th, tw)
+            at += th * tw
+            chroma = pixels[at : at + kh * kw * 2].reshape(kh, kw, 2).astype(np.float64) - 128.0
+            at += kh * kw * 2
+            views.append(View(thumb.astype(np.float64), (cw, ch), chroma, tuple(box)))  # type: ignore[arg-type]
         return cls(
             hashes=raw["h"].astype(np.uint64),
             windows=raw["w"].astype(np.intp),
             mirrored=raw["m"].astype(bool),
-            thumb=thumb.astype(np.float64),
-            content_size=(cw, ch),
-            chroma=chroma,
+            views=tuple(views),
+            work_size=(int(work_size[0]), int(work_size[1])),
         )
 
     @property
@@ -314,19 +389,76 @@ def _to_signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def fingerprint(image: Image.Image) -> Fingerprint:
-    """Fingerprint a display rendition (any mode; EXIF orientation already applied)."""
-    work = _working(image)
-    pdq_bits, pdq_quality = pdqhash.compute(np.asarray(work))
-    pdq = int("".join("1" if b else "0" for b in pdq_bits), 2).to_bytes(32, "big").hex()
+def _chrome_box(grey: FloatArray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """The box inside ``box`` without bands of flat colour carrying sparse text or icons at its edges: caption and
+    meme bands, letterboxing with a title, the status bar, header and action rows of an app screenshot.
 
-    grey = work.convert("L")
-    pixels = np.asarray(grey, dtype=np.float32)
-    left, top, right, bottom = _trim_box(pixels.astype(np.float64))
-    scale_x, scale_y = image.width / work.width, image.height / work.height
-    content_size = (max(1, round((right - left) * scale_x)), max(1, round((bottom - top) * scale_y)))
-    plane = Image.fromarray(pixels, "F")
+    A line (row or column) is "flat" when at least FLAT_SHARE of its pixels lie within a few grey levels of its
+    most common level; a band is a run of flat lines from an edge, interrupted by no more than a few non-flat ones
+    (a line of text is mostly background). Returns None when nothing is removed or too little would remain."""
+    left, top, right, bottom = box
+    inner = grey[top:bottom, left:right]
+    h, w = inner.shape
+    levels = np.clip(inner / 8, 0, 31).astype(np.intp)
+
+    def lines_info(lines: npt.NDArray[np.intp], values: FloatArray) -> tuple[list[int], list[bool], list[bool]]:
+        """Per line: its most common level (bins of 8 grey levels), whether it is flat at that level, uniform."""
+        n, length = lines.shape
+        counts = np.bincount((lines + 32 * np.arange(n)[:, None]).ravel(), minlength=32 * n).reshape(n, 32)
+        near = counts.copy()
+        near[:, 1:] += counts[:, :-1]
+        near[:, :-1] += counts[:, 1:]
+        mode = near.argmax(axis=1)
+        is_flat = near[np.arange(n), mode] >= FLAT_SHARE * length
+        uniform = values.std(axis=1) <= TRIM_STD
+        return mode.tolist(), is_flat.tolist(), uniform.tolist()
+
+    def band(info: tuple[list[int], list[bool], list[bool]], limit: int) -> int:
+        # Chrome is flat at the level of the last uniform line (or of the outermost line): a picture whose own rows
+        # are flat at another level (a grey moon under white chrome) is not eaten into.
+        mode, is_flat, uniform = info
+        gap = max(2, len(mode) // 40)
+        run = 0
+        level: int | None = None
+        seen_uniform = False  # a band with no uniform line at all is the picture's own flat area, not chrome
+        for k in range(min(limit, len(mode))):
+            if uniform[k] or (level is None and is_flat[k]):
+                level = mode[k]
+                seen_uniform = seen_uniform or uniform[k]
+            if is_flat[k] and level is not None and abs(mode[k] - level) <= 1:
+                run = 0
+            else:
+                run += 1
+                if run >= gap:
+                    return max(0, k - gap + 1) if seen_uniform else 0
+        return limit if seen_uniform else 0
+
+    def both_ends(lines: npt.NDArray[np.intp], values: FloatArray, limit: int) -> tuple[int, int]:
+        mode, is_flat, uniform = lines_info(lines, values)
+        return band((mode, is_flat, uniform), limit), band((mode[::-1], is_flat[::-1], uniform[::-1]), limit)
+
+    cut_top, cut_bottom = both_ends(levels, inner, int(h * CHROME_MAX))
+    body = slice(cut_top, h - cut_bottom)
+    if h - cut_top - cut_bottom < 8:
+        return None
+    cut_left, cut_right = both_ends(np.ascontiguousarray(levels[body].T), np.ascontiguousarray(inner[body].T),
+                                    int(w * CHROME_MAX))
+    out = (left + cut_left, top + cut_top, right - cut_right, bottom - cut_bottom)
+    width, height = out[2] - out[0], out[3] - out[1]
+    if width < 16 or height < 16 or width * height < CHROME_MIN_AREA * w * h:
+        return None
+    if max(cut_left + cut_right, 0) < 0.03 * w and cut_top + cut_bottom < 0.03 * h:
+        return None  # nothing worth a second view
+    return out
+
+
+def _view_data(plane: Image.Image, work: Image.Image, box: tuple[int, int, int, int], scale: tuple[float, float]
+               ) -> tuple[FloatArray, npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, int]]:
+    """Window DCT coefficients, grey thumbnail, colour thumbnail and display size of one view (a box of the
+    working picture)."""
+    left, top, right, bottom = box
     width, height = right - left, bottom - top
+    content_size = (max(1, round(width * scale[0])), max(1, round(height * scale[1])))
     grids = np.stack([
         np.asarray(
             plane.resize((HASH_GRID, HASH_GRID), Image.Resampling.BOX,
@@ -340,36 +472,71 @@ def fingerprint(image: Image.Image) -> Fingerprint:
     coefficients[:, 0, 0] = spectrum[:, DCT_KEEP, 0]
     side = min(np.sqrt(THUMB_AREA / (width * height)), THUMB_MAX_SIDE / max(width, height))
     thumb_size = (max(1, round(width * side)), max(1, round(height * side)))
-    thumb = plane.resize(thumb_size, Image.Resampling.BOX, box=(left, top, right, bottom))
+    thumb = plane.resize(thumb_size, Image.Resampling.BOX, box=box)
     thumb_u8 = np.clip(np.asarray(thumb, dtype=np.float64).round(), 0, 255).astype(np.uint8)
     side = np.sqrt(CHROMA_AREA / (width * height))
     chroma_size = (max(1, min(255, round(width * side))), max(1, min(255, round(height * side))))
-    ycc = work.convert("YCbCr").resize(chroma_size, Image.Resampling.BOX, box=(left, top, right, bottom))
-    chroma_u8 = np.asarray(ycc, dtype=np.uint8)[:, :, 1:]
+    ycc = work.convert("YCbCr").resize(chroma_size, Image.Resampling.BOX, box=box)
+    chroma_u8 = np.ascontiguousarray(np.asarray(ycc, dtype=np.uint8)[:, :, 1:])
+    return coefficients, thumb_u8, chroma_u8, content_size
 
-    if float(thumb_u8.std()) < LOW_CONTRAST:
-        hashes = np.zeros(0, dtype=np.uint64)
-        windows = np.zeros(0, dtype=np.intp)
-        mirrored = np.zeros(0, dtype=bool)
-    else:
-        lr = coefficients[:, 0, 1]  # left-right gradient: changes sign under a left-right flip
-        odd_rms = np.sqrt((coefficients[:, :, 1::2] ** 2).mean(axis=(1, 2))) + 1e-9
-        flip = lr < 0
-        as_is, flipped = _phash(coefficients), _phash(coefficients * _ODD_SIGN)
-        canonical = np.where(flip, flipped, as_is)
-        ambiguous = np.abs(lr) < MIRROR_MARGIN * odd_rms
-        hashes = np.concatenate([canonical, np.where(flip, as_is, flipped)[ambiguous]])
-        windows = np.concatenate([np.arange(len(WINDOWS)), np.flatnonzero(ambiguous)])
-        mirrored = np.concatenate([flip, ~flip[ambiguous]])
 
-    head = _HEAD.pack(VERSION, thumb_u8.shape[1], thumb_u8.shape[0], chroma_size[0], chroma_size[1],
-                      min(content_size[0], 65535), min(content_size[1], 65535), len(hashes))
+def _window_keys(coefficients: FloatArray) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp],
+                                                    npt.NDArray[np.bool_]]:
+    lr = coefficients[:, 0, 1]  # left-right gradient: changes sign under a left-right flip
+    odd_rms = np.sqrt((coefficients[:, :, 1::2] ** 2).mean(axis=(1, 2))) + 1e-9
+    flip = lr < 0
+    as_is, flipped = _phash(coefficients), _phash(coefficients * _ODD_SIGN)
+    canonical = np.where(flip, flipped, as_is)
+    ambiguous = np.abs(lr) < MIRROR_MARGIN * odd_rms
+    hashes = np.concatenate([canonical, np.where(flip, as_is, flipped)[ambiguous]])
+    windows = np.concatenate([np.arange(len(WINDOWS)), np.flatnonzero(ambiguous)])
+    mirrored = np.concatenate([flip, ~flip[ambiguous]])
+    return hashes, windows, mirrored
+
+
+def fingerprint(image: Image.Image) -> Fingerprint:
+    """Fingerprint a display rendition (any mode; EXIF orientation already applied)."""
+    work = _working(image)
+    pdq_bits, pdq_quality = pdqhash.compute(np.asarray(work))
+    pdq = int("".join("1" if b else "0" for b in pdq_bits), 2).to_bytes(32, "big").hex()
+
+    grey = work.convert("L")
+    pixels = np.asarray(grey, dtype=np.float32)
+    grey64 = pixels.astype(np.float64)
+    box = _trim_box(grey64)
+    scale = (image.width / work.width, image.height / work.height)
+    plane = Image.fromarray(pixels, "F")
+    boxes = [box]
+    chrome = _chrome_box(grey64, box)
+    if chrome is not None:
+        boxes.append(chrome)
+    views = [_view_data(plane, work, b, scale) for b in boxes]
+
+    all_hashes, all_windows, all_mirrored = [], [], []
+    if float(views[0][1].std()) >= LOW_CONTRAST:
+        for v, (coefficients, thumb_u8, _, _) in enumerate(views):
+            if v and float(thumb_u8.std()) < LOW_CONTRAST:
+                continue
+            hashes, windows, mirrored = _window_keys(coefficients)
+            all_hashes.append(hashes)
+            all_windows.append(windows + v * VIEW_STRIDE)
+            all_mirrored.append(mirrored)
+    hashes = np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)
+    windows = np.concatenate(all_windows) if all_windows else np.zeros(0, dtype=np.intp)
+    mirrored = np.concatenate(all_mirrored) if all_mirrored else np.zeros(0, dtype=bool)
+
+    head = _HEAD2.pack(PAYLOAD_VERSION, len(views), len(hashes), work.width, work.height) + b"".join(
+        _VIEW.pack(thumb.shape[1], thumb.shape[0], chroma.shape[1], chroma.shape[0], min(size[0], 65535),
+                   min(size[1], 65535), *b)
+        for (_, thumb, chroma, size), b in zip(views, boxes, strict=True)
+    )
     entries = np.zeros(len(hashes), dtype=np.dtype([("h", "<u8"), ("w", "u1"), ("m", "u1")]))
     entries["h"], entries["w"], entries["m"] = hashes, windows, mirrored
-    data = head + entries.tobytes() + zlib.compress(thumb_u8.tobytes() + chroma_u8.tobytes(), 6)
+    pixels_blob = b"".join(thumb.tobytes() + chroma.tobytes() for _, thumb, chroma, _ in views)
+    data = head + entries.tobytes() + zlib.compress(pixels_blob, 6)
     keys = tuple(dict.fromkeys(_to_signed(int(h)) for h in hashes))
     return Fingerprint(keys=keys, pdq=pdq, pdq_quality=int(pdq_quality), data=data)
-
 
 
 def query_keys(fp: Fingerprint) -> tuple[int, ...]:
@@ -485,7 +652,7 @@ def _describe(q: Payload, c: Payload, h: _Hypothesis, al: _Alignment, t: Thresho
     if distance == 0 and q.thumb.shape == c.thumb.shape and float(np.abs(q.thumb - c.thumb).max()) <= 1:
         method = "identical"
     detail = (
-        f"{WINDOW_NAMES[h.window_query]} ~ {WINDOW_NAMES[h.window_candidate]}{' mirrored' if h.mirrored else ''} "
+        f"{window_name(h.window_query)} ~ {window_name(h.window_candidate)}{' mirrored' if h.mirrored else ''} "
         f"at {h.distance} bits; aligned at scale {al.scale:.2f}, rotation {al.rotation:+.1f} deg, overlap "
         f"{al.overlap_query:.0%}/{al.overlap_candidate:.0%}; correlation {al.correlation:.2f}, detail "
         f"{al.detail_correlation:.2f}, {_agreeing(al, t)}/{len(al.block_correlations)} textured blocks agree"
@@ -502,56 +669,115 @@ def _attempts(q: Payload, c: Payload, thresholds: Thresholds, limit: int = 3, qu
     if len(pairs) == 0:
         return
     order = np.lexsort((pairs[:, 1], pairs[:, 0], distances[pairs[:, 0], pairs[:, 1]]))
-    thumb_q, thumb_c = _matched_thumbs(q, c)
-    fine = _Template(thumb_q)
-    coarse: _Template | None = None
-    targets: dict[bool, FloatArray] = {}
-    halves: dict[bool, FloatArray] = {}
-    tried: list[tuple[bool, FloatArray]] = []
+    # Per pair of views (the trimmed picture, or the picture without its bands/chrome): matched thumbnails,
+    # templates, and the candidate's thumbnail as it is and mirrored, at full and half resolution.
+    thumbs: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
+    fines: dict[tuple[int, int], _Template] = {}
+    coarses: dict[tuple[int, int], _Template] = {}
+    targets: dict[tuple[int, int, bool], FloatArray] = {}
+    halves: dict[tuple[int, int, bool], FloatArray] = {}
+    tried: list[tuple[int, int, bool, FloatArray]] = []
     for i, j in pairs[order]:
         mirrored = bool(q.mirrored[i] ^ c.mirrored[j])
-        if mirrored not in targets:
-            targets[mirrored] = np.ascontiguousarray(thumb_c[:, ::-1]) if mirrored else thumb_c
-        target = targets[mirrored]
-        window_c = _mirror_of_window()[c.windows[j]] if mirrored else int(c.windows[j])
-        start = _window_map(thumb_q.shape, target.shape, int(q.windows[i]), window_c)
-        if any(m == mirrored and np.abs(start - s).max() < 1.5 for m, s in tried):
+        view_q, window_q = divmod(int(q.windows[i]), VIEW_STRIDE)
+        view_c, window_c = divmod(int(c.windows[j]), VIEW_STRIDE)
+        views = (view_q, view_c)
+        if views not in thumbs:
+            thumbs[views] = _matched_thumbs(q.views[view_q], c.views[view_c])
+            fines[views] = _Template(thumbs[views][0])
+        thumb_q, thumb_c = thumbs[views]
+        fine = fines[views]
+        key = (view_q, view_c, mirrored)
+        if key not in targets:
+            targets[key] = np.ascontiguousarray(thumb_c[:, ::-1]) if mirrored else thumb_c
+        target = targets[key]
+        if mirrored:
+            window_c = _mirror_of_window()[window_c]
+        start = _window_map(thumb_q.shape, target.shape, window_q, window_c)
+        if any((vq, vc, m) == key and np.abs(start - st).max() < 1.5 for vq, vc, m, st in tried):
             continue  # the same starting point as an alignment already tried
-        tried.append((mirrored, start))
+        tried.append((view_q, view_c, mirrored, start))
         hypothesis = _Hypothesis(int(distances[i, j]), int(q.windows[i]), int(c.windows[j]), mirrored)
+        pair = (q.views[view_q], c.views[view_c])
         if quick and hypothesis.distance <= QUICK_BITS and hypothesis.window_query == hypothesis.window_candidate:
             # Same window, nearly the same key: a resized, re-encoded, recoloured or mirrored copy is already aligned
             # by the starting map, so measure it as it is first (the same judge applies to any map).
-            measured = _measure_with_colour(q, c, fine, target, start, thumb_q.shape, mirrored)
+            measured = _measure_with_colour(*pair, fine, target, start, thumb_q.shape, mirrored)
             if measured is not None:
                 yield hypothesis, measured
-        if coarse is None:
-            coarse = _Template(_halve(thumb_q))
-        if mirrored not in halves:
-            halves[mirrored] = _halve(target)
-        target_half = halves[mirrored]
+        if views not in coarses:
+            coarses[views] = _Template(_halve(thumb_q))
+        coarse = coarses[views]
+        if key not in halves:
+            halves[key] = _halve(target)
+        target_half = halves[key]
         half = _refine(coarse, target_half, _rescale_map(start, 0.5), iterations=COARSE_STEPS)
         if half is not None and (not quick or _plausible(half, coarse.grid, target_half.shape, thresholds)):
             # Half resolution pins the map down to about a tenth of a (full-size) pixel; the structure is then
             # measured at full thumbnail resolution.
-            aligned = _measure_with_colour(q, c, fine, target, _rescale_map(half, 2.0), thumb_q.shape, mirrored,
+            aligned = _measure_with_colour(*pair, fine, target, _rescale_map(half, 2.0), thumb_q.shape, mirrored,
                                            thresholds if quick else None)
             if aligned is not None:
                 yield hypothesis, aligned
         if len(tried) >= limit:
-            return
+            break
+    # A band laid over the picture (not added around it) leaves the frame as it was: the part of one picture
+    # without its bands is then where the same part of the other picture's frame is. One more start, per pair of
+    # different views, when both frames are known.
+    if len(q.views) + len(c.views) < 3 or not all(q.work_size) or not all(c.work_size):
+        return
+    for view_q, view_c in ((1, 0), (0, 1), (1, 1)):
+        if view_q >= len(q.views) or view_c >= len(c.views):
+            continue
+        views = (view_q, view_c)
+        if views not in thumbs:
+            thumbs[views] = _matched_thumbs(q.views[view_q], c.views[view_c])
+            fines[views] = _Template(thumbs[views][0])
+            coarses[views] = _Template(_halve(thumbs[views][0]))
+        thumb_q, thumb_c = thumbs[views]
+        start = _frame_map(q.views[view_q], thumb_q.shape, q.work_size, c.views[view_c], thumb_c.shape, c.work_size)
+        if any((vq, vc, m) == (view_q, view_c, False) and np.abs(start - st).max() < 1.5 for vq, vc, m, st in tried):
+            continue
+        tried.append((view_q, view_c, False, start))
+        half = _refine(coarses[views], _halve(thumb_c), _rescale_map(start, 0.5), iterations=COARSE_STEPS)
+        if half is not None and (not quick or _plausible(half, coarses[views].grid, _halve(thumb_c).shape,
+                                                         thresholds)):
+            aligned = _measure_with_colour(q.views[view_q], c.views[view_c], fines[views], thumb_c,
+                                           _rescale_map(half, 2.0), thumb_q.shape, False, thresholds if quick else None)
+            if aligned is not None:
+                closest = int(distances.min())
+                yield _Hypothesis(closest, view_q * VIEW_STRIDE, view_c * VIEW_STRIDE, False), aligned
+
+
+def _frame_map(view_q: View, shape_q: tuple[int, ...], work_q: tuple[int, int], view_c: View,
+               shape_c: tuple[int, ...], work_c: tuple[int, int]) -> FloatArray:
+    """Similarity map (query thumbnail pixel -> candidate thumbnail pixel) assuming both working pictures show the
+    same frame: each view's box is placed in its frame, and the frames are matched by their size."""
+    axes = []
+    for k in (0, 1):  # x, y
+        q0, q1 = view_q.box[k], view_q.box[k + 2]
+        c0, c1 = view_c.box[k], view_c.box[k + 2]
+        step_q = (q1 - q0) / shape_q[1 - k]  # working pixels per thumbnail pixel
+        step_c = (c1 - c0) / shape_c[1 - k]
+        ratio = work_c[k] / work_q[k]
+        scale = step_q * ratio / step_c
+        # x_c = ((q0 + (x + 0.5) * step_q) * ratio - c0) / step_c - 0.5
+        axes.append((scale, ((q0 + 0.5 * step_q) * ratio - c0) / step_c - 0.5))
+    scale = float(np.sqrt(axes[0][0] * axes[1][0]))
+    return np.array([[scale, 0.0, axes[0][1]], [0.0, scale, axes[1][1]]])
 
 
 def _measure_with_colour(
-    q: Payload, c: Payload, fine: _Template, target: FloatArray, matrix: FloatArray, shape_q: tuple[int, ...],
+    q: View, c: View, fine: _Template, target: FloatArray, matrix: FloatArray, shape_q: tuple[int, ...],
     mirrored: bool, screen: Thresholds | None = None,
 ) -> _Alignment | None:
     """Measure an alignment, colour included; with ``screen``, skip the grey-level measures when the colours
     already rule the pair out."""
-    similarity, strength = _chroma_agreement(q, c, matrix, shape_q, target.shape, mirrored)
-    if screen is not None and strength >= screen.chroma_min_strength and similarity < screen.min_chroma_similarity:
+    similarity, strength, clear = _chroma_agreement(q, c, matrix, shape_q, target.shape, mirrored)
+    if screen is not None and strength >= screen.chroma_min_strength and clear < screen.min_chroma_similarity:
         return None
-    return replace(_measure(fine, target, matrix), chroma_similarity=similarity, chroma_strength=strength)
+    return replace(_measure(fine, target, matrix), chroma_similarity=similarity, chroma_strength=strength,
+                   clear_chroma_similarity=clear)
 
 
 def _plausible(matrix: FloatArray, grid: _Grid, shape: tuple[int, ...], t: Thresholds) -> bool:
@@ -603,10 +829,10 @@ def _rescale_map(matrix: FloatArray, factor: float) -> FloatArray:
     return out
 
 
-def _matched_thumbs(q: Payload, c: Payload) -> tuple[FloatArray, FloatArray]:
+def _matched_thumbs(q: View, c: View) -> tuple[FloatArray, FloatArray]:
     """Both thumbnails at the detail the blurrier one really has: a thumbnail enlarged from a small picture must
     not be compared with a sharp one at full thumbnail resolution."""
-    def sharpness(p: Payload) -> float:
+    def sharpness(p: View) -> float:
         return min(1.0, p.content_size[0] / int(p.thumb.shape[1]), p.content_size[1] / int(p.thumb.shape[0]))
 
     factor = min(sharpness(q), sharpness(c))
@@ -766,6 +992,12 @@ class _Alignment:
     region_correlations: FloatArray  # grey-level correlation of each block with contrast in either picture
     chroma_similarity: float = 1.0  # cosine of the two aligned colour fields (Cb, Cr about grey)
     chroma_strength: float = 0.0  # RMS colourfulness of the less colourful picture in the overlap (grey levels)
+    clear_chroma_similarity: float = 1.0  # chroma_similarity without the colour pixels that differ most
+    occluded_blocks: int = 0  # blocks mostly covered by something only one picture has (stickers, text, a band)
+    clear_correlation: float = 0.0  # the same measures without the occluded blocks
+    clear_detail_correlation: float = 0.0
+    clear_block_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
+    clear_region_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def _box3(a: FloatArray) -> FloatArray:
@@ -847,6 +1079,28 @@ def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Ali
         # contrast in query grey levels: the candidate's is divided by the global gain between the two
         contrast = np.sqrt(np.maximum(np.maximum(var_local_t, var_local_s / max(gain, 0.05) ** 2), 0))
         contrasted = (m >= 0.5 * m.max()) & (contrast >= REGION_CONTRAST)
+        # Occlusion: pixels that differ wildly from the other picture's (after gain and offset) are something laid
+        # over one of them (a sticker, text, a band). Blocks mostly made of such pixels are set aside, and the same
+        # tests are run on the rest, as long as few blocks are set aside (see Thresholds.max_occluded_blocks).
+        # Gain and offset refitted without the worst pixels first: a white band over a fifth of the picture would
+        # otherwise skew the fit so much that everything looks occluded.
+        fit_gain = max(gain, 0.05)
+        offset = totals[2] / totals[0] - fit_gain * totals[1] / totals[0]
+        residual = np.abs((s - offset) / fit_gain - t)
+        fit = inside_flat & (residual <= max(8.0, 3.0 * float(np.median(residual[inside_flat]))))
+        if fit.sum() >= 16:
+            tf, sf = t[fit], s[fit]
+            variance = float(tf.var())
+            if variance > 1e-9:
+                fit_gain = max(float(((tf - tf.mean()) * (sf - sf.mean())).mean()) / variance, 0.05)
+                offset = float(sf.mean()) - fit_gain * float(tf.mean())
+                residual = np.abs((s - offset) / fit_gain - t)
+        outlier = (residual > OUTLIER_LEVELS) * i
+        share = np.bincount(labels, weights=outlier, minlength=cells) / np.maximum(m, 1)
+        occluded = (m >= 0.5 * m.max()) & (share >= OCCLUDED_SHARE)
+        clear = sums[~occluded].sum(axis=0)
+        clear_whole, _, _ = corr(clear[0:1], clear[1:2], clear[2:3], clear[3:4], clear[4:5], clear[5:6])
+        clear_detail, _, _ = corr(clear[6:7], clear[7:8], clear[8:9], clear[9:10], clear[10:11], clear[11:12])
     return _Alignment(
         matrix=matrix,
         overlap_query=overlap_query,
@@ -857,12 +1111,18 @@ def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Ali
         detail_correlation=float(detail[0]) if totals[6] > 16 else 0.0,
         block_correlations=np.asarray(block_corr[textured]),
         region_correlations=np.asarray(local_corr[contrasted]),
+        occluded_blocks=int(occluded.sum()),
+        clear_correlation=float(clear_whole[0]),
+        clear_detail_correlation=float(clear_detail[0]) if clear[6] > 16 else 0.0,
+        clear_block_correlations=np.asarray(block_corr[textured & ~occluded]),
+        clear_region_correlations=np.asarray(local_corr[contrasted & ~occluded]),
     )
 
 
-def _chroma_agreement(q: Payload, c: Payload, matrix: FloatArray, shape_q: tuple[int, ...], shape_c: tuple[int, ...],
-                      mirrored: bool) -> tuple[float, float]:
-    """(cosine similarity, colourfulness of the greyer picture) of the two colour thumbnails, aligned by the luma map.
+def _chroma_agreement(q: View, c: View, matrix: FloatArray, shape_q: tuple[int, ...], shape_c: tuple[int, ...],
+                      mirrored: bool) -> tuple[float, float, float]:
+    """(cosine similarity, colourfulness of the greyer picture, cosine similarity without the OCCLUDED_COLOUR share
+    of pixels that differ most) of the two colour thumbnails, aligned by the luma map.
 
     A grey copy of a colour picture has no colour to compare, which the second number reveals.
     """
@@ -877,12 +1137,19 @@ def _chroma_agreement(q: Payload, c: Payload, matrix: FloatArray, shape_q: tuple
     v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2] + 0.5) / shape_c[0] * hc - 0.5
     inside = (u >= -0.5) & (u <= wc - 0.5) & (v >= -0.5) & (v <= hc - 0.5)
     if inside.sum() < 4 or wc < 2 or hc < 2:
-        return 1.0, 0.0
+        return 1.0, 0.0, 1.0
     a = kq.reshape(-1, 2)[inside]
     b = np.stack([_sample(np.ascontiguousarray(kc[:, :, k]), u[inside], v[inside]) for k in (0, 1)], axis=1)
     strength = float(min(np.sqrt((a * a).sum(axis=1).mean()), np.sqrt((b * b).sum(axis=1).mean())))
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return (float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0), strength
+    similarity = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
+    # The same without the colour pixels that differ most (where a sticker or band may cover one picture).
+    distance = ((a - b) ** 2).sum(axis=1)
+    keep = distance <= np.quantile(distance, 1 - OCCLUDED_COLOUR)
+    a, b = a[keep], b[keep]
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    clear = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
+    return similarity, strength, max(similarity, clear)
 
 
 def _agreeing(al: _Alignment, t: Thresholds) -> int:
@@ -894,16 +1161,99 @@ def _judge(al: _Alignment, t: Thresholds) -> bool:
         return False
     if abs(al.rotation) > t.max_rotation or not 1 / t.max_scale_change <= al.scale <= t.max_scale_change:
         return False
-    if al.chroma_strength >= t.chroma_min_strength and al.chroma_similarity < t.min_chroma_similarity:
+    # Colours are compared without the share of colour pixels that differ most (a sticker or band laid over one
+    # picture may change the colour of part of it without changing its grey levels much).
+    if al.chroma_strength >= t.chroma_min_strength and al.clear_chroma_similarity < t.min_chroma_similarity:
         return False
-    regions = al.region_correlations
+    if _structure_agrees(al.correlation, al.detail_correlation, al.block_correlations, al.region_correlations, t):
+        return True
+    # Something laid over one picture: judge what is left uncovered, if little is covered.
+    return 0 < al.occluded_blocks <= t.max_occluded_blocks and _structure_agrees(
+        al.clear_correlation, al.clear_detail_correlation, al.clear_block_correlations, al.clear_region_correlations, t)
+
+
+def _structure_agrees(correlation: float, detail_correlation: float, blocks: FloatArray, regions: FloatArray,
+                      t: Thresholds) -> bool:
     if len(regions) and (regions >= t.region_correlation).sum() < t.min_region_agreement * len(regions):
         return False
-    textured = len(al.block_correlations)
+    textured = len(blocks)
     if textured < t.min_texture_blocks:
-        return al.correlation >= t.smooth_min_correlation
+        return correlation >= t.smooth_min_correlation
     return (
-        al.correlation >= t.min_correlation
-        and al.detail_correlation >= t.min_detail_correlation
-        and _agreeing(al, t) >= t.min_block_agreement * textured
+        correlation >= t.min_correlation
+        and detail_correlation >= t.min_detail_correlation
+        and int((blocks >= t.block_correlation).sum()) >= t.min_block_agreement * textured
     )
+
+
+def _failures(al: _Alignment, t: Thresholds) -> list[str]:
+    """Which tests of :func:`_judge` an alignment fails, in words (empty when it passes)."""
+    out = []
+    overlap = min(al.overlap_query, al.overlap_candidate)
+    if overlap < t.min_overlap:
+        out.append(f"overlap {overlap:.0%} < {t.min_overlap:.0%}")
+    if abs(al.rotation) > t.max_rotation:
+        out.append(f"rotation {al.rotation:+.1f} deg beyond {t.max_rotation:g}")
+    if not 1 / t.max_scale_change <= al.scale <= t.max_scale_change:
+        out.append(f"scale {al.scale:.2f} beyond {t.max_scale_change:g}x")
+    if out or _judge(al, t):
+        return out
+    if al.chroma_strength >= t.chroma_min_strength and al.clear_chroma_similarity < t.min_chroma_similarity:
+        out.append(f"colours differ (similarity {al.clear_chroma_similarity:.2f} < {t.min_chroma_similarity:.2f})")
+    regions = al.region_correlations
+    agreeing_regions = int((regions >= t.region_correlation).sum())
+    if len(regions) and agreeing_regions < t.min_region_agreement * len(regions):
+        out.append(f"shapes differ ({agreeing_regions}/{len(regions)} regions agree, need "
+                   f"{t.min_region_agreement:.0%})")
+    textured = len(al.block_correlations)
+    if textured < t.min_texture_blocks and al.correlation < t.smooth_min_correlation:
+        out.append(f"smooth pictures, correlation {al.correlation:.3f} < {t.smooth_min_correlation}")
+    elif textured >= t.min_texture_blocks:
+        if al.correlation < t.min_correlation:
+            out.append(f"correlation {al.correlation:.2f} < {t.min_correlation}")
+        if al.detail_correlation < t.min_detail_correlation:
+            out.append(f"fine detail correlation {al.detail_correlation:.2f} < {t.min_detail_correlation}")
+        if _agreeing(al, t) < t.min_block_agreement * textured:
+            out.append(f"fine detail differs ({_agreeing(al, t)}/{textured} textured blocks agree, need "
+                       f"{t.min_block_agreement:.0%})")
+    if al.occluded_blocks > t.max_occluded_blocks:
+        out.append(f"{al.occluded_blocks} blocks look covered (at most {t.max_occluded_blocks} may be set aside)")
+    elif al.occluded_blocks:
+        out.append(f"without the {al.occluded_blocks} covered block(s) it still fails")
+    return out or ["the tests fail together"]
+
+
+def explain(query: Fingerprint, candidate: Fingerprint, thresholds: Thresholds = Thresholds()) -> list[str]:
+    """Why ``candidate`` does or does not match ``query``, in sentences: the index stage, then every alignment
+    verification tried and the tests it failed. :func:`verify` decides; this only describes."""
+    q, c = query.payload, candidate.payload
+    lines = []
+    for name, p in (("first", q), ("second", c)):
+        boxes = "; ".join(f"view {k}: box {v.box}" for k, v in enumerate(p.views))
+        lines.append(f"{name} picture: {len(p.hashes)} window keys, {len(p.views)} view(s) ({boxes})"
+                     + (" - near-uniform, never found through the index" if p.low_information else ""))
+    if q.low_information or c.low_information:
+        found = _verify_low_information(q, c, thresholds)
+        lines.append(found.detail if found else "near-uniform pictures whose thumbnails differ: not the same")
+        return lines
+    distances = np.bitwise_count(q.hashes[:, None] ^ c.hashes[None, :])
+    i, j = np.unravel_index(int(distances.argmin()), distances.shape)
+    closest = int(distances[i, j])
+    lines.append(f"closest keys: {window_name(int(q.windows[i]))} ~ {window_name(int(c.windows[j]))} at {closest} "
+                 f"bits; the index finds pairs within {thresholds.index_radius} bits"
+                 + ("" if closest <= thresholds.index_radius else ": NOT a candidate, so never compared"))
+    if closest > thresholds.index_radius:
+        return lines
+    for h, al in _attempts(q, c, thresholds, quick=False):
+        verdict = _failures(al, thresholds)
+        lines.append(
+            f"alignment from {window_name(h.window_query)} ~ {window_name(h.window_candidate)}"
+            f"{' mirrored' if h.mirrored else ''} ({h.distance} bits): scale {al.scale:.2f}, rotation "
+            f"{al.rotation:+.1f} deg, overlap {al.overlap_query:.0%}/{al.overlap_candidate:.0%}, correlation "
+            f"{al.correlation:.2f}, detail {al.detail_correlation:.2f}, {_agreeing(al, thresholds)}/"
+            f"{len(al.block_correlations)} textured blocks agree, {al.occluded_blocks} covered: "
+            + ("PASSES" if not verdict else "fails: " + "; ".join(verdict)))
+    found = verify(query, candidate, thresholds)
+    lines.append(f"verdict: the same picture ({found.method}: {found.detail})" if found
+                 else "verdict: not the same picture")
+    return lines

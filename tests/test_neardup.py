@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from PIL import Image
 
 from moderation import neardup
@@ -242,12 +242,15 @@ def test_fingerprint_round_trips_through_bytes():
 
 def test_fingerprint_shape():
     fp = fp_of("rocket.jpg")
-    assert 13 <= len(fp.keys) <= 26
+    windows = len(neardup.WINDOWS)
+    assert len(fp.payload.views) == 1 and windows <= len(fp.keys) <= 2 * windows
     assert all(-(2**63) <= k < 2**63 for k in fp.keys)
     assert len(fp.pdq) == 64 and fp.pdq == fp.pdq.lower() and int(fp.pdq, 16) >= 0
     assert 0 <= fp.pdq_quality <= 100
     assert len(fp.data) <= 4600
     assert fingerprint(original("rocket.jpg")) == fp  # deterministic
+    banded = fingerprint(evalset.edit(original("rocket.jpg"), "captioned", seed=2))  # a second view: twice the keys
+    assert len(banded.payload.views) == 2 and len(banded.keys) <= 4 * windows and len(banded.data) <= 9200
 
 
 def test_fingerprint_accepts_any_mode_and_tiny_pictures():
@@ -323,3 +326,84 @@ def test_cluster_images_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     call_command("cluster_images", str(tmp_path))
     text = capsys.readouterr().out
     assert "Cluster 1 (3 files)" in text and "b-mirrored.jpg  ~ a1.png: phash-mirrored" in text
+
+
+def test_cluster_images_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    coffee = original("coffee.png")
+    coffee.save(tmp_path / "a.png")
+    (tmp_path / "a-copy.png").write_bytes((tmp_path / "a.png").read_bytes())
+    evalset.edit(coffee, "captioned", seed=3).save(tmp_path / "b-caption.png")
+    original("motorcycle_left.png").save(tmp_path / "c-left.png")
+    original("motorcycle_right.png").save(tmp_path / "d-right.png")
+    (tmp_path / "e.txt").write_text("not an image")
+
+    call_command("cluster_images", str(tmp_path), "--explain", "a-copy.png", "b-caption.png")
+    text = capsys.readouterr().out
+    assert "b-caption.png looked up against a-copy.png:" in text
+    assert "verdict: the same picture" in text and "PASSES" in text
+    assert text.strip().endswith("a-copy.png and b-caption.png are in the same cluster.")
+
+    # The stereo pair: found by the index (their keys are close) but refused by the verification, with the reason.
+    call_command("cluster_images", str(tmp_path), "--explain", "c-left.png", "d-right.png", "--json")
+    document = json.loads(capsys.readouterr().out)
+    assert document["joined"] is False and document["path"] == []
+    explanation = "\n".join(document["explanation"])
+    assert "verdict: not the same picture" in explanation and "fails:" in explanation
+    assert "fine detail" in explanation
+
+    call_command("cluster_images", str(tmp_path), "--explain", "a.png", "b-caption.png")
+    text = capsys.readouterr().out  # "a-copy.png" sorts first, so a.png joined it as an identical file
+    assert "b-caption.png looked up against a.png:" in text and "verdict: the same picture" in text
+    assert "joined through other files: a.png ~ a-copy.png (identical-file, 0 bits); b-caption.png ~ a-copy.png" in text
+
+    call_command("cluster_images", str(tmp_path), "--explain", "a.png", "a-copy.png")
+    assert "identical bytes" in capsys.readouterr().out
+
+    call_command("cluster_images", str(tmp_path), "--explain", "a.png", "c-left.png")
+    text = capsys.readouterr().out
+    assert "NOT a candidate" in text and "NOT in the same cluster" in text
+
+    with pytest.raises(CommandError, match=r"e\.txt was skipped"):
+        call_command("cluster_images", str(tmp_path), "--explain", "a.png", "e.txt")
+    with pytest.raises(CommandError, match=r"missing\.png is not an image file of this folder"):
+        call_command("cluster_images", str(tmp_path), "--explain", "a.png", "missing.png")
+
+
+def test_band_removal_view_and_version_1_payloads_still_parse():
+    coffee = original("coffee.png")
+    banded = evalset.edit(coffee, "captioned", seed=5)
+    fp = fingerprint(banded)
+    views = fp.payload.views
+    assert len(views) == 2  # the trimmed picture, and the picture without its caption band
+    assert views[1].box[3] - views[1].box[1] < views[0].box[3] - views[0].box[1]
+    assert any(w >= neardup.VIEW_STRIDE for w in fp.payload.windows.tolist())
+    assert len(fingerprint(coffee).payload.views) == 1  # a plain photograph has no second view
+    # A fingerprint stored before views existed (payload version 1) still parses and verifies.
+    old = fingerprint(coffee).payload
+    thumb = old.thumb.astype(np.uint8)
+    chroma = (old.chroma + 128).astype(np.uint8)
+    entries = np.zeros(len(old.hashes), dtype=np.dtype([("h", "<u8"), ("w", "u1"), ("m", "u1")]))
+    entries["h"], entries["w"], entries["m"] = old.hashes, old.windows, old.mirrored
+    import struct
+    import zlib
+
+    head = struct.pack("<BBBBBHHB", 1, thumb.shape[1], thumb.shape[0], chroma.shape[1], chroma.shape[0],
+                       *old.content_size, len(old.hashes))
+    v1 = Fingerprint(keys=fp_of("coffee.png").keys, pdq=fp_of("coffee.png").pdq, pdq_quality=50,
+                     data=head + entries.tobytes() + zlib.compress(thumb.tobytes() + chroma.tobytes()))
+    assert len(v1.payload.views) == 1
+    assert verify(fingerprint(coffee.transpose(Image.Transpose.FLIP_LEFT_RIGHT)), v1) is not None
+
+
+def test_occluded_copies_match_but_occlusion_does_not_excuse_a_different_picture():
+    astronaut = original("astronaut.png")
+    covered = astronaut.copy()
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(covered)
+    w, h = covered.size
+    draw.ellipse((w * 0.55, h * 0.1, w * 0.85, h * 0.4), fill=(250, 200, 0))  # a sticker over ~7 %
+    draw.rectangle((w * 0.05, h * 0.75, w * 0.4, h * 0.85), fill=(255, 255, 255))
+    assert_matches(covered, "astronaut.png")
+    # The stereo pair and texture quadrants stay apart even though blocks may be set aside.
+    assert_distinct(original("motorcycle_left.png"), original("motorcycle_right.png"))

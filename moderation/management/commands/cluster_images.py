@@ -38,6 +38,8 @@ class Clustering:
     edges: list[Edge] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     parent: dict[str, str] = field(default_factory=dict)
+    sha: dict[str, str] = field(default_factory=dict)  # file -> SHA-256 of its bytes
+    fingerprints: dict[str, neardup.Fingerprint] = field(default_factory=dict)  # files that were fingerprinted
 
     def find(self, name: str) -> str:
         root = name
@@ -52,6 +54,31 @@ class Clustering:
         if ra != rb:
             first, second = sorted((ra, rb), key=self.files.index)
             self.parent[second] = first
+
+    def path(self, a: str, b: str) -> list[Edge]:
+        """The matches that connect a and b (breadth-first over the edges), empty if they are not connected."""
+        links: dict[str, list[tuple[str, Edge]]] = {}
+        for e in self.edges:
+            links.setdefault(e.file, []).append((e.joined, e))
+            links.setdefault(e.joined, []).append((e.file, e))
+        previous: dict[str, tuple[str, Edge] | None] = {a: None}
+        frontier = [a]
+        while frontier and b not in previous:
+            step = []
+            for node in frontier:
+                for other, e in links.get(node, []):
+                    if other not in previous:
+                        previous[other] = (node, e)
+                        step.append(other)
+            frontier = step
+        if b not in previous or a == b:
+            return []
+        out = []
+        node = b
+        while (link := previous[node]) is not None:
+            node, e = link
+            out.append(e)
+        return out[::-1]
 
     def clusters(self) -> list[list[str]]:
         groups: dict[str, list[str]] = {}
@@ -81,6 +108,7 @@ def cluster_folder(root: Path, *, recursive: bool = False,
             result.skipped.append((name, f"unreadable: {exc.strerror or exc}"))
             continue
         sha = hashlib.sha256(data).hexdigest()
+        result.sha[name] = sha
         if sha in by_sha:
             result.files.append(name)
             result.edges.append(Edge(name, by_sha[sha], 0, "identical-file", "same bytes (SHA-256)"))
@@ -97,6 +125,7 @@ def cluster_folder(root: Path, *, recursive: bool = False,
             with Image.open(io.BytesIO(derived.display)) as decoded:
                 display = decoded.convert("RGB")
         fp = neardup.fingerprint(display)
+        result.fingerprints[name] = fp
         by_sha[sha] = name
         result.files.append(name)
         index = len(names)
@@ -118,6 +147,8 @@ class Command(BaseCommand):
         parser.add_argument("directory", metavar="DIR", help="Folder of images.")
         parser.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
         parser.add_argument("--recursive", action="store_true", help="Also look in subfolders.")
+        parser.add_argument("--explain", nargs=2, metavar=("A", "B"),
+                            help="Explain why files A and B (paths relative to DIR) were or were not joined.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         root = Path(options["directory"]).expanduser()
@@ -125,6 +156,9 @@ class Command(BaseCommand):
             raise CommandError(f"{root} is not a directory.")
         thresholds = thresholds_from_settings()
         result = cluster_folder(root, recursive=bool(options["recursive"]), thresholds=thresholds)
+        if options["explain"]:
+            self.explain(result, *options["explain"], thresholds=thresholds, as_json=bool(options["json"]))
+            return
         clusters = result.clusters()
         clustered = {name for members in clusters for name in members}
         if options["json"]:
@@ -155,3 +189,37 @@ class Command(BaseCommand):
             self.stdout.write("Skipped:")
             for name, reason in result.skipped:
                 self.stdout.write(f"  {name}: {reason}")
+
+    def explain(self, result: Clustering, a: str, b: str, *, thresholds: neardup.Thresholds, as_json: bool) -> None:
+        skipped = dict(result.skipped)
+        for name in (a, b):
+            if name in skipped:
+                raise CommandError(f"{name} was skipped: {skipped[name]}")
+            if name not in result.files:
+                raise CommandError(f"{name} is not an image file of this folder (give its path relative to DIR).")
+        lines: list[str] = []
+        joined = result.find(a) == result.find(b)
+        path = result.path(a, b)
+        if a == b:
+            lines.append("the same file")
+        elif result.sha[a] == result.sha[b]:
+            lines.append("identical bytes (SHA-256): joined without looking at pixels")
+        else:
+            # The later file is the one that was looked up against the earlier, as when clustering.
+            first, second = sorted((a, b), key=result.files.index)
+            fa = result.fingerprints.get(first) or next(
+                fp for n, fp in result.fingerprints.items() if result.sha[n] == result.sha[first])
+            fb = result.fingerprints.get(second) or next(
+                fp for n, fp in result.fingerprints.items() if result.sha[n] == result.sha[second])
+            lines.append(f"{second} looked up against {first}:")
+            lines.extend("  " + line for line in neardup.explain(fb, fa, thresholds))
+        if joined and len(path) > 1:
+            lines.append("joined through other files: " + "; ".join(
+                f"{e.file} ~ {e.joined} ({e.method}, {e.distance} bits)" for e in path))
+        lines.append(f"{a} and {b} are {'in the same cluster' if joined else 'NOT in the same cluster'}.")
+        if as_json:
+            self.stdout.write(json.dumps({"a": a, "b": b, "joined": joined, "path": [asdict(e) for e in path],
+                                          "explanation": lines}, indent=2))
+            return
+        for line in lines:
+            self.stdout.write(line)
