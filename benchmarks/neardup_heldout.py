@@ -1,4 +1,5 @@
-"""Near-duplicate evaluation with a held-out part: seeded random edits over a wider corpus (tests/neardup_corpus.py).
+"""Near-duplicate evaluation with a held-out part: seeded random edits over a wider corpus
+(tests/helpers/neardup_corpus.py).
 
 Two parts, split by picture: **tuning** (the only one looked at while choosing thresholds) and **held-out**
 (looked at only when reporting; ``--heldout-seed`` draws fresh edit parameters for it). For each part: recall per
@@ -29,8 +30,8 @@ from benchmarks.neardup_eval import phash64, table
 from benchmarks.services import cpu_model
 from moderation import neardup
 from moderation.hashindex import HashIndex
-from tests import evalset
-from tests import neardup_corpus as corpus
+from tests.helpers import evalset
+from tests.helpers import neardup_corpus as corpus
 
 PHASH_THRESHOLD = 10
 PDQ_THRESHOLD = 31  # HMA / ThreatExchange's default PDQ match distance

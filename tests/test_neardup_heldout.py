@@ -1,14 +1,14 @@
 """The held-out near-duplicate evaluation at a small size (benchmarks.neardup_heldout runs it at full size).
 
 Fails if recall on held-out pictures with freshly seeded edits falls below the floor, or if any two different
-pictures merge. Thresholds are never tuned on this part (see tests/neardup_corpus.py); the floor sits below
+pictures merge. Thresholds are never tuned on this part (see tests/helpers/neardup_corpus.py); the floor sits below
 what the engine scores so that it catches a regression, not noise.
 """
 
 from __future__ import annotations
 
 from benchmarks.neardup_heldout import HELDOUT_SEED, evaluate
-from tests import neardup_corpus as corpus
+from tests.helpers import neardup_corpus as corpus
 
 RECALL_FLOOR = 0.93
 

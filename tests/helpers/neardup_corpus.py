@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
-from tests import evalset
+from tests.helpers import evalset
 
 Edit = Callable[[Image.Image, np.random.Generator], Image.Image]
 
