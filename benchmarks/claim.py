@@ -79,6 +79,9 @@ def _setup(args: argparse.Namespace) -> None:
     os.environ["REDIS_URL"] = args.redis_url
     os.environ["VEIL_CHANNEL_PREFIX"] = f"veil-bench-claim-{os.getpid()}"
     os.environ.setdefault("VEIL_DATA_DIR", tempfile.mkdtemp(prefix="veil-bench-"))
+    # Each claimer thread holds a connection of its own for the whole run, as a server thread would not: the shipped
+    # pool (8 a process) would make the 9th thread wait and fail. No pool here; connections are counted as before.
+    os.environ.setdefault("VEIL_DB_POOL_SIZE", "0")
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("VEIL_LOG_LEVEL", "WARNING")
     import django

@@ -445,14 +445,10 @@ def exposure_settle_claim(*, claim_id: int) -> int:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
     its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
     totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
-    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
-                   .select_related("claim__queue"))
+    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True).select_related("claim"))
     if not entries:
         return 0
-    claim = entries[0].claim
-    assert claim is not None
-    policy = selectors.policy_effective(reviewer=claim.reviewer_id, queue=claim.queue)
-    return _settlements_write(entries, policy=policy)
+    return _settlements_write(entries, policy=selectors.settlement_policy())
 
 
 def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> int:
@@ -474,7 +470,7 @@ def exposure_settle(*, reviewer: User) -> int:
     )
     if not entries:
         return 0
-    return _settlements_write(entries, policy=selectors.policy_effective(reviewer=reviewer))
+    return _settlements_write(entries, policy=selectors.settlement_policy())
 
 
 # ---- breaks -----------------------------------------------------------------------------------------------------
