@@ -4,7 +4,8 @@ import asyncio
 import json
 import logging
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -53,16 +54,24 @@ class CountsReader:
                 future.set_result(counts)
 
 
-# One reader per event loop: daphne has one; tests start a loop per test.
+_PerLoop = TypeVar("_PerLoop")
+
+
+def _one_per_loop(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PerLoop],
+                  make: Callable[[], _PerLoop]) -> _PerLoop:
+    """The running event loop's own instance (daphne has one loop; tests start a loop per test)."""
+    loop = asyncio.get_running_loop()
+    found = registry.get(loop)
+    if found is None:
+        found = registry[loop] = make()
+    return found
+
+
 _readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CountsReader] = weakref.WeakKeyDictionary()
 
 
 def counts_reader() -> CountsReader:
-    loop = asyncio.get_running_loop()
-    reader = _readers.get(loop)
-    if reader is None:
-        reader = _readers[loop] = CountsReader()
-    return reader
+    return _one_per_loop(_readers, CountsReader)
 
 
 class QueuesHub:
@@ -157,11 +166,7 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, QueuesHub] = weakref
 
 
 def queues_hub() -> QueuesHub:
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = QueuesHub()
-    return hub
+    return _one_per_loop(_hubs, QueuesHub)
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
