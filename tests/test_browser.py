@@ -20,6 +20,7 @@ from tests.helpers.browser import (
     REQUESTER,
     make_queue,
     new_page,
+    open_next_item,
     shoot,
     sign_in,
 )
@@ -106,8 +107,7 @@ def test_clear_url_is_for_the_lease_holder_only(live_daphne: str) -> None:
 
         mo_page, _ = new_page(browser)
         sign_in(mo_page, live_daphne, "mo")
-        mo_page.get_by_role("button", name=re.compile("^Next item")).click()
-        mo_page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(mo_page, live_daphne, item.pk)
         # mia's open queue list hears about the claim over the websocket, without a reload.
         mia_page.wait_for_function(waiting % "0", timeout=5_000)
 
@@ -139,8 +139,7 @@ def test_keyboard_reveals_and_approves(live_daphne: str) -> None:
     with chromium_browser() as browser:
         page, errors = new_page(browser)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(page, live_daphne, item.pk)
         page.wait_for_function(IMAGE_BLURRED)
 
         page.keyboard.press("?")

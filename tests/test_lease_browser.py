@@ -10,7 +10,7 @@ import pytest
 
 from moderation.models import Decision
 from review_queue.models import Claim
-from tests.helpers.browser import make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser
 
@@ -29,8 +29,7 @@ def test_the_lease_is_renewed_while_writing_and_a_calm_notice_keeps_it(live_daph
     with chromium_browser() as browser:
         page, errors = new_page(browser)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(page, live_daphne, item.pk)
         notice = page.locator("#lease-note")
 
         # Writing for longer than the whole lease: it is renewed as the moderator types, and nothing interrupts.

@@ -10,7 +10,7 @@ import pytest
 from moderation import services
 from moderation.models import RevealEvent
 from tests.helpers import motioncorpus as mc
-from tests.helpers.browser import new_page, shoot, sign_in
+from tests.helpers.browser import new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_queue, make_user, upload
 from tests.helpers.livesrv import chromium_browser
 
@@ -28,8 +28,7 @@ def test_sheet_first_keyframe_reveal_muted_playback_and_a_break_stops_it(live_da
     with chromium_browser() as browser:
         page, errors = new_page(browser)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(page, live_daphne, item.pk)
 
         # The contact sheet, blurred and grey; the video element is hidden, has no source and never autoplays.
         still = page.locator("#motion-still")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from moderation.models import Decision
-from tests.helpers.browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser
 
@@ -42,8 +42,7 @@ def test_the_console_on_a_phone(live_daphne: str) -> None:
     with chromium_browser() as browser:
         page, errors = phone_page(browser)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(page, live_daphne, item.pk)
         page.wait_for_function("() => !document.getElementById('item-purpose').open")
         shoot_screen(page, "21-8-phone-item-390-first-screen")
 

@@ -3,13 +3,11 @@ nothing clear is fetched until they choose "Reveal it"."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from moderation import services as item_services
 from moderation.models import RevealEvent
-from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
+from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser
 
@@ -27,8 +25,7 @@ def test_a_card_names_the_category_before_the_reveal(live_daphne: str) -> None:
         clear_requests: list[str] = []
         page.on("request", lambda request: clear_requests.append(request.url) if "/clear" in request.url else None)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{item.pk}/")
+        open_next_item(page, live_daphne, item.pk)
         assert "blur-6" in (page.locator("#item-image").get_attribute("class") or "")
         page.keyboard.press("r")
         card = page.locator("#reveal-warning")

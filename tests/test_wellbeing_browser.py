@@ -11,7 +11,7 @@ import pytest
 
 from moderation.models import ContentItem
 from review_queue.models import Claim
-from tests.helpers.browser import new_page, shoot, sign_in
+from tests.helpers.browser import new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_queue, make_user
 from tests.helpers.livesrv import chromium_browser
 from tests.helpers.wellbeing import set_policy
@@ -34,8 +34,7 @@ def test_a_moderator_hits_a_break_and_cannot_claim_until_it_ends(live_daphne: st
     with chromium_browser() as browser:
         page, errors = new_page(browser)
         sign_in(page, live_daphne, "mo")
-        page.get_by_role("button", name=re.compile("^Next item")).click()  # the shift starts with this claim
-        page.wait_for_url(f"{live_daphne}/console/items/{first.pk}/")
+        open_next_item(page, live_daphne, first.pk)  # the shift starts with this claim
         page.get_by_label("Go back to the queue list after this decision").check()
         page.get_by_role("button", name=re.compile("^Approve")).click()
         page.wait_for_url(f"{live_daphne}/console/")
@@ -67,8 +66,7 @@ def test_a_moderator_hits_a_break_and_cannot_claim_until_it_ends(live_daphne: st
         shoot(page, "7-break-over")
         page.get_by_role("link", name="Skip, back to the queues").click()
         page.wait_for_url(f"{live_daphne}/console/")
-        page.get_by_role("button", name=re.compile("^Next item")).click()
-        page.wait_for_url(f"{live_daphne}/console/items/{second.pk}/")
+        open_next_item(page, live_daphne, second.pk)
 
         page.goto(f"{live_daphne}/wellbeing/")
         shoot(page, "8-my-wellbeing")

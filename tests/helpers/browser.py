@@ -6,6 +6,7 @@ sees.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,12 @@ def sign_in(page: Any, base_url: str, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base_url}/console/")
+
+
+def open_next_item(page: Any, base_url: str, item_id: int) -> None:
+    """Press the console's "Next item" (a claim, through the page) and wait for that item's page."""
+    page.get_by_role("button", name=re.compile("^Next item")).click()
+    page.wait_for_url(f"{base_url}/console/items/{item_id}/")
 
 
 def shoot(page: Any, name: str) -> None:
