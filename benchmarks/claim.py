@@ -1,6 +1,6 @@
 """Claim benchmark: Veil's real claim service vs a raw-SQL SKIP LOCKED claim, same PostgreSQL database, same run.
 
-Veil's path is `review_queue.services.item_claim` with everything on: the reviewer's shift row locked, the wellbeing
+Veil's path is `review.services.item_claim` with everything on: the reviewer's shift row locked, the wellbeing
 gate's snapshot (held claim, exposure sums, severe items in the last hour, breaks, expired leases in one statement;
 the policy rows), the break schedule and the exposure cap, then the ORM's SKIP LOCKED pick, the lease, the claim,
 its audit event and the exposure reservation, and after commit the "queue changed" broadcast through channels_redis
@@ -92,8 +92,8 @@ def _setup(args: argparse.Namespace) -> None:
 def _seed(items: int, claimers: int, history_days: int = 0) -> tuple[int, list[int]]:
     from django.contrib.auth.models import Group, User
 
-    from moderation.models import ContentItem, Severity
-    from review_queue.models import Queue
+    from intake.models import ContentItem, Severity
+    from review.models import Queue
 
     queue = Queue.objects.create(slug="bench", name="Bench", purpose="Benchmark of the claim path.",
                                  requester="Veil benchmarks")
@@ -128,8 +128,8 @@ def _seed_history(users: list[int], *, days: int, per_shift: int) -> None:
 
     from django.utils import timezone
 
-    from moderation.models import Category, ContentItem, Severity
-    from review_queue.models import Claim, Queue
+    from intake.models import Category, ContentItem, Severity
+    from review.models import Claim, Queue
     from wellbeing.models import ExposureEntry, Shift
 
     history = Queue.objects.create(slug="bench-history", name="Bench history", purpose="Past work of the bench "
@@ -170,8 +170,8 @@ def _seed_history(users: list[int], *, days: int, per_shift: int) -> None:
 def _reset(queue_id: int) -> None:
     """Every item waiting again, none of this run's claims or wellbeing rows: the next phase starts from the same
     data."""
-    from moderation.models import ContentItem
-    from review_queue.models import Claim
+    from intake.models import ContentItem
+    from review.models import Claim
     from wellbeing.models import ExposureEntry, Shift
 
     # This run's rows only: the history of earlier days (_seed_history) stays, as it would on a running server.
@@ -211,8 +211,8 @@ def _raw_finish(item_id: int) -> None:
 def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
     from django.contrib.auth.models import User
 
-    from review_queue.models import Queue
-    from review_queue.services import NothingToClaim, item_claim
+    from review.models import Queue
+    from review.services import NothingToClaim, item_claim
 
     reviewer = User.objects.get(pk=user_id)  # a request loads its user and the queue too
     queue = Queue.objects.get(pk=queue_id)
@@ -224,14 +224,14 @@ def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
 
 
 def _veil_finish(ids: tuple[int, int]) -> None:
-    """End the claim the one way Veil ends a lease (review_queue.services.claim_end, which settles its exposure) and
+    """End the claim the one way Veil ends a lease (review.services.claim_end, which settles its exposure) and
     retire the item, in one transaction: the finish is the benchmark's, not what is measured (a real decision
     writes more: the decision, its audit event, the webhook)."""
     from django.db import transaction
     from django.utils import timezone
 
-    from moderation.models import ContentItem
-    from review_queue.services import claim_end
+    from intake.models import ContentItem
+    from review.services import claim_end
 
     item_id, claim_id = ids
     with transaction.atomic():
@@ -240,7 +240,7 @@ def _veil_finish(ids: tuple[int, int]) -> None:
 
 
 def _ready_left(queue_id: int) -> bool:
-    from moderation.models import ContentItem
+    from intake.models import ContentItem
 
     return ContentItem.objects.filter(queue_id=queue_id, status=ContentItem.Status.READY).exists()
 
@@ -331,7 +331,7 @@ def _process_main(job: dict[str, Any], users: list[int], barrier: Any, out: Any)
     if job["path"] in VEIL_PATHS:
         # A running server process has its channel layer connected; opening it (about 60 ms, more under load) is
         # not a claim's cost. Without this the first push of each process makes its other nine claimers wait.
-        from review_queue import realtime
+        from core import realtime
 
         realtime.push("bench-warm-up", {"type": "warm.up"})
         realtime.flush()
@@ -404,8 +404,8 @@ def _check(path: str, results: list[Result], queue_id: int) -> Checks:
     from django.db.models import Count
     from django.utils import timezone
 
-    from moderation.models import ContentItem
-    from review_queue.models import Claim, Queue
+    from intake.models import ContentItem
+    from review.models import Claim, Queue
     from wellbeing import selectors
     from wellbeing.models import Shift
 

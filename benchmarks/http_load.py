@@ -121,8 +121,8 @@ def seed(moderators: int, items: int, raw_items: int) -> tuple[str, int, list[st
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
-    from moderation.models import ContentItem, Severity
-    from review_queue.models import Queue
+    from intake.models import ContentItem, Severity
+    from review.models import Queue
 
     queue = Queue.objects.create(slug="bench-http", name="Bench", purpose="End-to-end benchmark of claiming.",
                                  requester="Veil benchmarks")

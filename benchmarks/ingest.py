@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from benchmarks.services import machine_line
-from moderation import neardup
+from intake import neardup
 
 WIDTH, HEIGHT = 4000, 3000
 
@@ -72,7 +72,7 @@ def naive(data: bytes) -> None:
 
 
 def veil_media(data: bytes) -> None:
-    from moderation import media
+    from intake import media
 
     fp = io.BytesIO(data)
     media.inspect_image(fp, size=len(data), max_bytes=50 << 20, max_pixels=50_000_000, max_frames=500)
@@ -91,8 +91,8 @@ def veil_service() -> Callable[[bytes], dict[str, float]]:
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.core.management import call_command
 
-    from moderation import matching, services
-    from review_queue.models import Queue
+    from intake import matching, services
+    from review.models import Queue
 
     call_command("migrate", verbosity=0)
     queue = Queue.objects.create(slug="bench", name="Bench", purpose="Benchmark of the ingest path.",

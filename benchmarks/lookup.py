@@ -28,8 +28,8 @@ from typing import Protocol
 import numpy as np
 
 from benchmarks.services import cpu_model
-from moderation import neardup
-from moderation.hashindex import HashIndex
+from intake import neardup
+from intake.hashindex import HashIndex
 from tests.helpers import evalset
 
 KEYS_PER_PICTURE = 13

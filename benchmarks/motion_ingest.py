@@ -1,5 +1,5 @@
 """Moving-picture ingest benchmark: a 720p video clip and a long animated GIF through Veil's worker pipeline
-(moderation.motion.render: every frame decoded once, keyframes, vPDQ, contact sheet, preview clip, clear H.264
+(intake.motion.render: every frame decoded once, keyframes, vPDQ, contact sheet, preview clip, clear H.264
 stream) beside a naive pipeline that decodes every frame to full-resolution RGB and PDQ-hashes every one.
 
 Each pipeline runs alone in its own child process, so its peak memory (VmHWM) is its own; the inputs are made once
@@ -67,7 +67,7 @@ def veil(path: str) -> dict[str, float]:
     import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    from moderation import media, motion
+    from intake import media, motion
 
     limits = motion.Limits(max_bytes=1 << 30, max_pixels=50_000_000, max_frames=6000, max_seconds=300)
     data = Path(path).read_bytes()

@@ -24,8 +24,8 @@ import imagehash
 import numpy as np
 
 from benchmarks.services import cpu_model
-from moderation import neardup
-from moderation.hashindex import HashIndex
+from intake import neardup
+from intake.hashindex import HashIndex
 from tests.helpers import evalset
 
 PHASH_THRESHOLD = 10

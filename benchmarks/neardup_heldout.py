@@ -28,8 +28,8 @@ import numpy as np
 
 from benchmarks.neardup_eval import phash64, table
 from benchmarks.services import cpu_model
-from moderation import neardup
-from moderation.hashindex import HashIndex
+from intake import neardup
+from intake.hashindex import HashIndex
 from tests.helpers import evalset
 from tests.helpers import neardup_corpus as corpus
 

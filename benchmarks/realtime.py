@@ -5,7 +5,7 @@ daphne process on a free loopback port, and N moderators each signed in (a sessi
 console socket (`websockets` client, all in this process). Another process, the trigger, makes the changes the
 way a request does, on one event loop with the layer's connection kept (as daphne's request threads do):
 
-- queue counts: an item is decided (one committed UPDATE), then `review_queue.realtime.queue_counts_changed()`
+- queue counts: an item is decided (one committed UPDATE), then `core.realtime.queue_counts_changed()`
   broadcasts the new counts to every console; latency = arrival at a console - the moment after the commit.
 - break.due: for each moderator, the break state is read and `realtime.notify_user(event="break.due")` pushes it
   to that moderator's consoles (what wellbeing.services does after a break falls due); latency per console from
@@ -80,9 +80,9 @@ def _configure(database_url: str, redis_url: str, prefix: str, data_dir: str, se
 async def _trigger(rounds: int, user_ids: list[int]) -> list[dict[str, Any]]:
     from asgiref.sync import sync_to_async
 
-    from moderation.models import ContentItem
-    from review_queue import realtime
-    from review_queue.models import Queue
+    from core import realtime
+    from intake.models import ContentItem
+    from review.models import Queue
     from wellbeing import selectors
 
     def decide_one() -> None:
@@ -135,8 +135,8 @@ def _seed(consoles: int, waiting: int) -> list[tuple[int, str]]:
     from django.contrib.auth.models import Group, User
     from django.contrib.sessions.backends.db import SessionStore
 
-    from moderation.models import ContentItem
-    from review_queue.models import Queue
+    from intake.models import ContentItem
+    from review.models import Queue
 
     queue = Queue.objects.create(slug=QUEUE_SLUG, name="Bench live", purpose="Benchmark of live updates.",
                                  requester="Veil benchmarks")
@@ -288,7 +288,7 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
 def _waiting_now() -> int:
     from django.db import connections
 
-    from moderation.models import ContentItem
+    from intake.models import ContentItem
 
     waiting = ContentItem.objects.filter(queue__slug=QUEUE_SLUG, status=ContentItem.Status.READY).count()
     connections.close_all()

@@ -16,8 +16,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.daphne_access_log import redact_access_log_queries  # noqa: E402
+from config.routing import websocket_urlpatterns  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
-from review_queue.routing import websocket_urlpatterns  # noqa: E402
 
 redact_access_log_queries()  # query-string values (a signed url=, a stray token) never reach the access log
 

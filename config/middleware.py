@@ -4,7 +4,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from config.api_errors import DATABASE_UNAVAILABLE
+from core.api_errors import DATABASE_UNAVAILABLE
 
 # Nothing is loaded from another origin: no CDN, no third-party script can see what a moderator sees.
 _POLICY = (
@@ -32,7 +32,7 @@ class ContentSecurityPolicyMiddleware:
 class DatabaseUnavailableMiddleware:
     """A lost database connection (or a full decode budget) is a 503 with a sentence, not a bare 500: the service's
     transaction was rolled back, so trying again is safe. The page template uses no database (it may be down), and
-    the API gets the usual error shape (DRF views answer through config.api_errors first; this covers the rest)."""
+    the API gets the usual error shape (DRF views answer through core.api_errors first; this covers the rest)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -41,7 +41,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from moderation.media import DecodeBusy
+        from intake.media import DecodeBusy
 
         if isinstance(exception, DecodeBusy):
             code, detail, retry = "busy", str(exception), "30"

@@ -101,9 +101,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "moderation",
-    "review_queue",
+    # Bottom to top; docs/architecture.md draws it, import-linter (pyproject.toml) enforces it.
+    "core",
+    "intake",
     "wellbeing",
+    "review",
+    "integrations",
+    "oversight",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -114,7 +119,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "config.i18n.PersonalLocaleMiddleware",
+    "core.i18n.PersonalLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
@@ -135,8 +140,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "config.roles.roles_context",
-                "config.i18n.locale_context",
+                "core.roles.roles_context",
+                "core.i18n.locale_context",
             ],
         },
     },
@@ -201,7 +206,7 @@ CELERY_TASK_IGNORE_RESULT = True
 # out for VEIL_TASK_VISIBILITY_SECONDS, looked for every 10 s. The visibility timeout must exceed the other two
 # together, or a task still running (or waiting) would be delivered twice. At the defaults a killed worker's item
 # is taken up again within 90 + 10 s, well inside the two minutes promised. 55 s (55 + 30 < 90): a minute of 720p
-# video is decoded and re-encoded in one task (moderation.motion stops itself 10 s before the limit, with a clear
+# video is decoded and re-encoded in one task (intake.motion stops itself 10 s before the limit, with a clear
 # failure, rather than be killed); docs/benchmarks.md has the figures.
 VEIL_TASK_TIME_LIMIT_SECONDS = env_int("VEIL_TASK_TIME_LIMIT_SECONDS", 55, minimum=10, maximum=3600)
 VEIL_TASK_HOLD_SECONDS = env_int("VEIL_TASK_HOLD_SECONDS", 30, minimum=1, maximum=600)
@@ -234,7 +239,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Languages: English is the source, French is translated in locale/fr. Each person chooses (saved on their account,
 # moderation.PersonalLocale); otherwise the language cookie from the login page's switcher, then the browser's
-# Accept-Language, then VEIL_LANGUAGE (config.i18n.PersonalLocaleMiddleware on top of Django's LocaleMiddleware).
+# Accept-Language, then VEIL_LANGUAGE (core.i18n.PersonalLocaleMiddleware on top of Django's LocaleMiddleware).
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 VEIL_LANGUAGE = env_choice("VEIL_LANGUAGE", "en", [code for code, _name in LANGUAGES])
 LANGUAGE_CODE = VEIL_LANGUAGE
@@ -277,14 +282,14 @@ VEIL_MAX_FRAMES = env_int("VEIL_MAX_FRAMES", 6000, minimum=1)
 VEIL_MAX_MEDIA_SECONDS = env_int("VEIL_MAX_MEDIA_SECONDS", 300, minimum=1, maximum=3600)
 # The clear stream of a video or animation: H.264 in MP4, at most this many pixels on its longest side (1280: 720p).
 VEIL_STREAM_MAX_SIDE = env_int("VEIL_STREAM_MAX_SIDE", 1280, minimum=144, maximum=3840)
-# Decoded pictures held in memory at once, per process (moderation.media.DecodeBudget): a decode holds 8 bytes a
+# Decoded pictures held in memory at once, per process (intake.media.DecodeBudget): a decode holds 8 bytes a
 # pixel (the raster and one conversion copy), so at the default a 50-megapixel picture decodes alone and twelve
 # 12-megapixel photos side by side. A request that waits longer than VEIL_DECODE_WAIT_SECONDS for room gets 503
 # `busy` with Retry-After; a worker task retries.
 VEIL_DECODE_BUDGET_MIB = env_int("VEIL_DECODE_BUDGET_MIB", 512, minimum=64)
 VEIL_DECODE_WAIT_SECONDS = env_int("VEIL_DECODE_WAIT_SECONDS", 30, minimum=1, maximum=300)
 VEIL_DISPLAY_MAX_SIDE = env_int("VEIL_DISPLAY_MAX_SIDE", 1600, minimum=256, maximum=4096)
-FILE_UPLOAD_HANDLERS = ["moderation.uploads.SizeLimitedUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["intake.uploads.SizeLimitedUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # non-file form fields only
 
 # Review behaviour.
@@ -314,7 +319,7 @@ REST_FRAMEWORK: dict[str, object] = {
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -338,7 +343,7 @@ LOGGING = {
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
-# Near-duplicate matching (moderation/neardup.py documents each threshold). A JSON object here overrides defaults,
+# Near-duplicate matching (intake/neardup.py documents each threshold). A JSON object here overrides defaults,
 # e.g. VEIL_NEARDUP_THRESHOLDS='{"index_radius": 6}'; unknown names are refused at start-up.
 VEIL_NEARDUP_THRESHOLDS = env_json_object("VEIL_NEARDUP_THRESHOLDS")
 # pHash hash-list entries match within this many bits (PDQ entries use HMA's rule: distance <= 31, quality >= 50).
@@ -386,9 +391,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: by acco
 # Failures expire with the cool-off, not with a success: axes' reset on success deletes every failure from the
 # signing-in address, so an attacker signing in to their own account between guesses would reset a victim's count.
 AXES_RESET_ON_SUCCESS = False
-AXES_LOCKOUT_CALLABLE = "moderation.login_throttle.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "moderation.login_throttle.client_address"
-AXES_VERBOSE = False  # lockouts are logged by moderation.login_throttle, without passwords or tokens
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
+AXES_VERBOSE = False  # lockouts are logged by core.login_throttle, without passwords or tokens
 
 # Security hardening (issue 22): the OpenAPI schema's error responses (401, 429, 503, /h/ and /m/ refusals).
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [

@@ -5,14 +5,13 @@ from django.urls import include, path, re_path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.api_errors import api_not_found
-from config.i18n import choose_language, locale_settings
-from moderation import api as item_api
-from moderation import coop_api, hma_api
-from moderation import views as media_views
-from review_queue import api as queue_api
-from review_queue import views as console_views
-from wellbeing import api as wellbeing_api
+from core.api_errors import api_not_found
+from core.i18n import choose_language, locale_settings
+from integrations import coop_api, hma_api
+from oversight import api as wellbeing_api
+from review import api as queue_api
+from review import item_api, media_views
+from review import views as console_views
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -47,10 +46,10 @@ urlpatterns = [
     path("language/", choose_language, name="choose-language"),
     path("language-and-time/", locale_settings, name="locale-settings"),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
-    path("console/", include("review_queue.urls")),
+    path("console/", include("review.urls")),
     path("wellbeing/", include("wellbeing.urls")),
-    path("lead/", include("wellbeing.lead_urls")),
-    path("health/", include("wellbeing.health_urls")),
+    path("lead/", include("oversight.lead_urls")),
+    path("health/", include("oversight.health_urls")),
     path("media/items/<int:item_id>/preview", media_views.preview, name="media-preview"),
     path("media/items/<int:item_id>/clear", media_views.clear, name="media-clear"),
     path("media/items/<int:item_id>/keyframes/<int:number>/clear", media_views.keyframe, name="media-keyframe"),

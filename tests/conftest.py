@@ -131,7 +131,7 @@ def _eager_celery() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh_matching_caches() -> Iterator[None]:
     """Each test starts with an empty matching index: rolled-back rows must not linger in process memory."""
-    from moderation import matching
+    from intake import matching
 
     matching.reset_caches()
     yield

@@ -15,9 +15,9 @@ from django.db import models
 from django.test import Client
 from django.urls import reverse
 
-from moderation import services as item_services
-from moderation.models import AuditEvent
-from review_queue.services import item_claim
+from core.models import AuditEvent
+from review import decisions, viewing
+from review.services import item_claim
 from tests.helpers.factories import make_item, make_queue, make_user
 from wellbeing import services as wellbeing_services
 from wellbeing.models import PolicyChange
@@ -66,7 +66,7 @@ def test_the_reviewers_work_records_are_not_in_the_admin(admin_user):
 def test_no_admin_ties_a_person_to_a_time_without_a_reason():
     found = {model._meta.label for model in admin.site._registry if _person_and_time(model)}
     unexplained = found - set(PERSON_AND_TIME_ALLOWED)
-    assert not unexplained, f"admin lists people with timestamps: {unexplained}; see moderation/admin.py"
+    assert not unexplained, f"admin lists people with timestamps: {unexplained}; see intake/admin.py"
 
 
 @pytest.fixture
@@ -77,13 +77,13 @@ def worked(admin_user):
     for seed in range(2):
         make_item(queue, seed=seed)
     claim = item_claim(reviewer=reviewer, queue=queue)
-    item_services.reveal_start(item=claim.item, reviewer=reviewer)
-    item_services.do_decision(item=claim.item, reviewer=reviewer, action="remove",
+    viewing.reveal_start(item=claim.item, reviewer=reviewer)
+    decisions.do_decision(item=claim.item, reviewer=reviewer, action="remove",
                                   policy=queue.policies.first(), reason="graphic and unasked for")
     second = item_claim(reviewer=reviewer, queue=queue)
-    item_services.do_decision(item=second.item, reviewer=reviewer, action="escalate", policy=None,
+    decisions.do_decision(item=second.item, reviewer=reviewer, action="escalate", policy=None,
                                   reason="not sure")
-    item_services.viewing_preference_update(user=reviewer, blur_level=4, reveal_seconds=5, grayscale_on_reveal=True)
+    viewing.viewing_preference_update(user=reviewer, blur_level=4, reveal_seconds=5, grayscale_on_reveal=True)
     wellbeing_services.personal_policy_update(user=reviewer, values={"exposure_cap_units": 60},
                                               opted_out_categories=[])
     client = Client()

@@ -7,7 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from moderation.models import AuditEvent, ContentItem
+from core.models import AuditEvent
+from intake.models import ContentItem
 from tests.helpers import imagecorpus
 from tests.helpers.factories import image_bytes, make_item, make_queue
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from moderation.models import ContentItem, RevealEvent
-from review_queue.models import Claim
+from intake.models import ContentItem
+from review.models import Claim, RevealEvent
 from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser

@@ -9,13 +9,15 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from moderation.models import ContentItem, RevealEvent
-from moderation.services import ReviewError, reveal_start
-from review_queue.models import Claim
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from intake.models import ContentItem
+from oversight import team_services
+from review.models import Claim, RevealEvent
+from review.services import item_claim
+from review.viewing import reveal_start
 from tests.helpers.factories import logged_in, make_item, make_queue
 from tests.helpers.wellbeing import T0, finish, set_policy
-from wellbeing import services, team_services
+from wellbeing import services
 from wellbeing.models import Break, ExposureEntry, Team, TeamMembership
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from review_queue.services import item_claim, item_release
+from oversight import team_services
+from review.services import item_claim, item_release
 from tests.helpers.factories import logged_in, make_queue
 from tests.helpers.lead import make_team
 from tests.helpers.wellbeing import T0, ready_item, work_until
-from wellbeing import services, tasks, team_services
+from wellbeing import services, tasks
 from wellbeing.models import Break
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]

@@ -11,8 +11,9 @@ import time
 import pytest
 from django.conf import settings
 
-from moderation import services as item_services
-from moderation.models import ContentItem, Decision, RevealEvent
+from intake.models import ContentItem, Decision
+from review import viewing
+from review.models import RevealEvent
 from tests.helpers.browser import (
     IMAGE_BLURRED,
     IMAGE_REVEALED,
@@ -35,7 +36,7 @@ def test_moderator_reveals_decides_and_moves_on(live_daphne: str) -> None:
     first = make_item(queue, seed=1, category="violence", severity=3)
     second = make_item(queue, seed=2)
     moderator = make_user("mo", "moderator")
-    item_services.viewing_preference_update(
+    viewing.viewing_preference_update(
         user=moderator, blur_level=settings.VEIL_MIN_BLUR_LEVEL, reveal_seconds=2, grayscale_on_reveal=True
     )
     with chromium_browser() as browser:

@@ -10,10 +10,11 @@ import time_machine
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from moderation.models import AuditEvent, ContentItem
-from moderation.services import ReviewError
-from review_queue.models import Claim
-from review_queue.services import NothingToClaim, item_claim, item_release, leases_expire
+from core.errors import ReviewError
+from core.models import AuditEvent
+from intake.models import ContentItem
+from review.models import Claim
+from review.services import NothingToClaim, item_claim, item_release, leases_expire
 from tests.helpers.factories import make_item, make_queue, make_user
 
 pytestmark = pytest.mark.django_db

@@ -16,13 +16,15 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from moderation import demo, media
-from moderation.models import AuditEvent, Category, ContentItem
-from review_queue.models import Policy, Queue
+from core.models import AuditEvent
+from demo import content as demo
+from intake import media
+from intake.models import Category, ContentItem
+from review.models import Policy, Queue
 from tests.helpers.demo import seed
 from tests.helpers.factories import image_bytes, make_queue, make_user, upload
 
-# --- moderation.demo (no database) ------------------------------------------------------------------------------
+# --- demo.content (no database) ------------------------------------------------------------------------------
 
 
 def test_demo_images_are_deterministic_and_distinct_per_seed():

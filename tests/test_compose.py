@@ -229,7 +229,7 @@ def ignored(path: str) -> bool:
         ".git/config",
         ".env",
         "compose/.env",
-        "moderation/__pycache__/models.cpython-311.pyc",
+        "intake/__pycache__/models.cpython-311.pyc",
     ],
 )
 def test_build_context_leaves_out(path: str) -> None:
@@ -243,8 +243,8 @@ def test_build_context_leaves_out(path: str) -> None:
         "README.md",  # pyproject.toml names it as the readme: `pip install .` fails without it
         "manage.py",
         "config/settings.py",
-        "moderation/migrations/0001_initial.py",
-        "review_queue/models.py",
+        "intake/migrations/0001_initial.py",
+        "review/models.py",
         "wellbeing/apps.py",
         "compose/entrypoint.sh",
     ],

@@ -7,9 +7,9 @@ import re
 import pytest
 from django.test import Client
 
-from moderation.models import ContentItem, Decision
-from review_queue.models import Claim
-from review_queue.services import item_claim
+from intake.models import ContentItem, Decision
+from review.models import Claim
+from review.services import item_claim
 from tests.helpers.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db

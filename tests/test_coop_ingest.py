@@ -11,8 +11,9 @@ import requests
 from django.conf import settings
 from PIL import Image
 
-from moderation.models import AuditEvent, ContentItem, HashList
-from review_queue.models import Queue
+from core.models import AuditEvent
+from intake.models import ContentItem, HashList
+from review.models import Queue
 from tests.helpers import imagecorpus
 from tests.helpers.coop import by_id, coop_item, data_url, submit
 from tests.helpers.factories import image_bytes, make_queue, make_user
@@ -79,7 +80,7 @@ def test_a_duplicate_is_found_after_a_hash_list_routed_the_first_copy(requester,
     client = client_for(requester, header="x-api-key")
     item = coop_item("routed", image=[data_url(jpeg(picture(20)), "image/jpeg")])
     first = by_id(submit(client, [item]))["routed"]
-    from moderation.services import item_process
+    from intake.services import item_process
 
     routed = item_process(item_id=first["item"])
     assert routed is not None and routed.queue_id == specialist.pk
@@ -224,7 +225,7 @@ def test_a_coop_client_against_a_live_server(live_daphne: str) -> None:
     if item.status == ContentItem.Status.PROCESSING and settings.REDIS_URL:
         # The real stack: the server queued the media pipeline on Redis, and no worker runs in this test (the worker
         # path has tests of its own). Run the queued task here, as a worker would.
-        from moderation.tasks import process_item
+        from intake.tasks import process_item
 
         process_item.apply(args=(item.pk,))
         item.refresh_from_db()

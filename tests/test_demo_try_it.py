@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from moderation.management.commands import seed_demo
-from moderation.models import ContentItem
-from review_queue.models import Queue
-from review_queue.services import item_claim
+from demo.management.commands import seed_demo
+from intake.models import ContentItem
+from review.models import Queue
+from review.services import item_claim
 from tests.helpers.demo import seed
 from tests.helpers.factories import make_user
 from tests.helpers.wellbeing import finish

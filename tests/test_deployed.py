@@ -17,13 +17,13 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from PIL import Image
 
-from moderation import media
-from moderation.checks import channel_prefix_check
-from moderation.models import ContentItem
-from moderation.tasks import process_item
-from review_queue.models import Claim
-from review_queue.services import item_claim, item_release
-from review_queue.tasks import leases_expire
+from core.checks import channel_prefix_check
+from intake import media
+from intake.models import ContentItem
+from intake.tasks import process_item
+from review.models import Claim
+from review.services import item_claim, item_release
+from review.tasks import leases_expire
 from tests.helpers.factories import make_item, make_queue
 from tests.helpers.livesrv import daphne_process
 
@@ -95,7 +95,7 @@ def test_processing_retries_a_database_outage_instead_of_stranding_the_item(mode
         calls.append(item_id)
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("moderation.services.item_process", unreachable)
+    monkeypatch.setattr("intake.services.item_process", unreachable)
     from celery.exceptions import Retry
 
     with pytest.raises(Retry) as retry:  # a retry is scheduled (with backoff), not a failure that strands the item
@@ -152,7 +152,7 @@ def _peak_rss(pid: int) -> int:
 @pytest.mark.django_db(transaction=True)
 def test_three_simultaneous_maximum_size_uploads_stay_within_the_decode_budget(request, requester, tmp_path):
     """Three 49-megapixel PNGs (each a 196 MB raster) uploaded at once: decoded one after another inside a 256 MiB
-    budget, not side by side, and each raster given back to the OS when freed (config/memory.py). Before, one
+    budget, not side by side, and each raster given back to the OS when freed (core/memory.py). Before, one
     daphne process grew by 790 MiB and kept it."""
     import io
     import json

@@ -1,9 +1,9 @@
 """Issue 23, point 3: the check/do split on the hot paths, and the dry runs it gives the API.
 
 GET /api/v1/queues/<slug>/claim/ answers "could I claim now, and if not why and until when", with the same checks a
-claim runs (review_queue.services.check_item_claim) and the same choice of item, and leaves nothing behind: no
+claim runs (review.services.check_item_claim) and the same choice of item, and leaves nothing behind: no
 lease, no shift, no break row, no audit event. POST /api/v1/items/<id>/decision/?dry_run=1 checks a decision
-(moderation.services.check_decision) without recording it.
+(review.decisions.check_decision) without recording it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from moderation.models import AuditEvent, ContentItem, Decision
-from review_queue.models import Claim
-from review_queue.services import item_claim
+from core.models import AuditEvent
+from intake.models import ContentItem, Decision
+from review.models import Claim
+from review.services import item_claim
 from tests.helpers.factories import logged_in, make_queue
 from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import services

@@ -29,10 +29,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.asgi import application
-from moderation import services as item_services
-from moderation.models import AuditEvent, ContentItem
-from review_queue import realtime
-from review_queue.models import Claim
+from core import realtime
+from core.models import AuditEvent
+from intake import services as item_services
+from intake.models import ContentItem
+from review.models import Claim
 from tests.helpers import livesrv
 from tests.helpers.factories import image_bytes, make_item, make_queue, make_user, upload
 from tests.helpers.livesrv import REDIS_SERVER, OwnRedis, shared_database_url, wait_for
@@ -379,8 +380,8 @@ def test_an_open_console_is_told_when_redis_goes_and_gets_fresh_counts_after(own
     from asgiref.sync import sync_to_async
     from channels.db import database_sync_to_async
 
-    from review_queue.consumers import CLOSE_LAYER_DOWN
-    from review_queue.services import item_claim
+    from review.consumers import CLOSE_LAYER_DOWN
+    from review.services import item_claim
 
     queue = make_queue(slug="outage")
     make_item(queue, seed=1)
@@ -470,7 +471,7 @@ def test_an_upload_while_the_broker_is_down_is_kept_and_processed_once_it_is_bac
         requester, monkeypatch, django_capture_on_commit_callbacks):
     from kombu.exceptions import OperationalError as BrokerUnavailable
 
-    from moderation import tasks
+    from intake import tasks
 
     queue = make_queue(slug="broker-down")
     queue.submitters.add(requester)
@@ -532,7 +533,7 @@ def test_worker_killed_mid_item_then_a_new_worker_makes_it_ready_exactly_once(_p
     """`as-shipped` keeps the production timings (issue 20: ready within 2 minutes of a new worker starting; it took
     an hour with the old 3,600 s visibility timeout); `fast` shortens them to keep the rest of the suite quick."""
     from config.celery import app
-    from moderation.tasks import process_item
+    from intake.tasks import process_item
 
     queue = make_queue(slug="killed-worker")
     with monkeypatch.context() as patched:

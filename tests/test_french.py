@@ -20,7 +20,7 @@ import time_machine
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from moderation.models import PersonalLocale
+from core.models import PersonalLocale
 from tests.helpers.factories import logged_in, make_item, make_queue, make_user, pdf_text
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift
 
@@ -296,7 +296,8 @@ def test_javascript_catalogue_in_french():
 
 
 def _copy_sources(to: Path) -> None:
-    for name in ("config", "moderation", "review_queue", "wellbeing", "templates", "static", "locale"):
+    for name in ("config", "core", "intake", "wellbeing", "review", "integrations", "oversight", "demo", "templates",
+                 "static", "locale"):
         shutil.copytree(ROOT / name, to / name, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
     shutil.copy(ROOT / "manage.py", to / "manage.py")
 

@@ -15,9 +15,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from moderation.models import RevealEvent
-from review_queue.models import Claim
-from review_queue.services import item_claim, item_release, leases_expire
+from review.models import Claim, RevealEvent
+from review.services import item_claim, item_release, leases_expire
 from tests.helpers.factories import make_queue
 from tests.helpers.lead import make_team
 from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
@@ -172,7 +171,7 @@ def _settled(claim: Claim) -> ExposureEntry:
 
 @pytest.mark.parametrize("ending", ["decision", "release", "expiry", "break"])
 def test_every_way_a_claim_ends_settles_its_exposure_in_that_transaction(moderator, ending):
-    """Claim.end's one implementation (review_queue.services.claim_end): a decision, a release, a lease running out
+    """Claim.end's one implementation (review.services.claim_end): a decision, a release, a lease running out
     and a break giving the item back all settle the item's exposure, with its reveal counted and closed."""
     set_policy(reveal_extra_percent=100)
     queue = make_queue(lease_seconds=120)
@@ -202,7 +201,7 @@ def test_every_way_a_claim_ends_settles_its_exposure_in_that_transaction(moderat
 
 
 def test_the_item_finished_before_is_settled_even_when_nothing_is_left_to_claim(moderator):
-    from review_queue.services import NothingToClaim
+    from review.services import NothingToClaim
 
     queue = make_queue()
     ready_item(queue, severity=2)

@@ -1,11 +1,11 @@
-"""moderation.hashindex.HashIndex: multi-index hashing must return exactly what a brute-force scan returns."""
+"""intake.hashindex.HashIndex: multi-index hashing must return exactly what a brute-force scan returns."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from moderation.hashindex import HashIndex
+from intake.hashindex import HashIndex
 
 MASK = (1 << 64) - 1
 

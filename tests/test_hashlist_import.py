@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from moderation.models import AuditEvent, HashList, HashListEntry
+from core.models import AuditEvent
+from intake.models import HashList, HashListEntry
 from tests.helpers.factories import make_queue
 
 pytestmark = pytest.mark.django_db

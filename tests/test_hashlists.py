@@ -1,4 +1,4 @@
-"""moderation.hashlists: parsing, validation and writing of shared hash lists, and PDQ hashing. Pure Python: no DB."""
+"""intake.hashlists: parsing, validation and writing of shared hash lists, and PDQ hashing. Pure Python: no DB."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from moderation import hashlists
-from moderation.hashlists import (
+from intake import hashlists
+from intake.hashlists import (
     PDQ_MATCH_THRESHOLD,
     PDQ_MIN_QUALITY,
     HashEntry,

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from oversight import reports, team_services
 from tests.helpers.factories import logged_in, make_user
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
-from wellbeing import reports, services, team_services
+from wellbeing import own_data, services
 from wellbeing.models import CheckInRead, DataAccess, FollowUpConsent, PolicyChange, TeamPolicy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -34,7 +35,7 @@ def team(health):
             clock.shift(timedelta(hours=2))
         services.checkin_record(user=crew[3], kind="after_break", mood=2)  # one low answer is not a pattern
     for user in (heavy_consenting, low_consenting):
-        team_services.followup_consent_set(user=user, given=True)
+        own_data.followup_consent_set(user=user, given=True)
     return team, crew
 
 
@@ -50,7 +51,7 @@ def test_named_with_consent_and_counted_without(team):
 
 def test_withdrawing_consent_turns_a_name_into_a_count(team):
     team_obj, crew = team
-    team_services.followup_consent_set(user=crew[0], given=False)
+    own_data.followup_consent_set(user=crew[0], given=False)
     found = reports.followup(teams=[team_obj], period=PERIOD)
     assert [p.user.username for p in found.named] == ["p2"]
     assert (found.screened_unnamed, found.flagged_unnamed) == (7, 2)
@@ -61,10 +62,10 @@ def test_counts_are_withheld_for_fewer_than_five_or_when_they_would_tell_about_e
     team_obj = make_team("Small", department="Ops", members=crew, health=[health])
     for user in crew:
         past_shift(user, MONDAY, units={1: 10})
-    team_services.followup_consent_set(user=crew[0], given=True)
+    own_data.followup_consent_set(user=crew[0], given=True)
     found = reports.followup(teams=[team_obj], period=PERIOD)
     assert found.screened_unnamed == 4 and found.flagged_unnamed is None
-    team_services.followup_consent_set(user=crew[0], given=False)
+    own_data.followup_consent_set(user=crew[0], given=False)
     for user in crew:  # everyone heavy: "5 of 5" would say it about each of them
         for day in range(1, 4):
             past_shift(user, MONDAY + timedelta(days=day), units={3: 230})
@@ -112,7 +113,7 @@ def test_consent_is_given_and_withdrawn_on_the_wellbeing_page(moderator):
     response = client.post("/wellbeing/follow-up-consent/", {"consent": "no"}, follow=True)
     assert "will not see your name" in response.content.decode()
     assert list(FollowUpConsent.objects.order_by("at", "pk").values_list("given", flat=True)) == [True, False]
-    assert not reports.consent_given(user=moderator)
+    assert not own_data.consent_given(user=moderator)
 
 
 def test_consent_reaches_nobody_but_the_follow_up_list(team, lead, admin_user):

@@ -12,9 +12,10 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from moderation import hashlists
-from moderation.demo import near_duplicate
-from moderation.models import AuditEvent, ContentItem, HashList, HashListEntry
+from core.models import AuditEvent
+from demo.content import near_duplicate
+from intake import hashlists
+from intake.models import ContentItem, HashList, HashListEntry
 from tests.helpers import imagecorpus
 from tests.helpers.factories import make_queue, make_user
 from tests.helpers.hma import client_for, make_list, picture, token_of

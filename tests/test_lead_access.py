@@ -16,7 +16,7 @@ from config.asgi import application
 from tests.helpers.factories import logged_in, make_user
 from tests.helpers.lead import MONDAY, make_team, past_shift, people
 from tests.helpers.realtime import session_cookie
-from wellbeing import services, team_services
+from wellbeing import own_data, services
 from wellbeing.models import DataAccess, LeadAction, PolicyChange
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
@@ -34,7 +34,7 @@ def world(db: None) -> dict[str, Any]:
     for user in members:
         past_shift(user, MONDAY, units={1: 30})
     services.shift_start(reviewer=members[0])
-    team_services.followup_consent_set(user=members[1], given=True)
+    own_data.followup_consent_set(user=members[1], given=True)
     users: dict[str, User | None] = {
         "moderator": members[2], "other_lead": other_lead, "health": health, "stranger_health": stranger_health,
         "admin": make_user("root", None, superuser=True), "anonymous": None, "own_lead": own_lead,

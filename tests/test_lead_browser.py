@@ -9,12 +9,12 @@ import subprocess
 
 import pytest
 
+from demo.wellbeing import seed_wellbeing_demo
 from tests.helpers.browser import SCREENSHOTS, new_page, shoot, sign_in
 from tests.helpers.factories import PASSWORD, make_queue, make_user
 from tests.helpers.lead import make_team
 from tests.helpers.livesrv import chromium_browser
 from wellbeing import services
-from wellbeing.demo import seed_wellbeing_demo
 from wellbeing.models import Break, Department, Team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -13,13 +13,14 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from moderation.services import ReviewError
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from oversight import team_selectors, team_services
+from review.services import item_claim
 from tests.helpers.factories import logged_in, make_queue, make_user
 from tests.helpers.lead import make_team
 from tests.helpers.realtime import communicator, lead_socket, session_cookie
 from tests.helpers.wellbeing import finish, ready_item, set_policy
-from wellbeing import selectors, services, team_selectors, team_services
+from wellbeing import selectors, services
 from wellbeing.models import Break, DataAccess, LeadAction, PolicyChange, QueuePolicy, Shift
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]

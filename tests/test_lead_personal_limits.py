@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from review_queue.services import item_claim
+from oversight import team_selectors
+from review.services import item_claim
 from tests.helpers.factories import logged_in, make_queue
 from tests.helpers.lead import make_team
 from tests.helpers.realtime import lead_socket, session_cookie
 from tests.helpers.wellbeing import finish, ready_item, set_policy
-from wellbeing import services, team_selectors
+from wellbeing import services
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 
@@ -67,7 +68,7 @@ def test_the_lead_sees_the_team_limit_never_the_personal_one(moderator, lead):
 
 def test_a_team_limit_is_what_the_lead_measures_against(moderator, lead):
     """The team's own stricter cap is the lead's to see (they may set it): headroom is against it."""
-    from wellbeing import team_services
+    from oversight import team_services
 
     set_policy(item_seconds_min=120, item_seconds_max=120)
     queue = make_queue(slug="heavy")

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from moderation.models import Decision
-from review_queue.models import Claim
+from intake.models import Decision
+from review.models import Claim
 from tests.helpers.browser import make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser

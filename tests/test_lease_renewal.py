@@ -10,9 +10,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from moderation.models import ContentItem, Decision
-from review_queue.models import Claim
-from review_queue.services import item_claim, lease_renew
+from intake.models import ContentItem, Decision
+from review.models import Claim
+from review.services import item_claim, lease_renew
 from tests.helpers.factories import logged_in, make_queue
 from tests.helpers.wellbeing import ready_item
 
@@ -55,7 +55,7 @@ def test_only_the_live_lease_is_renewed(moderator, moderator2, queue):
         clock.move_to(start + timedelta(seconds=61))  # ran out: it may be someone else's by now
         late = logged_in(moderator).post(f"/api/v1/items/{claim.item_id}/lease/")
         assert late.status_code == 409 and late.json()["error"] == "lease_expired"
-        from moderation.services import ReviewError
+        from core.errors import ReviewError
 
         with pytest.raises(ReviewError):
             lease_renew(item=claim.item, reviewer=moderator)
@@ -95,7 +95,7 @@ def test_renewing_never_puts_a_due_break_off_for_good(moderator, queue):
         assert ends == [T0 + timedelta(minutes=11, seconds=40), T0 + timedelta(minutes=12),
                         T0 + timedelta(minutes=12)]  # one lease past the window, no more
         clock.move_to(T0 + timedelta(minutes=12))
-        from moderation.services import ReviewError
+        from core.errors import ReviewError
 
         with pytest.raises(ReviewError):
             lease_renew(item=claim.item, reviewer=moderator)

@@ -12,11 +12,14 @@ from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
-from moderation import hashlists, matching
-from moderation.demo import demo_image, near_duplicate
-from moderation.models import AuditEvent, ContentItem, Decision, HashList, HashListEntry, SplitPair
-from moderation.services import ReviewError, cluster_split, do_decision, item_ingest
-from review_queue.services import NothingToClaim, item_claim
+from core.errors import ReviewError
+from core.models import AuditEvent
+from demo.content import demo_image, near_duplicate
+from intake import hashlists, matching
+from intake.models import ContentItem, Decision, HashList, HashListEntry, SplitPair
+from intake.services import cluster_split, item_ingest
+from review.decisions import do_decision
+from review.services import NothingToClaim, item_claim
 from tests.helpers.factories import make_queue, make_user, upload
 from tests.helpers.matching import ingest, jpeg
 
@@ -119,7 +122,7 @@ def test_split_sends_the_copy_back_and_never_merges_again(moderator, lead):
     audit = AuditEvent.objects.get(item=copy, action="split")
     assert audit.actor == lead and audit.data["voided_decisions"] == [carried.pk]
     # Matching the detached item again never puts it back with the one it was split from.
-    from moderation.neardup import Fingerprint
+    from intake.neardup import Fingerprint
 
     found = matching.find_match(copy, Fingerprint.from_bytes(bytes(copy.fingerprint)))  # type: ignore[arg-type]
     assert found is None or found.item.cluster_id != original.cluster_id
@@ -208,7 +211,7 @@ def test_two_copies_arriving_at_once_end_in_one_cluster():
                          submitted_by=None) for kind in ("resized", "reencoded", "brighter", "grayscale")]
     # Pipelines already ran eagerly on commit; undo their placement to race the matching step itself.
     ContentItem.objects.filter(pk__in=[i.pk for i in items]).update(status="processing", cluster=None)
-    from moderation.models import Cluster, HashKey, MatchEvidence
+    from intake.models import Cluster, HashKey, MatchEvidence
 
     HashKey.objects.all().delete()
     MatchEvidence.objects.all().delete()

@@ -1,4 +1,4 @@
-"""moderation.media against hostile and odd images. Plain pytest: no Django, no database."""
+"""intake.media against hostile and odd images. Plain pytest: no Django, no database."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, JpegImagePlugin
 
-from moderation import media
-from moderation.media import Derivatives, ImageInfo, UnsafeImage
+from intake import media
+from intake.media import Derivatives, ImageInfo, UnsafeImage
 from tests.helpers import imagecorpus as corpus
 from tests.helpers.imagecorpus import RED
 

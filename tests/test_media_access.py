@@ -11,9 +11,11 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from moderation.models import AuditEvent, RevealEvent
-from moderation.services import ReviewError, reveal_start, viewing_preference_update
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from core.models import AuditEvent
+from review.models import RevealEvent
+from review.services import item_claim
+from review.viewing import reveal_start, viewing_preference_update
 from tests.helpers.factories import logged_in, make_item, make_queue
 
 pytestmark = pytest.mark.django_db

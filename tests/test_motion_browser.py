@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from moderation import services
-from moderation.models import RevealEvent
+from intake import services
+from review.models import RevealEvent
 from tests.helpers import motioncorpus as mc
 from tests.helpers.browser import new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_queue, make_user, upload

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from moderation import services
-from moderation.models import AuditEvent, ContentItem, Decision, FrameHash, HashList, HashListEntry, Motion
-from review_queue.services import item_claim
+from core.models import AuditEvent
+from intake import services
+from intake.models import ContentItem, Decision, FrameHash, HashList, HashListEntry, Motion
+from review import decisions
+from review.services import item_claim
 from tests.helpers import motioncorpus as mc
 from tests.helpers.factories import make_queue, upload
 
@@ -50,7 +52,7 @@ def test_reencoded_resized_trimmed_copy_joins_the_cluster_and_gets_the_decision(
     claim = item_claim(queue=queue, reviewer=moderator)
     assert claim is not None
     policy = queue.policies.first()
-    services.do_decision(item=original, reviewer=moderator, action="remove", policy=policy, reason="violent")
+    decisions.do_decision(item=original, reviewer=moderator, action="remove", policy=policy, reason="violent")
     copy = ingest(queue, mc.clip([(21, 2.0), (22, 2.0)], size=(240, 180), codec="libvpx-vp9", container="webm"),
                   "copy.webm")
     assert copy.cluster_id == original.cluster_id
@@ -101,7 +103,7 @@ def test_a_known_picture_spliced_into_a_video_is_recognised() -> None:
 
 
 def test_frames_are_looked_up_in_hash_lists_and_the_list_action_applies() -> None:
-    from moderation import neardup
+    from intake import neardup
 
     queue = make_queue()
     spliced = Image.fromarray(mc.scene(33, (320, 240)))

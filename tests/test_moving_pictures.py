@@ -13,9 +13,13 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from moderation import media, services
-from moderation.models import AuditEvent, ContentItem, FrameHash, MediaKind, Motion, RevealEvent
-from review_queue.services import item_claim
+from core import errors
+from core.models import AuditEvent
+from intake import media, services
+from intake.models import ContentItem, FrameHash, MediaKind, Motion
+from review import decisions, viewing
+from review.models import RevealEvent
+from review.services import item_claim
 from tests.helpers import motioncorpus as mc
 from tests.helpers.factories import logged_in, make_queue, upload
 
@@ -189,17 +193,17 @@ def test_played_video_counts_as_revealed_time_and_the_cap_stops_it_mid_video(mod
     with time_machine.travel(T0, tick=False) as clock:
         claim = item_claim(queue=queue, reviewer=moderator)
         assert claim is not None
-        grant = services.reveal_start(item=item, reviewer=moderator, playback=True)
+        grant = viewing.reveal_start(item=item, reviewer=moderator, playback=True)
         clock.move_to(T0 + timedelta(seconds=20))
-        services.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=20)
+        viewing.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=20)
         clock.move_to(T0 + timedelta(seconds=61))
         # 61 s on screen + 61 s of clear video counted 100 % extra = 122 s: past what one item may count (120 s).
-        with pytest.raises(services.ReviewError) as refused:
-            services.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=61)
+        with pytest.raises(errors.ReviewError) as refused:
+            viewing.playback_progress(reveal_id=grant.reveal.pk, reviewer=moderator, played_seconds=61)
         assert refused.value.code == "cap_reached"
         reveal = RevealEvent.objects.get(pk=grant.reveal.pk)
         assert reveal.ended_at is not None and reveal.played_seconds == 61
-        services.do_decision(item=item, reviewer=moderator, action="approve", policy=None, reason="")
+        decisions.do_decision(item=item, reviewer=moderator, action="approve", policy=None, reason="")
         wellbeing_services.exposure_settle(reviewer=moderator)
     entry = ExposureEntry.objects.get(claim=claim)
     assert entry.reveal_seconds == 61 and entry.reveal_count == 1

@@ -1,4 +1,4 @@
-"""The near-duplicate engine (moderation.neardup): every edit the issue lists is matched, hard negatives are not.
+"""The near-duplicate engine (intake.neardup): every edit the issue lists is matched, hard negatives are not.
 
 Pictures come from scikit-image's own data folder (tests.helpers.evalset, nothing downloaded); no database is needed.
 """
@@ -16,8 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from moderation import neardup
-from moderation.neardup import Fingerprint, Matcher, Thresholds, fingerprint, query_keys, verify
+from intake import neardup
+from intake.neardup import Fingerprint, Matcher, Thresholds, fingerprint, query_keys, verify
 from tests.helpers import evalset
 
 # Photos with different kinds of content: a portrait, a still life, a cat, a night scene.

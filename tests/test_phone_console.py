@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from moderation.models import Decision
+from intake.models import Decision
 from tests.helpers.browser import PURPOSE, REQUESTER, SCREENSHOTS, make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser

@@ -23,8 +23,8 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from moderation.models import ContentItem
-from review_queue.models import Claim
+from intake.models import ContentItem
+from review.models import Claim
 from tests.helpers.factories import image_bytes, make_queue, make_user
 from tests.helpers.livesrv import free_port, real_stack
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from channels.layers import channel_layers
 
-from review_queue import realtime
-from review_queue.services import item_claim
+from core import realtime
+from review.services import item_claim
 from tests.helpers.factories import make_item, make_queue
 from tests.helpers.realtime import communicator, run, session_cookie
 from tests.helpers.services import TEST_REDIS_URL
@@ -235,7 +235,7 @@ def test_one_counts_read_serves_every_console_that_heard_of_a_change(monkeypatch
     import asyncio
     import threading
 
-    from review_queue import consumers
+    from review import consumers
 
     reads: list[int] = []
     started = threading.Event()
@@ -247,7 +247,7 @@ def test_one_counts_read_serves_every_console_that_heard_of_a_change(monkeypatch
         release.wait(5)
         return {"q": {"waiting": len(reads), "escalated": 0}}
 
-    from review_queue import selectors
+    from review import selectors
 
     monkeypatch.setattr(selectors, "queue_counts", slow_counts)
 
@@ -323,7 +323,7 @@ def test_the_hub_subscribes_again_after_the_layer_fails(moderator, monkeypatch):
     from channels.db import database_sync_to_async
     from channels.layers import get_channel_layer
 
-    from review_queue import consumers
+    from review import consumers
 
     queue = make_queue(slug="live")
     for seed in range(2):

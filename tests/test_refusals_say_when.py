@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from review_queue.services import item_claim
+from review.services import item_claim
 from tests.helpers.factories import logged_in, make_item, make_queue
 from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import services

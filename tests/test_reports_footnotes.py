@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from oversight import reports
 from tests.helpers.factories import logged_in, pdf_text
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
-from wellbeing import reports, services
+from wellbeing import services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 WEEK = f"period=week&start={MONDAY.isoformat()}"

@@ -16,9 +16,10 @@ import pytest
 import time_machine
 from PIL import Image
 
+from oversight import reports
 from tests.helpers.factories import logged_in, make_user
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
-from wellbeing import reports, services
+from wellbeing import services
 from wellbeing.models import DataAccess, ExposureEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -157,6 +158,14 @@ def test_periods_are_whole_weeks():
                            date(2026, 3, 30)] and month.end == date(2026, 4, 5)
     custom = reports.period_from({"period": "custom", "start": "2026-02-04", "end": "2026-02-17"}, today=today)
     assert (custom.start, custom.end) == (date(2026, 2, 2), date(2026, 2, 22))
+    # By default, the month the last complete week starts in, whatever day of the week the month began on: on the
+    # first days of a month the report still holds the week just finished (Monday 7 Dec 2026: Nov 30 - Dec 6).
+    for day, first, last in ((date(2026, 12, 7), date(2026, 11, 2), date(2026, 12, 6)),
+                             (date(2026, 3, 18), date(2026, 3, 2), date(2026, 4, 5)),
+                             (date(2027, 2, 1), date(2027, 1, 4), date(2027, 1, 31))):
+        default = reports.period_from({"period": "month"}, today=day)
+        assert (default.start, default.end) == (first, last)
+        assert reports.selectors.week_start(day) - timedelta(weeks=1) in default.weeks
     assert len(week.trend_weeks) == 8 and week.trend_weeks[-1] == week.start
     for bad in ({"period": "custom", "start": "2026-03-10", "end": "2026-03-01"}, {"period": "year"},
                 {"period": "week", "start": "soon"}, {"period": "custom", "start": "2025-01-01", "end": "2026-01-01"}):

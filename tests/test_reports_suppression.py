@@ -1,4 +1,4 @@
-"""Small-group suppression (wellbeing/suppression.py): primary (< k people) and complementary (nothing hidden can
+"""Small-group suppression (oversight/suppression.py): primary (< k people) and complementary (nothing hidden can
 be worked out from totals or neighbouring cells), checked exactly by linear algebra, on hand-made and random
 tables."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from wellbeing.suppression import Cell, Group, Reason, derivable, suppress
+from oversight.suppression import Cell, Group, Reason, derivable, suppress
 
 K = 5
 

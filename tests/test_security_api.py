@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from moderation.models import ContentItem
+from intake.models import ContentItem
 from tests.helpers.factories import image_bytes, make_queue, make_user
 from tests.helpers.hma import client_for, token_of
 from tests.helpers.livesrv import ROOT

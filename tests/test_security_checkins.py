@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db.models import Prefetch
 
 from tests.helpers.factories import logged_in, make_user
-from wellbeing import health_access, selectors, services, team_services
+from wellbeing import health_access, own_data, selectors, services
 from wellbeing.models import (
     CheckIn,
     CheckInRead,
@@ -38,7 +38,7 @@ def crew(moderator) -> tuple[Team, User]:
     TeamMembership.objects.create(team=team, user=moderator)
     services.checkin_record(user=moderator, kind="after_break", mood=2)
     services.checkin_record(user=moderator, kind="who5", who5_answers=[1, 2, 2, 1, 3])
-    team_services.followup_consent_set(user=moderator, given=True)
+    own_data.followup_consent_set(user=moderator, given=True)
     return team, moderator
 
 

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from moderation import outbound
-from moderation.models import ContentItem
+from intake.models import ContentItem
+from integrations import outbound
 from tests.helpers.coop import by_id, coop_item, data_url, submit
 from tests.helpers.factories import image_bytes, make_queue
 from tests.helpers.hma import client_for, picture

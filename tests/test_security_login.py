@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from moderation.models import AuditEvent
+from core.models import AuditEvent
 from tests.helpers.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ import pytest
 import requests
 from django.test import Client
 
-from moderation import services
-from review_queue.services import item_claim
+from review import viewing
+from review.services import item_claim
 from tests.helpers.factories import PASSWORD, make_item, make_queue, make_user
 
 
@@ -68,7 +68,7 @@ def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> No
     token = str(session.cookies["veil_reveal"])
     clear = session.get(live_daphne + grant.json()["url"], timeout=10)
     assert clear.status_code == 200 and clear.content[:3] == b"\xff\xd8\xff"
-    assert services.reveal_check(item=item, reviewer=moderator, token=token)  # it is the real, working token
+    assert viewing.reveal_check(item=item, reviewer=moderator, token=token)  # it is the real, working token
 
     log = Path(live_daphne.log_path).read_text()  # type: ignore[attr-defined]
     assert f"GET /media/items/{item.pk}/clear?r=" in log  # the access log is on, and has the request

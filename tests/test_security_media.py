@@ -12,8 +12,8 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from moderation import media
-from moderation.models import ContentItem
+from intake import media
+from intake.models import ContentItem
 from tests.helpers.factories import make_queue
 from tests.helpers.hma import client_for
 

@@ -10,9 +10,9 @@ from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 
-from moderation import services
-from moderation.models import ContentItem
-from review_queue.models import Queue
+from intake import services
+from intake.models import ContentItem
+from review.models import Queue
 from tests.helpers.coop import by_id, coop_item, submit
 from tests.helpers.factories import image_bytes, make_item, make_queue, make_user
 from tests.helpers.hma import client_for
@@ -99,7 +99,7 @@ def test_the_database_keeps_one_item_per_submitter_queue_and_id(requester, share
 def test_the_migration_keeps_legacy_repeats_and_leaves_them_unbound(requester, shared):
     from importlib import import_module
 
-    migration = import_module("moderation.migrations.0007_external_id_per_submitter")
+    migration = import_module("intake.migrations.0007_external_id_per_submitter")
     queue, _other = shared
     routed = make_queue(slug="specialist")
     first = make_item(queue, seed=1, external_id="p-1", submitted_by=requester, process=False)

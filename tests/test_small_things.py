@@ -9,7 +9,7 @@ import re
 import pytest
 from django.test import Client
 
-from review_queue.services import item_claim
+from review.services import item_claim
 from tests.helpers.factories import make_queue
 from tests.helpers.wellbeing import ready_item
 from wellbeing.models import PersonalPolicy, PolicyChange

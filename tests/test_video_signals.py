@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from moderation import hashlist_services, hashlists, services
-from moderation.models import ContentItem, Decision, HashList, HashListEntry, VideoSignal
+from intake import hashlist_services, hashlists, services
+from intake.models import ContentItem, Decision, HashList, HashListEntry, VideoSignal
 from tests.helpers import motioncorpus as mc
 from tests.helpers.factories import make_queue, upload
 

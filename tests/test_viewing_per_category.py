@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from moderation.models import AuditEvent, RevealEvent
-from moderation.services import ReviewError, reveal_start, viewing_preference_update
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from core.models import AuditEvent
+from review.models import RevealEvent
+from review.services import item_claim
+from review.viewing import reveal_start, viewing_preference_update
 from tests.helpers.factories import make_item, make_queue
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from moderation import services as item_services
-from moderation.models import RevealEvent
+from review import viewing
+from review.models import RevealEvent
 from tests.helpers.browser import IMAGE_REVEALED, make_queue, new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_user
 from tests.helpers.livesrv import chromium_browser
@@ -18,7 +18,7 @@ def test_a_card_names_the_category_before_the_reveal(live_daphne: str) -> None:
     queue = make_queue()
     item = make_item(queue, seed=1, category="violence", severity=3)
     moderator = make_user("mo", "moderator")
-    item_services.viewing_preference_update(user=moderator, blur_level=4, reveal_seconds=10, grayscale_on_reveal=True,
+    viewing.viewing_preference_update(user=moderator, blur_level=4, reveal_seconds=10, grayscale_on_reveal=True,
                                             per_category={"violence": {"blur_level": 6, "warn": True}})
     with chromium_browser() as browser:
         page, errors = new_page(browser)

@@ -16,21 +16,16 @@ from django.core.exceptions import ValidationError
 from PIL import Image
 from rest_framework.test import APIClient
 
-from moderation import hashlists, outbound, webhooks
-from moderation.demo import demo_image, near_duplicate
-from moderation.models import (
-    AuditEvent,
-    ContentItem,
-    Decision,
-    HashList,
-    HashListEntry,
-    WebhookAttempt,
-    WebhookDelivery,
-)
-from moderation.services import do_decision
-from moderation.tasks import deliver_webhook
-from review_queue.models import Queue
-from review_queue.services import item_claim
+from core.models import AuditEvent
+from demo.content import demo_image, near_duplicate
+from intake import hashlists
+from intake.models import ContentItem, Decision, HashList, HashListEntry
+from integrations import outbound, webhooks
+from integrations.models import WebhookAttempt, WebhookDelivery
+from integrations.tasks import deliver_webhook
+from review.decisions import do_decision
+from review.models import Queue
+from review.services import item_claim
 from tests.helpers.factories import make_queue, upload
 from tests.helpers.httppeer import Peer
 from tests.helpers.matching import jpeg
@@ -76,7 +71,7 @@ def ingest(queue: Queue, image: Image.Image, *, external_id: str = "", capture: 
 
 
 def webhooks_ingest(queue: Queue, image: Image.Image, external_id: str) -> ContentItem:
-    from moderation.services import item_ingest
+    from intake.services import item_ingest
 
     return item_ingest(queue=queue, upload=upload(jpeg(image), "x.jpg", "image/jpeg"), submitted_by=None,
                        external_id=external_id)

@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from django.test import Client
 
-from moderation.services import ReviewError
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from review.services import item_claim
 from tests.helpers.factories import make_queue
 from tests.helpers.wellbeing import T0, finish, ready_item, work_until
 from wellbeing import rules, selectors, services

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from moderation.models import ContentItem
-from review_queue.models import Claim
+from intake.models import ContentItem
+from review.models import Claim
 from tests.helpers.browser import new_page, open_next_item, shoot, sign_in
 from tests.helpers.factories import make_item, make_queue, make_user
 from tests.helpers.livesrv import chromium_browser

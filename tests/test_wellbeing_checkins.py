@@ -11,7 +11,7 @@ import time_machine
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from moderation.services import ReviewError
+from core.errors import ReviewError
 from tests.helpers.factories import logged_in
 from tests.helpers.wellbeing import T0
 from wellbeing import health_access, selectors, services, tasks

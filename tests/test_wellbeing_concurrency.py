@@ -11,10 +11,10 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from moderation.models import ContentItem
-from moderation.services import ReviewError
-from review_queue.models import Claim
-from review_queue.services import item_claim
+from core.errors import ReviewError
+from intake.models import ContentItem
+from review.models import Claim
+from review.services import item_claim
 from tests.helpers.factories import make_item, make_queue, make_user
 from tests.helpers.wellbeing import set_policy
 from wellbeing.models import ExposureEntry, Shift

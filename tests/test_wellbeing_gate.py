@@ -8,10 +8,10 @@ import pytest
 import time_machine
 from django.test import Client
 
-from moderation.models import ContentItem, Decision, RevealEvent
-from moderation.services import ReviewError
-from review_queue.models import Claim
-from review_queue.services import NothingToClaim, item_claim
+from core.errors import ReviewError
+from intake.models import ContentItem, Decision
+from review.models import Claim, RevealEvent
+from review.services import NothingToClaim, item_claim
 from tests.helpers.factories import make_queue
 from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
 from wellbeing import selectors, services

@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from review_queue.services import item_claim
+from review.services import item_claim
 from tests.helpers.factories import make_queue
 from tests.helpers.realtime import communicator, session_cookie
 from tests.helpers.wellbeing import finish, ready_item, set_policy
@@ -106,7 +106,7 @@ def test_nothing_can_be_claimed_over_the_socket(moderator):
         return bool(quiet)
 
     assert async_to_sync(scenario)()
-    from review_queue.models import Claim
+    from review.models import Claim
 
     assert not Claim.objects.exists()  # the socket only tells; claims go through the gated service
 

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app
-from moderation.models import ContentItem
-from moderation.services import item_ingest
+from intake.models import ContentItem
+from intake.services import item_ingest
 from tests.helpers.factories import image_bytes, make_queue, upload
 from tests.helpers.services import TEST_REDIS_URL
 
@@ -85,7 +85,7 @@ def test_worker_processes_ingested_items(worker):
 
 
 def test_redelivered_task_is_harmless(worker):
-    from moderation.tasks import process_item
+    from intake.tasks import process_item
 
     queue = make_queue(slug="worker-twice")
     item = item_ingest(queue=queue, upload=upload(image_bytes(9)), submitted_by=None)

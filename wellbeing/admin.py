@@ -18,8 +18,8 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from config.roles import Role
-from wellbeing import services, team_services
+from core.roles import Role
+from wellbeing import services
 from wellbeing.models import (
     DataAccess,
     Department,
@@ -92,7 +92,7 @@ class PolicyChangeAdmin(ReadOnlyAdmin):
 
 
 # Shifts, the exposure ledger and breaks are not in the admin: per reviewer and item, with seconds on screen and
-# timestamps, they are a per-person speed record (see moderation/admin.py). Each person exports their own from My
+# timestamps, they are a per-person speed record (see intake/admin.py). Each person exports their own from My
 # wellbeing; occupational health sees them in aggregate.
 
 
@@ -173,7 +173,7 @@ class TeamPolicyAdmin(admin.ModelAdmin[TeamPolicy]):
     list_display = ["team", "exposure_cap_units", "break_every", "break_length", "severe_per_hour", "shift_length"]
 
     def save_model(self, request: HttpRequest, obj: TeamPolicy, form: ModelForm[TeamPolicy], change: bool) -> None:
-        team_services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
+        services.team_policy_save(policy=obj, by=request.user if request.user.is_authenticated else None)
 
 
 @admin.register(LeadAction)

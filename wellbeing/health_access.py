@@ -24,8 +24,8 @@ from django.db.models.signals import m2m_changed
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from config.roles import Role
-from moderation.services import ReviewError
+from core.errors import ReviewError
+from core.roles import Role
 from wellbeing.models import HealthAccessGrant, Team
 
 GRANT_ACTION = "health_access"

@@ -20,7 +20,7 @@ from django.utils.deconstruct import deconstructible
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy
 
-from moderation.models import Category, Severity
+from intake.models import Category, Severity
 from wellbeing import rules
 
 

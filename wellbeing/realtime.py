@@ -1,12 +1,12 @@
-"""Pushes to the live team view. Like review_queue.realtime: state changes happen in the request path, this only
-says "something changed for this team"; each lead's socket then reads the team's load again (wellbeing.lead_consumer).
+"""Pushes to the live team view. Like core.realtime: state changes happen in the request path, this only
+says "something changed for this team"; each lead's socket then reads the team's load again (oversight.lead_consumer).
 
 The nudge carries no data at all, so nothing about a reviewer travels through the channel layer.
 """
 
 from __future__ import annotations
 
-from review_queue import realtime
+from core import realtime
 
 
 def team_group(team_id: int) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from moderation.models import Severity
+from intake.models import Severity
 
 # ---- policy layers -------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, F, Func, IntegerField, Max, Min, Q, QuerySet, Subquery, Sum
@@ -14,9 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 
-from config.roles import Role, has_role
-from moderation.models import Category, RevealEvent, Severity
-from review_queue.models import Claim, Queue
+from core.roles import Role, has_role
+from intake.models import Category, Severity
 from wellbeing import rules
 from wellbeing.models import (
     Break,
@@ -34,6 +33,9 @@ from wellbeing.models import (
 )
 
 # ---- policy --------------------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from review.models import Queue
 
 
 def personal_policy_of(*, user: User) -> PersonalPolicy:
@@ -331,8 +333,21 @@ def _finished_in(shift_id: int | None) -> QuerySet[ExposureEntry]:
     return ExposureEntry.objects.filter(_in_shift(shift_id), ended_at__isnull=False).order_by("-ended_at", "-pk")
 
 
-def _held_claims(reviewer_id: int, now: datetime) -> QuerySet[Claim]:
-    return Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True, expires_at__gt=now)
+def holding_entries(*, now: datetime) -> QuerySet[ExposureEntry]:
+    """Ledger entries of items someone holds now: a live lease. Every claim opens its entry in the claim's
+    transaction (exposure_open) and settles it where the claim ends, so "unsettled, its claim open and not run out"
+    is "held"; wellbeing reads it through the entry's own foreign key, never importing review."""
+    return ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=True, claim__expires_at__gt=now)
+
+
+def _held_claims(reviewer_id: int, now: datetime) -> QuerySet[ExposureEntry]:
+    return holding_entries(now=now).filter(reviewer_id=reviewer_id)
+
+
+def _lapsed_in(queue_id: int, now: datetime) -> QuerySet[ExposureEntry]:
+    """Leases in this queue that ran out and were not taken back yet (the claim path sweeps them first)."""
+    return ExposureEntry.objects.filter(queue_id=queue_id, exposure__isnull=True, claim__ended_at__isnull=True,
+                                        claim__expires_at__lte=now)
 
 
 def exposure_spoken_for(*, shift: Shift) -> int:
@@ -407,7 +422,7 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
     found = (
         _with_own_policies(reviewer.pk)
         .annotate(
-            held=Subquery(_held_claims(reviewer.pk, now).order_by("-claimed_at").values("pk")[:1]),
+            held=Subquery(_held_claims(reviewer.pk, now).order_by("-claimed_at").values("claim_id")[:1]),
             spoken=Subquery(_spoken_for(shift_id)),
             break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[]))
                                 .order_by()
@@ -417,7 +432,7 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
             severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
             severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
             severe_end=Subquery(_severe_ended(reviewer.pk).order_by("-ended_at").values("ended_at")[:1]),
-            expired=Exists(Claim.objects.filter(queue=queue, ended_at__isnull=True, expires_at__lte=now)),
+            expired=Exists(_lapsed_in(queue.pk, now)),
         )
         .get()
     )
@@ -629,9 +644,9 @@ def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) 
     """Compute, without writing, what finished entries count for: from the claim's own times and the logged
     reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been."""
     reveals: dict[int, list[float]] = {}
-    claim_ids = [e.claim_id for e in entries if e.claim_id]
-    for reveal in RevealEvent.objects.filter(claim_id__in=claim_ids):
-        reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
+    for entry in entries:  # the claim's reveals, through the entry's own foreign key (prefetched by the callers)
+        if entry.claim is not None:
+            reveals[entry.claim.pk] = [reveal.seconds_shown for reveal in entry.claim.reveals.all()]
     found: dict[int, Settlement] = {}
     for entry in entries:
         claim = entry.claim
@@ -662,7 +677,8 @@ def exposure_finished(*, shift: Shift, policy: rules.EffectivePolicy) -> int:
     own gauge shows once their page has settled them. Items still on screen are not counted yet."""
     settled = settled_exposure(shift=shift)
     pending = list(ExposureEntry.objects.filter(shift=shift, exposure__isnull=True)
-                   .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True)).select_related("claim"))
+                   .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
+                   .select_related("claim").prefetch_related("claim__reveals"))
     return settled + sum(s.exposure for s in settlements(pending, policy=policy).values())
 
 

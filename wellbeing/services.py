@@ -1,8 +1,9 @@
 """Writes for wellbeing: the claim gate, the exposure ledger, shifts, breaks, check-ins and policy changes.
 
-The one way in from the review queue is `claim_gate` + `exposure_open`, called by `review_queue.services.item_claim`
-inside its transaction. Everything else wellbeing learns (time on screen, reveals) it reads lazily from
-`review_queue.Claim` and `moderation.RevealEvent` when it next needs it ("settling").
+The one way in from review is `claim_gate` + `exposure_open`, called by `review.services.item_claim` inside its
+transaction, and `exposure_settle_claim`, called where a claim ends. Wellbeing never imports review: the ledger
+entry's foreign key to its claim is how it reads the claim's times and reveals, and a break asks review to give the
+item in hand back through `wellbeing.signals.viewing_stopped`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -22,9 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
 
-from moderation.models import Category, RevealEvent, Severity
-from moderation.services import ReviewError
-from review_queue.models import Claim, Queue
+from core.errors import ReviewError
+from intake.models import Category, Severity
 from wellbeing import realtime as team_realtime
 from wellbeing import rules, selectors
 from wellbeing.models import (
@@ -38,8 +38,15 @@ from wellbeing.models import (
     PolicyChange,
     QueuePolicy,
     Shift,
+    Team,
+    TeamMembership,
+    TeamPolicy,
 )
 from wellbeing.selectors import clock, clock_full
+from wellbeing.signals import viewing_stopped
+
+if TYPE_CHECKING:
+    from review.models import Claim, Queue, RevealEvent
 
 VOLUNTARY_BREAK_MINUTES = (5, 10, 15, 20, 30)
 PERSONAL_FIELDS = ("shift_length", "exposure_cap_units", "severe_per_hour", "cooldown", "break_every", "break_length")
@@ -64,7 +71,7 @@ def _push_later(reviewer_id: int, event: str) -> None:
     """Tell the reviewer's consoles, once committed. The payload is the break state at sending time."""
 
     def send() -> None:
-        from review_queue import realtime
+        from core import realtime
 
         payload = selectors.break_payload(selectors.break_state(reviewer_id=reviewer_id))
         realtime.notify_user(user_id=reviewer_id, event=event, **payload)
@@ -179,7 +186,7 @@ def shift_start(*, reviewer: User, now: datetime | None = None) -> Shift:
 
 def shift_end(*, reviewer: User, now: datetime | None = None, by_lead: bool = False) -> Shift | None:
     """End the open shift now. A break running at that moment is recorded as cut short. Ended by a team lead
-    (wellbeing.team_services.lead_end_shift), it cannot be resumed: the rest between shifts starts now."""
+    (oversight.team_services.lead_end_shift), it cannot be resumed: the rest between shifts starts now."""
     now = now or timezone.now()
     with transaction.atomic():
         shift = _shift_locked(reviewer_id=reviewer.pk)
@@ -253,7 +260,7 @@ def claim_gate(*, reviewer: User, queue: Queue, now: datetime | None = None) -> 
     _breaks_check(shift=shift, policy=policy, now=now, has_breaks=snap.break_rows > 0,
                   last_activity=snap.last_activity)
     if shift.queue_assigned_id is not None and shift.queue_assigned_id != queue.pk:
-        assigned = Queue.objects.filter(pk=shift.queue_assigned_id).values_list("name", flat=True).first()
+        assigned = Shift.objects.filter(pk=shift.pk).values_list("queue_assigned__name", flat=True).first()
         raise _refused("moved", gettext("Your team lead moved you to %(queue)s for the rest of this shift, to "
                                         "lighten the load. New items come from there.") % {
                                             "queue": assigned or gettext("a lighter queue")})
@@ -342,7 +349,7 @@ def breaks_catch_up_all(*, now: datetime | None = None) -> int:
     # window to have closed, at the earliest the shortest break_every + break_window any policy allows after the
     # shift began, and nothing in hand. Everyone else is skipped without a lock: with a thousand reviewers at work,
     # looking at each of them every minute cost 8 s of a worker's time and held up their claims behind the locks.
-    holding = Claim.objects.filter(reviewer_id=OuterRef("reviewer_id"), ended_at__isnull=True, expires_at__gt=now)
+    holding = selectors.holding_entries(now=now).filter(reviewer_id=OuterRef("reviewer_id"))
     reviewer_ids = list(
         Shift.objects.filter(ended_at__isnull=True, ends_at__gt=now,
                              started_at__lte=now - (BREAK_EVERY[0] + BREAK_WINDOW[0]))
@@ -445,7 +452,8 @@ def exposure_settle_claim(*, claim_id: int) -> int:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
     its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
     totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
-    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True).select_related("claim"))
+    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
+                   .select_related("claim").prefetch_related("claim__reveals"))
     if not entries:
         return 0
     return _settlements_write(entries, policy=selectors.settlement_policy())
@@ -466,7 +474,7 @@ def exposure_settle(*, reviewer: User) -> int:
     entries = list(
         ExposureEntry.objects.filter(reviewer_id=reviewer.pk, exposure__isnull=True)
         .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
-        .select_related("claim")
+        .select_related("claim").prefetch_related("claim__reveals")
     )
     if not entries:
         return 0
@@ -483,7 +491,7 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
     A break stops all viewing: the item in hand goes back to its queue (its exposure counts up to now, not through
     the break) and nothing is revealed until the break ends (check_viewing_allowed).
 
-    `sent_by`: a team lead sends the reviewer on a break (wellbeing.team_services.lead_send_on_break). It is the
+    `sent_by`: a team lead sends the reviewer on a break (oversight.team_services.lead_send_on_break). It is the
     scheduled break when one is due, else a break of the scheduled length that, like a scheduled one, ends by
     itself; claims are refused meanwhile, exactly as for any other break."""
     now = now or timezone.now()
@@ -532,23 +540,14 @@ def break_start(*, reviewer: User, minutes: int | None = None, now: datetime | N
 
 
 def _give_back_held(*, reviewer: User) -> int:
-    """A break stops all viewing: the item in hand goes back to its queue for someone else (its exposure is settled
-    up to now; the break is not counted as time on screen), and a reveal still open ends now."""
-    from review_queue.services import item_release  # review_queue.services imports this module
-
-    given_back = 0
-    for claim in Claim.objects.filter(reviewer=reviewer, ended_at__isnull=True).select_related("item"):
-        try:
-            item_release(item=claim.item, reviewer=reviewer)
-        except ReviewError:
-            continue  # its lease was taken back meanwhile: nothing left to give back
-        given_back += 1
-    return given_back
+    """A break stops all viewing: whatever the reviewer holds goes back to its queue now (review.receivers does it,
+    in this transaction). Returns how many items went back."""
+    return sum(int(n or 0) for _, n in viewing_stopped.send(sender=Break, reviewer=reviewer))
 
 
 def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
     """Nothing clear is shown during a break: reveals and clear renditions are refused with 409 `on_break` until it
-    ends (moderation.services.viewing_check asks here). Whatever started the break (the schedule, the reviewer, a
+    ends (review.viewing.viewing_check asks here). Whatever started the break (the schedule, the reviewer, a
     lead), break_state is the one place that says whether one is running."""
     state = selectors.break_state(reviewer_id=reviewer_id, now=now)
     if state.phase == rules.Phase.ON_BREAK:
@@ -559,7 +558,7 @@ def check_viewing_allowed(*, reviewer_id: int, now: datetime) -> None:
 
 
 def check_playback_allowed(*, reveal: RevealEvent, now: datetime) -> None:
-    """The cap applies mid-video (moderation.services.playback_progress asks here while clear video plays): what
+    """The cap applies mid-video (review.viewing.playback_progress asks here while clear video plays): what
     the item in hand counts for so far (time on screen, plus every revealed second, played video included, at the
     item's severity) may not pass what one item may count, nor take the shift past its exposure cap. Raises 409
     `cap_reached`; the console then stops playback and softens."""
@@ -567,7 +566,7 @@ def check_playback_allowed(*, reveal: RevealEvent, now: datetime) -> None:
     entry = ExposureEntry.objects.filter(claim_id=claim.pk).select_related("shift").first()
     policy = selectors.policy_effective(reviewer=reveal.reviewer_id, queue=claim.queue)
     shown = sum(r.seconds_shown if r.pk != reveal.pk else reveal.seconds_shown
-                for r in RevealEvent.objects.filter(claim_id=claim.pk))
+                for r in claim.reveals.all())
     screen = max(0.0, (now - claim.claimed_at).total_seconds())
     # What the item counts for so far, by the rule the settlement uses (rules.counted_seconds, bounded by the most
     # one item may count).
@@ -767,3 +766,25 @@ def personal_policy_update(
                after=_snapshot(personal, (*PERSONAL_FIELDS, "opted_out_categories")), now=now, subject=user)
         _push_later(user.pk, "break.schedule")
     return personal
+
+
+def team_policy_save(*, policy: TeamPolicy, by: User | None, now: datetime | None = None) -> None:
+    """Administrators (Django admin): validate (stricter than the organisation only) and save; audit changes."""
+    now = now or timezone.now()
+    policy.full_clean(validate_unique=False)
+    with transaction.atomic():
+        previous = TeamPolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
+        policy.save()
+        _audit(layer=PolicyChange.Layer.TEAM, by=by, before=_snapshot(previous, TEAM_FIELDS),
+                        after=_snapshot(policy, TEAM_FIELDS), now=now, team=policy.team)
+        _schedule_changed(policy.team)
+
+
+
+def _schedule_changed(team: Team) -> None:
+    for reviewer_id in TeamMembership.objects.filter(team=team).values_list("user_id", flat=True):
+        _push_later(reviewer_id, "break.schedule")
+    transaction.on_commit(lambda: team_realtime.team_changed(team_id=team.pk))
+
+
+TEAM_FIELDS = ("exposure_cap_units", "break_every", "break_length", "cooldown", "severe_per_hour", "shift_length")

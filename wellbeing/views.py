@@ -19,10 +19,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
-from config.roles import Role, role_required, signed_in
-from moderation.models import Category
-from moderation.services import ReviewError
-from wellbeing import health_access, reports, rules, selectors, services, team_selectors, team_services
+from core.errors import ReviewError
+from core.roles import Role, role_required, signed_in
+from intake.models import Category
+from wellbeing import health_access, own_data, rules, selectors, services
 from wellbeing.models import CheckIn, OrganisationPolicy
 from wellbeing.templatetags.wellbeing_tags import retry_tag
 
@@ -68,8 +68,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "cap_words": selectors.duration_words(overview.policy.exposure_cap_units),
         "week_words": selectors.duration_words(overview.week_total_minutes),
         "retention_months": round(int(settings.VEIL_CHECKIN_RETENTION_DAYS) / 30.4),
-        "consent_given": reports.consent_given(user=user),
-        "looks": team_selectors.looks_at(user=user, since=now - timedelta(days=LOOKS_DAYS))[:30],
+        "consent_given": own_data.consent_given(user=user),
+        "looks": own_data.looks_at(user=user, since=now - timedelta(days=LOOKS_DAYS))[:30],
         "looks_days": LOOKS_DAYS,
         "checkin_readers": health_access.checkin_readers_of(user=user),
     })
@@ -81,7 +81,7 @@ def followup_consent(request: HttpRequest) -> HttpResponse:
     """Give or withdraw consent to individual OH follow-up. Either answer is fine and changes nothing else."""
     user = signed_in(request)
     given = request.POST.get("consent") == "yes"
-    team_services.followup_consent_set(user=user, given=given)
+    own_data.followup_consent_set(user=user, given=given)
     if given:
         messages.success(request, gettext("Thank you. Occupational health may now see your name if your pattern "
                                           "suggests "
@@ -107,7 +107,7 @@ def break_screen(request: HttpRequest) -> HttpResponse:
         "message": selectors.break_message(state, now=now),
         "ends_text": selectors.clock(state.break_ends_at, now=now),
         "welcome_back": request.GET.get("after") == "1" or recent is not None,
-        "sent_by_lead": on_break and team_selectors.break_started_by_lead(reviewer_id=user.pk, now=now),
+        "sent_by_lead": on_break and own_data.break_started_by_lead(reviewer_id=user.pk, now=now),
         "due": state.phase in (rules.Phase.DUE, rules.Phase.FINISH_ITEM),
         "lengths": services.VOLUNTARY_BREAK_MINUTES,
         "default_minutes": int(selectors.policy_effective(reviewer=user).break_length.total_seconds() // 60),

@@ -1,5 +1,5 @@
 /* Veil: tells a reviewer, calmly, when their team lead moved them to a lighter queue or ended their shift early
- * (pushed over the console socket by wellbeing.team_services). Breaks a lead starts arrive as the usual
+ * (pushed over the console socket by oversight.team_services). Breaks a lead starts arrive as the usual
  * "break.started" and are handled by wellbeing.js like any other break.
  */
 (function () {

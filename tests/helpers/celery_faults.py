@@ -38,7 +38,7 @@ def _install_hold(**kwargs: Any) -> None:
     hold_file = os.environ.get("VEIL_FAULT_HOLD_FILE")
     if not hold_file:
         return
-    from moderation.models import ContentItem
+    from intake.models import ContentItem
 
     original_save = ContentItem.save
 

@@ -8,7 +8,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from moderation.management.commands import seed_demo
+from demo.management.commands import seed_demo
 
 
 def seed(*args: str) -> str:

@@ -16,9 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from moderation import services
-from moderation.models import ContentItem
-from review_queue.models import Policy, Queue
+from intake import services
+from intake.models import ContentItem
+from review.models import Policy, Queue
 
 PASSWORD = "correct horse battery staple"
 

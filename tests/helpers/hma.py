@@ -6,9 +6,9 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from moderation import hashlists
-from moderation.demo import demo_image
-from moderation.models import HashList, HashListEntry
+from demo.content import demo_image
+from intake import hashlists
+from intake.models import HashList, HashListEntry
 
 
 def picture(seed: int) -> Image.Image:

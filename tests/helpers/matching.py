@@ -6,9 +6,9 @@ import io
 
 from PIL import Image
 
-from moderation.models import ContentItem
-from moderation.services import item_ingest, item_process
-from review_queue.models import Queue
+from intake.models import ContentItem
+from intake.services import item_ingest, item_process
+from review.models import Queue
 from tests.helpers.factories import upload
 
 

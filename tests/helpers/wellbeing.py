@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from moderation.models import ContentItem
-from moderation.services import do_decision
-from review_queue.models import Claim, Queue
-from review_queue.services import item_claim
+from intake.models import ContentItem
+from review.decisions import do_decision
+from review.models import Claim, Queue
+from review.services import item_claim
 from tests.helpers.factories import make_item
 from wellbeing.models import OrganisationPolicy
 

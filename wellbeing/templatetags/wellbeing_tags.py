@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from config.roles import Role, has_role
+from core.roles import Role, has_role
 from wellbeing import rules, selectors
 
 register = template.Library()
@@ -28,7 +28,7 @@ def wellbeing_banner(context: template.Context) -> dict[str, Any]:
         "show": True,
         "phase": state.phase.value,
         "message": selectors.break_message(state) if state.phase in NOTICE_PHASES else "",
-        # Console pages are the break screen while a break runs (review_queue.views.rest_during_breaks redirects on
+        # Console pages are the break screen while a break runs (review.views.rest_during_breaks redirects on
         # the server; this covers a page that was open when the break began).
         "redirect": state.phase == rules.Phase.ON_BREAK and str(url_name).startswith("console-"),
         "console_page": str(url_name).startswith("console-"),
