@@ -17,6 +17,7 @@ import time_machine
 from PIL import Image
 
 from oversight import reports
+from wellbeing.selectors import week_start
 from tests.helpers.factories import logged_in, make_user
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
 from wellbeing import services
@@ -165,7 +166,7 @@ def test_periods_are_whole_weeks():
                              (date(2027, 2, 1), date(2027, 1, 4), date(2027, 1, 31))):
         default = reports.period_from({"period": "month"}, today=day)
         assert (default.start, default.end) == (first, last)
-        assert reports.selectors.week_start(day) - timedelta(weeks=1) in default.weeks
+        assert week_start(day) - timedelta(weeks=1) in default.weeks
     assert len(week.trend_weeks) == 8 and week.trend_weeks[-1] == week.start
     for bad in ({"period": "custom", "start": "2026-03-10", "end": "2026-03-01"}, {"period": "year"},
                 {"period": "week", "start": "soon"}, {"period": "custom", "start": "2025-01-01", "end": "2026-01-01"}):
