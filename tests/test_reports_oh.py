@@ -17,11 +17,11 @@ import time_machine
 from PIL import Image
 
 from oversight import reports
-from wellbeing.selectors import week_start
 from tests.helpers.factories import logged_in, make_user
 from tests.helpers.lead import MONDAY, NOW, make_team, past_shift, people
 from wellbeing import services
 from wellbeing.models import DataAccess, ExposureEntry
+from wellbeing.selectors import week_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 WEEK = f"period=week&start={MONDAY.isoformat()}"
