@@ -420,6 +420,7 @@ def main() -> None:
 
         raw_user = User.objects.order_by("pk").values_list("pk", flat=True).first() or 0
         connections.close_all()
+        # Not type-checked below: the PostgreSQL wrapper's pool method, not in django-stubs
         connections["default"].close_pool()  # type: ignore[attr-defined]  # the seeding connection: not the raw run's
         raw_cpu = raw_cpu_per_claim(database_url, raw_queue, raw_user, args.raw_claims)
         sampler = ConnectionSampler(database_url, "veil_bench_http")

@@ -158,10 +158,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(kind: str, paths: list[Path], env: dict[str, str]) -> dict[str, object]:
+def run_child(kind: str, paths: list[Path], env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--child", kind, *map(str, paths)],
                          check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    found: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
 
 
 def main() -> None:
@@ -192,7 +193,7 @@ def main() -> None:
         rounds = [run_child("paired", paths, env(f"paired-{number}")) for number in range(args.rounds)]
     print(machine_line(f"python -m benchmarks.ingest --images {args.images} --rounds {args.rounds}"))
     print()
-    times = {kind: [t for r in rounds for t in r["times"][kind]] for kind in kinds}  # type: ignore[index]
+    times = {kind: [t for r in rounds for t in r["times"][kind]] for kind in kinds}
     ratios = {kind: [n / t for n, t in zip(times["naive"], times[kind], strict=True)] for kind in kinds}
     median = {kind: statistics.median(times[kind]) for kind in kinds}
     print(f"Ingest of {args.images} JPEGs of {WIDTH}x{HEIGHT} (12 MP, distinct pictures), {args.rounds} rounds; "
@@ -208,8 +209,8 @@ def main() -> None:
               f"{statistics.median(ratios[kind]):.1f}x (range {min(ratios[kind]):.1f}-{max(ratios[kind]):.1f}) |")
     print()
     print("Each pipeline alone (one process each, one pass; ms / image, mean): " + ", ".join(
-        f"{kind} {statistics.mean(alone[kind]['times'][kind]) * 1000:.0f}" for kind in kinds))  # type: ignore[index]
-    steps = {name: statistics.median(v for r in rounds for v in r["steps"][name])  # type: ignore[index]
+        f"{kind} {statistics.mean(alone[kind]['times'][kind]) * 1000:.0f}" for kind in kinds))
+    steps = {name: statistics.median(v for r in rounds for v in r["steps"][name])
              for name in ("fingerprint", "match")}
     total = median["service"]
     without = total - steps["fingerprint"] - steps["match"]

@@ -167,6 +167,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_DB
     # (PostgreSQL restarted, a proxy cut it) is replaced, not handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
+        # Not type-checked below: the env reader types OPTIONS as object
         **DATABASES["default"]["OPTIONS"],  # type: ignore[dict-item]
         "pool": {
             "min_size": 1,

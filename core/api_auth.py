@@ -36,6 +36,7 @@ class ApiKeyAuthentication(TokenAuthentication):
         return "Token"
 
 
+# Not type-checked below: drf-spectacular ships no types for this
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """How the OpenAPI schema describes ApiKeyAuthentication (a name of its own beside DRF's tokenAuth)."""
 

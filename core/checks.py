@@ -21,7 +21,8 @@ def channel_prefix_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
 
     db = settings.DATABASES["default"]
     identity = f"{db['ENGINE']}|{db.get('HOST') or 'local'}|{db.get('PORT') or ''}|{db['NAME']}"
-    prefix = str(settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"])  # type: ignore[index]  # set with REDIS_URL
+    layers: dict[str, Any] = settings.CHANNEL_LAYERS
+    prefix = str(layers["default"]["CONFIG"]["prefix"])  # set with REDIS_URL
     try:
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True)
         key = f"{prefix}:veil-deployment"

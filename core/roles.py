@@ -65,6 +65,7 @@ def role_required(*roles: Role) -> Callable[[V], V]:
                 raise PermissionDenied(gettext("Your role does not give access to this page."))
             return view(request, *args, **kwargs)
 
+        # Not type-checked below: functools.wraps' result is not typed as the view it wraps
         return wrapped  # type: ignore[return-value]
 
     return decorator

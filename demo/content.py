@@ -149,6 +149,7 @@ def demo_clip(seed: int, *, label: str, seconds: float = 6.0, size: tuple[int, i
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "26"}
         for index, frame in enumerate(frames):
+            # Not type-checked below: PyAV's stubs leave from_image untyped
             video_frame = av.VideoFrame.from_image(frame)  # type: ignore[no-untyped-call]
             video_frame.pts = index
             for packet in stream.encode(video_frame):

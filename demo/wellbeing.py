@@ -247,6 +247,7 @@ def _insert_entries(rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     fields = [ExposureEntry._meta.get_field(name) for name in ENTRY_FIELDS]
+    # Not type-checked below: get_field may name a relation in general; these are columns
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)  # type: ignore[union-attr]
     sql = (f"INSERT INTO {connection.ops.quote_name(ExposureEntry._meta.db_table)} ({columns}) "  # noqa: S608
            f"VALUES ({', '.join(['%s'] * len(fields))})")

@@ -20,6 +20,7 @@ class SizeLimitedUploadHandler(TemporaryFileUploadHandler):
         self._received += len(raw_data)
         if self._received > settings.VEIL_MAX_UPLOAD_BYTES:
             if self.request is not None:
+                # Not type-checked below: an attribute Veil adds to the request for its view to read
                 self.request.veil_oversized_upload = self.field_name  # type: ignore[attr-defined]
             if getattr(self, "file", None) is not None:
                 self.file.close()

@@ -174,6 +174,7 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
         # The certificate is checked against the host name, while the socket goes to the checked address.
+        # Not type-checked below: http.client.HTTPSConnection's _context is private, not in typeshed
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 

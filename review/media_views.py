@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext
@@ -21,10 +22,10 @@ from review import viewing
 REVEAL_COOKIE = "veil_reveal"
 
 
-def _private_image(field_file: object, *, download_name: str, content_type: str = "image/jpeg") -> FileResponse:
+def _private_image(field_file: FieldFile, *, download_name: str, content_type: str = "image/jpeg") -> FileResponse:
     if not field_file:
         raise Http404(gettext("No rendition yet."))
-    response = FileResponse(field_file.open("rb"), content_type=content_type)  # type: ignore[attr-defined]
+    response = FileResponse(field_file.open("rb"), content_type=content_type)
     _private_headers(response, download_name)
     return response
 

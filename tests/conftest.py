@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.db import connection
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from tests.helpers.factories import make_user
 from tests.helpers.services import CHROMIUM, REQUIRE_SERVICES, TEST_REDIS_URL
@@ -55,11 +56,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _private_media(tmp_path_factory: pytest.TempPathFactory, settings: object) -> Iterator[Path]:
+def _private_media(tmp_path_factory: pytest.TempPathFactory, settings: SettingsWrapper) -> Iterator[Path]:
     """Every test writes media into its own temporary folder, never into var/."""
     root = tmp_path_factory.mktemp("media")
-    settings.MEDIA_ROOT = root  # type: ignore[attr-defined]
-    settings.STORAGES = {  # type: ignore[attr-defined]
+    settings.MEDIA_ROOT = root
+    settings.STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }

@@ -548,6 +548,7 @@ def test_worker_killed_mid_item_then_a_new_worker_makes_it_ready_exactly_once(_p
     app.conf.task_always_eager = False
     try:
         with app.connection_for_write(TEST_REDIS_URL) as conn:
+            # Not type-checked below: Celery accepts connection= at run time; its stubs do not say so
             process_item.apply_async((item.pk,), queue=queue_name, connection=conn)  # type: ignore[call-arg]
         if not wait_for(hold.exists, timeout=60, step=0.2):
             pytest.fail(f"the first worker never reached the hold point:\n{_stop(first)}")

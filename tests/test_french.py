@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -77,7 +78,7 @@ class _Text(HTMLParser):
             self.texts.append(" ".join(data.split()))
 
 
-def english_left(texts: list[str], *, data: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def english_left(texts: list[str], *, data: AbstractSet[str] = frozenset()) -> list[str]:
     """The texts that still contain an English word (names of people, teams and queues are data, not words)."""
     found = []
     for text in texts:
@@ -208,7 +209,9 @@ def test_every_page_in_french_moderator(world, moderator):
     item_page = client.post(f"/console/queues/{queue.slug}/next/", follow=True)
     assert_french("item page", item_page.content.decode())
     # A refusal of the API, in French, its code unchanged.
-    item_id = int(re.search(r"/console/items/(\d+)/", item_page.redirect_chain[-1][0]).group(1))  # type: ignore
+    landed = re.search(r"/console/items/(\d+)/", item_page.redirect_chain[-1][0])
+    assert landed is not None, item_page.redirect_chain
+    item_id = int(landed.group(1))
     refusal = client.post(f"/api/v1/items/{item_id}/reveal/")
     assert refusal.json()["error"] == "warning_first"
     assert not english_left([refusal.json()["detail"]], data={"violence"}), refusal.json()
@@ -324,6 +327,7 @@ def test_the_catalogue_is_complete_and_compiled(tmp_path):
         assert not untranslated, f"{domain}: untranslated or fuzzy: {untranslated}"
         mo = ROOT / "locale" / "fr" / "LC_MESSAGES" / f"{domain}.mo"
         with mo.open("rb") as handle:
+            # Not type-checked below: the compiled catalogue, a private attribute of gettext
             compiled = gettext_module.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
         for msgid, (msgstr, _fuzzy) in committed.items():
             if msgid and "\x00" not in msgid:

@@ -52,6 +52,7 @@ VEIL_CSV = f"""phash,category,tags
 
 def problems(text: str, **kwargs: object) -> HashListError:
     with pytest.raises(HashListError) as caught:
+        # Not type-checked below: wrong types on purpose: the parser must refuse them
         parse(text, **kwargs)  # type: ignore[arg-type]
     return caught.value
 
@@ -348,11 +349,13 @@ def test_decode_accepts_bom_and_rejects_non_utf8() -> None:
 )
 def test_hash_entry_rejects_what_could_not_round_trip(kwargs: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
+        # Not type-checked below: wrong types on purpose: the parser must refuse them
         HashEntry(**kwargs)  # type: ignore[arg-type]
 
 
 def test_hash_entry_identity_ignores_the_source_line() -> None:
     assert HashEntry("pdq", PDQ_A, line=3) == HashEntry("pdq", PDQ_A, line=9)
+    # Not type-checked below: wrong types on purpose: the parser must refuse them
     assert HashEntry("pdq", PDQ_A, tags=["a"]).tags == ("a",)  # type: ignore[arg-type]
     assert hashlists.normalise_signal("pdq", f"  {PDQ_A.upper()} ") == PDQ_A
 

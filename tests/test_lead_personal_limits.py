@@ -32,9 +32,9 @@ def seen_by_lead(lead, team) -> dict[str, Any]:
     async def first_push() -> dict[str, Any]:
         comm = lead_socket(cookie, team.pk)
         assert (await comm.connect())[0]
-        message = await comm.receive_json_from(timeout=5)
+        message: dict[str, Any] = await comm.receive_json_from(timeout=5)
         await comm.disconnect()
-        return message  # type: ignore[no-any-return]
+        return message
 
     socket_row = async_to_sync(first_push)()["reviewers"][0]
     live = html[html.index('id="team-live"'):html.index('id="limits-title"')]

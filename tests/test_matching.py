@@ -82,7 +82,8 @@ def test_copies_of_a_waiting_picture_wait_and_one_review_decides_all(moderator, 
     for copy in (copy_a, copy_b):
         copy.refresh_from_db()
         assert copy.status == "decided"
-        assert Decision.objects.get(item=copy).carried_over_from.item_id == original.pk  # type: ignore[union-attr]
+        source = Decision.objects.get(item=copy).carried_over_from
+        assert source is not None and source.item_id == original.pk
 
 
 def test_console_shows_how_many_times_the_picture_arrived(moderator):
@@ -124,7 +125,8 @@ def test_split_sends_the_copy_back_and_never_merges_again(moderator, lead):
     # Matching the detached item again never puts it back with the one it was split from.
     from intake.neardup import Fingerprint
 
-    found = matching.find_match(copy, Fingerprint.from_bytes(bytes(copy.fingerprint)))  # type: ignore[arg-type]
+    assert copy.fingerprint is not None
+    found = matching.find_match(copy, Fingerprint.from_bytes(bytes(copy.fingerprint)))
     assert found is None or found.item.cluster_id != original.cluster_id
     # And it is reviewed on its own.
     assert item_claim(reviewer=moderator, queue=queue).item_id == copy.pk

@@ -214,6 +214,7 @@ def test_the_pdf_opens_and_shows_the_chart(department_of_nine, health, tmp_path:
     subprocess.run([pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", str(source), str(tmp_path / "page")],
                    check=True, timeout=60)
     page = Image.open(next(tmp_path.glob("page*.png"))).convert("RGB")
+    # Not type-checked below: Pillow types getcolors for every mode; this page is RGB
     colours: list[tuple[int, tuple[int, int, int]]] = page.getcolors(maxcolors=1_000_000) or []  # type: ignore[assignment]
     severe = sum(count for count, rgb in colours if _near(rgb, (0x1F, 0x4F, 0x4A)))
     lighter = sum(count for count, rgb in colours if _near(rgb, (0xC9, 0xD6, 0xD3)))

@@ -70,6 +70,7 @@ def test_daphnes_access_log_never_holds_the_reveal_token(live_daphne: str) -> No
     assert clear.status_code == 200 and clear.content[:3] == b"\xff\xd8\xff"
     assert viewing.reveal_check(item=item, reviewer=moderator, token=token)  # it is the real, working token
 
+    # Not type-checked below: the live_daphne fixture is a str (its URL) carrying its log path
     log = Path(live_daphne.log_path).read_text()  # type: ignore[attr-defined]
     assert f"GET /media/items/{item.pk}/clear?r=" in log  # the access log is on, and has the request
     assert token not in log
@@ -87,6 +88,7 @@ def test_query_string_values_never_reach_the_access_log(live_daphne: str) -> Non
     answer = requests.get(f"{live_daphne}/h/hash", params={"url": signed}, timeout=10,
                           headers={"Authorization": f"Token {token_of(requester)}"})
     assert answer.status_code == 403  # fetching is off here; the request was still made and logged
+    # Not type-checked below: the live_daphne fixture is a str (its URL) carrying its log path
     log = Path(live_daphne.log_path).read_text()  # type: ignore[attr-defined]
     assert "GET /h/hash?url=-" in log
     assert secret not in log and "images.example.org" not in log

@@ -63,6 +63,7 @@ def shoot(page: Any, name: str) -> None:
 
 
 def make_queue() -> Any:
+    # Not type-checked below: factory_boy ships no types
     return QueueFactory(  # type: ignore[no-untyped-call]
         slug="reported-posts", name="Reported posts", purpose=PURPOSE, requester=REQUESTER
     )

@@ -49,4 +49,5 @@ def _install_hold(**kwargs: Any) -> None:
             time.sleep(HOLD_SECONDS)
         original_save(self, *args, **kw)
 
+    # Not type-checked below: a fault injected on purpose, replacing a method for one test
     ContentItem.save = save_then_hold  # type: ignore[method-assign,assignment]
