@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from core.admin import ReadOnlyAdmin
 from core.roles import Role
 from wellbeing import services
 from wellbeing.models import (
@@ -32,17 +33,6 @@ from wellbeing.models import (
     TeamMembership,
     TeamPolicy,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(OrganisationPolicy)
