@@ -401,37 +401,59 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
     The reads above, each the one definition of its figure, go to the database as scalar subqueries of one
     statement, with the reviewer's personal and team policies (one round trip on the hottest path Veil has), then
     the organisation's and the queue's policies."""
-    shift_id = shift.pk if shift is not None else None
-    severe_hour = _severe_in_last_hour(reviewer.pk, now).order_by()
-    last_finished = _finished_in(shift_id)
-    found = (
-        _with_own_policies(reviewer.pk)
-        .annotate(
-            held=Subquery(_held_claims(reviewer.pk, now).order_by("-claimed_at").values("pk")[:1]),
-            spoken=Subquery(_spoken_for(shift_id)),
-            break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[]))
-                                .order_by()
-                                .values(n=Func("pk", function="COUNT"))),
-            finished_at=Subquery(last_finished.values("ended_at")[:1]),
-            finished_severity=Subquery(last_finished.values("severity")[:1]),
-            severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
-            severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
-            severe_end=Subquery(_severe_ended(reviewer.pk).order_by("-ended_at").values("ended_at")[:1]),
-            expired=Exists(Claim.objects.filter(queue=queue, ended_at__isnull=True, expires_at__lte=now)),
+    from core import compiled
+
+    personal, team = "wellbeing_policy__", "team_membership__team__policy__"
+
+    def build(*, reviewer_id: int, queue_id: int, shift_id: int | None, now: datetime) -> QuerySet[User, Any]:
+        severe_hour = _severe_in_last_hour(reviewer_id, now).order_by()
+        last_finished = _finished_in(shift_id)
+        query: QuerySet[User, Any] = (
+            _with_own_policies(reviewer_id)
+            .annotate(
+                held=Subquery(_held_claims(reviewer_id, now).order_by("-claimed_at").values("pk")[:1]),
+                spoken=Subquery(_spoken_for(shift_id)),
+                break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None
+                                                         else Q(pk__in=[]))
+                                    .order_by()
+                                    .values(n=Func("pk", function="COUNT"))),
+                finished_at=Subquery(last_finished.values("ended_at")[:1]),
+                finished_severity=Subquery(last_finished.values("severity")[:1]),
+                severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
+                severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
+                severe_end=Subquery(_severe_ended(reviewer_id).order_by("-ended_at").values("ended_at")[:1]),
+                expired=Exists(Claim.objects.filter(queue_id=queue_id, ended_at__isnull=True, expires_at__lte=now)),
+            )
+            # The policy rows select_related would load, as columns: compiled once, bound on every claim.
+            .values("held", "spoken", "break_rows", "finished_at", "finished_severity", "severe_count",
+                    "severe_oldest", "severe_end", "expired", "team_membership__team_id",
+                    *compiled.model_paths(PersonalPolicy, personal), *compiled.model_paths(TeamPolicy, team))
         )
-        .get()
+        return query
+
+    found_rows = compiled.rows("wellbeing.gate_snapshot", build, reviewer_id=reviewer.pk, queue_id=queue.pk,
+                               shift_id=shift.pk if shift is not None else None, now=now)
+    if not found_rows:
+        raise User.DoesNotExist("User matching query does not exist.")
+    found = found_rows[0]
+    finished_at = found["finished_at"]
+    rows = PolicyRows(
+        organisation=OrganisationPolicy.objects.current(),
+        queue=QueuePolicy.objects.filter(queue=queue).first(),
+        team_id=found["team_membership__team_id"],
+        team=compiled.instance(TeamPolicy, found, team),
+        personal=compiled.instance(PersonalPolicy, found, personal),
     )
-    finished_at = found.finished_at
     return GateSnapshot(
-        held_claim_id=found.held,
-        rows=_rows_of(found, queue),
-        spoken_for=int(found.spoken or 0),
-        break_rows=int(found.break_rows or 0),
-        last_finished=(finished_at, int(found.finished_severity)) if finished_at is not None else None,
-        severe_last_hour=int(found.severe_count or 0),
-        severe_oldest=found.severe_oldest,
-        last_severe_end=found.severe_end,
-        expired_leases_in_queue=bool(found.expired),
+        held_claim_id=found["held"],
+        rows=rows,
+        spoken_for=int(found["spoken"] or 0),
+        break_rows=int(found["break_rows"] or 0),
+        last_finished=(finished_at, int(found["finished_severity"])) if finished_at is not None else None,
+        severe_last_hour=int(found["severe_count"] or 0),
+        severe_oldest=found["severe_oldest"],
+        last_severe_end=found["severe_end"],
+        expired_leases_in_queue=bool(found["expired"]),
     )
 
 
