@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
@@ -58,6 +59,9 @@ _MOST_MOVED = timedelta(days=400)
 # adapted text has all its digits (SQLite's str() drops ".000000").
 _MOMENTS = (datetime(2970, 3, 7, 5, 11, 13, 123457, tzinfo=UTC),
             datetime(2953, 8, 21, 17, 41, 2, 654321, tzinfo=UTC))
+# Longer lists, and more shapes of one name, are not compiled: each length is a statement of its own.
+MOST_LIST_ITEMS = 16
+MOST_SHAPES = 64
 # Integer range classes: Django's integer field ranges (positive small, positive, big; and their negatives).
 _INT_RANGES = ((0, 32_767), (32_768, 2_147_483_647), (2_147_483_648, 9_223_372_036_854_775_807),
                (-32_768, -1), (-2_147_483_648, -32_769), (-9_223_372_036_854_775_808, -2_147_483_649))
@@ -70,6 +74,8 @@ class _Slot:
     leaf: int | None
     constant: Any = None
     delta: timedelta | None = None
+    # The int subclass the backend wraps this integer in (PostgreSQL: psycopg's Int2/Int4/Int8, by field), if any.
+    wrap: type[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,12 +112,31 @@ def rows(name: str, build: Builder, /, *, using: str = DEFAULT_DB_ALIAS, **value
     key = (name, using, connection.vendor, shape)
     found = _cache.get(key)
     if found is None:
+        if sum(1 for k in list(_cache) if k[0] == name) >= MOST_SHAPES:
+            _warn((name, using, "shapes"), f"{name}: more than {MOST_SHAPES} shapes of values; running the queryset "
+                  "for the others")
+            return list(build(**values).using(using))
         found = _compile(key, build, values, using, connection)
         with _lock:
             found = _cache.setdefault(key, found)
     if isinstance(found, _Plain):
         return list(build(**values).using(using))
     return _run(found, leaves, connection)
+
+
+def first(name: str, model: type[M], build: Callable[..., QuerySet[M]], /, *, using: str = DEFAULT_DB_ALIAS,
+          **values: Any) -> M | None:
+    """What `build(**values).first()` returns (a `model` instance or None), from SQL compiled once per shape: the
+    same order (the queryset's, else the primary key, as first() does), every concrete field loaded, nothing
+    related."""
+
+    def one(**bound: Any) -> QuerySet[M, Any]:
+        queryset = build(**bound)
+        ordered = queryset if queryset.ordered else queryset.order_by("pk")
+        return ordered.values(*model_paths(model, ""))[:1]
+
+    found = rows(name, one, using=using, **values)
+    return instance(model, found[0], "", using=using) if found else None
 
 
 def instance(model: type[M], row: Mapping[str, Any], prefix: str, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
@@ -151,6 +176,8 @@ def _shape(value: Any, leaves: list[Any]) -> Any:
     if isinstance(value, Mapping):
         return tuple((k, _shape(v, leaves)) for k, v in sorted(value.items()))
     if isinstance(value, list | tuple):
+        if len(value) > MOST_LIST_ITEMS:
+            raise _Unsupported(f"lists of more than {MOST_LIST_ITEMS} values are not compiled")
         return (type(value).__name__, tuple(_shape(v, leaves) for v in value))
     if isinstance(value, int):
         leaves.append(value)
@@ -198,7 +225,7 @@ def _sentinels(value: Any, which: int, counter: list[int]) -> Any:
         return moment if value.tzinfo is not None else moment.replace(tzinfo=None)
     if isinstance(value, date):
         return (_MOMENTS[which] + timedelta(days=n * 3)).date()
-    return f"\u2983veil-sentinel-{which}-{n}\u2984"
+    return f"\u2983veil-sentinel-{which}-{n:06d}\u2984"  # zero-padded: sorting keeps the values' order
 
 
 def _adapt(value: Any, connection: BaseDatabaseWrapper) -> Any:
@@ -239,6 +266,13 @@ def _compile(key: tuple[Any, ...], build: Builder, values: dict[str, Any], using
     name = key[0]
     try:
         found = _compile_checked(build, values, using, connection)
+    except EmptyResultSet:
+        # Nothing to compile: Django answers an empty `__in` without asking the database.
+        if key not in _warned:
+            _warned.add(key)
+            logger.info("compiled queryset %s: matches nothing for this shape of values, which the queryset "
+                        "answers without a statement", name)
+        return _PLAIN
     except Exception as exc:
         found = f"compiling raised {type(exc).__name__}: {exc}"
     if isinstance(found, str):
@@ -291,6 +325,9 @@ def _slot(a: Any, b: Any, leaves: Sequence[Any], leaves_b: Sequence[Any],
     for n, (sentinel, sentinel_b) in enumerate(zip(leaves, leaves_b, strict=True)):
         if _same(a, _adapt(sentinel, connection)) and _same(b, _adapt(sentinel_b, connection)):
             return _Slot(leaf=n)
+        if (type(sentinel) is int and type(a) is type(b) and isinstance(a, int) and not isinstance(a, bool)
+                and int(a) == sentinel and int(b) == sentinel_b):
+            return _Slot(leaf=n, wrap=type(a))  # adapted for its column's type (adapt_integerfield_value)
     for n, (sentinel, sentinel_b) in enumerate(zip(leaves, leaves_b, strict=True)):
         if isinstance(sentinel, datetime) and isinstance(sentinel_b, datetime):
             delta = _moved(a, sentinel, connection)
@@ -304,6 +341,7 @@ def _slot(a: Any, b: Any, leaves: Sequence[Any], leaves_b: Sequence[Any],
 def _run(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[dict[str, Any]]:
     params = [
         slot.constant if slot.leaf is None
+        else slot.wrap(leaves[slot.leaf]) if slot.wrap is not None
         else _adapt(leaves[slot.leaf] + slot.delta if slot.delta is not None else leaves[slot.leaf], connection)
         for slot in found.slots
     ]

@@ -198,12 +198,33 @@ def _lease_first(
     the item, then its claim. On PostgreSQL the pick locks the row it leases and skips rows other claimers hold
     (FOR NO KEY UPDATE SKIP LOCKED: a plain update's lock, which leaves the item's foreign keys free); on SQLite the
     IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard on both."""
+    from dataclasses import replace
+    from typing import Any
+
+    from core import compiled
+
+    paths = compiled.model_paths(ContentItem, "")
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
     for batch in batches:
-        candidates = _batch_queryset(_waiting(queue=queue, wanted=wanted, reviewer=reviewer), constraints, batch)
-        if _supports_skip_locked():
-            candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
-        for item in candidates[:5]:
+
+        def build(*, queue_id: int, wanted: str, reviewer_id: int, max_severity: int, excluded: list[str],
+                  batch: _Batch = batch) -> QuerySet[ContentItem, Any]:
+            # The candidates as _batch_queryset defines them, their columns as the model loads them: compiled once
+            # per batch kind and number of excluded categories, bound on each claim.
+            bound = replace(constraints, max_severity=max_severity, excluded_categories=frozenset(excluded))
+            candidates = _batch_queryset(_waiting(queue=Queue(pk=queue_id), wanted=wanted,
+                                                  reviewer=User(pk=reviewer_id)), bound, batch)
+            if _supports_skip_locked():
+                candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            query: QuerySet[ContentItem, Any] = candidates.values(*paths)[:5]
+            return query
+
+        found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
+                              queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
+                              max_severity=constraints.max_severity, excluded=sorted(constraints.excluded_categories))
+        for item in (compiled.instance(ContentItem, row, "") for row in found):
+            if item is None:
+                continue
             updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(status=ContentItem.Status.IN_REVIEW)
             if not updated:
                 continue

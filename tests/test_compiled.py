@@ -98,7 +98,8 @@ def test_the_gate_snapshot_reads_what_its_queryset_reads(checked, moderator, mod
         snap = selectors.gate_snapshot(reviewer=moderator, queue=queue, shift=shift, now=T0 + 3 * MIN)
         assert snap.held_claim_id == held.pk and snap.team_id == team.pk and snap.severe_last_hour == 2
         assert snap.spoken_for == selectors.exposure_spoken_for(shift=shift)
-    assert set(checked) == {"wellbeing.gate_snapshot"}
+    assert {"wellbeing.gate_snapshot", "wellbeing.shift_locked", "wellbeing.organisation_policy",
+            "wellbeing.queue_policy", "wellbeing.exposure_settle_claim"} <= set(checked)
     assert compiled.shapes("wellbeing.gate_snapshot") == [True, True]  # with a shift and without: both compiled
 
 
@@ -195,4 +196,36 @@ def test_the_claim_path_reads_what_its_querysets_read(checked, moderator):
         services.exposure_settle(reviewer=moderator)
     assert not ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=False).exists()
     assert Claim.objects.filter(reviewer=moderator, ended_at__isnull=False).count() == 3
-    assert "wellbeing.gate_snapshot" in checked
+    assert {"wellbeing.gate_snapshot", "wellbeing.shift_locked", "wellbeing.exposure_settle_claim",
+            "wellbeing.settlements.reveals", "review_queue.lease_first:False:created_at,id"} <= set(checked)
+
+
+def test_first_reads_the_row_first_reads(moderator, moderator2):
+    from django.forms.models import model_to_dict
+
+    from wellbeing import hot_reads
+    from wellbeing.models import OrganisationPolicy
+
+    queue = make_queue()
+    # No organisation row: the defaults, unsaved, as current() gives them.
+    assert model_to_dict(hot_reads.organisation_policy()) == model_to_dict(OrganisationPolicy.objects.current())
+    assert hot_reads.queue_policy(queue_id=queue.pk) is None
+    set_policy(exposure_cap_units=200, cooldown=timedelta(minutes=2))
+    QueuePolicy.objects.create(queue=queue, severe_per_hour=6, specialist_category="violence")
+    assert model_to_dict(hot_reads.organisation_policy()) == model_to_dict(OrganisationPolicy.objects.current())
+    assert hot_reads.organisation_policy().cooldown == timedelta(minutes=2)
+    got_queue = hot_reads.queue_policy(queue_id=queue.pk)
+    expected_queue = QueuePolicy.objects.filter(queue=queue).first()
+    assert got_queue is not None and expected_queue is not None
+    assert model_to_dict(got_queue) == model_to_dict(expected_queue)
+    # The queryset's own order (shifts: latest first), as first() uses it.
+    for day in (1, 3, 2):
+        Shift.objects.create(reviewer=moderator, started_at=T0 - timedelta(days=day), ends_at=T0,
+                             ended_at=T0 - timedelta(days=day, hours=-1), day=(T0 - timedelta(days=day)).date())
+    for reviewer in (moderator, moderator2):
+        def build(*, reviewer_id: int) -> QuerySet[Shift]:
+            return Shift.objects.filter(reviewer_id=reviewer_id)
+
+        got = compiled.first("test.shift", Shift, build, reviewer_id=reviewer.pk)
+        expected = build(reviewer_id=reviewer.pk).first()
+        assert (model_to_dict(got) if got else None) == (model_to_dict(expected) if expected else None)

@@ -94,7 +94,9 @@ def settlement_policy() -> rules.EffectivePolicy:
     """What settling an item needs of the policy: only the organisation's own settings (rules.ORGANISATION_ONLY:
     the bounds of one item and the extra for revealed seconds; the weight was fixed on the entry at claim), so one
     read instead of every layer."""
-    return rules.policy_combine([rules.PolicyLayer.from_model("organisation", OrganisationPolicy.objects.current())])
+    from wellbeing import hot_reads
+
+    return rules.policy_combine([rules.PolicyLayer.from_model("organisation", hot_reads.organisation_policy())])
 
 
 def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
@@ -437,9 +439,11 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
         raise User.DoesNotExist("User matching query does not exist.")
     found = found_rows[0]
     finished_at = found["finished_at"]
+    from wellbeing import hot_reads
+
     rows = PolicyRows(
-        organisation=OrganisationPolicy.objects.current(),
-        queue=QueuePolicy.objects.filter(queue=queue).first(),
+        organisation=hot_reads.organisation_policy(),
+        queue=hot_reads.queue_policy(queue_id=queue.pk),
         team_id=found["team_membership__team_id"],
         team=compiled.instance(TeamPolicy, found, team),
         personal=compiled.instance(PersonalPolicy, found, personal),
@@ -650,10 +654,20 @@ class Settlement:
 def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> dict[int, Settlement]:
     """Compute, without writing, what finished entries count for: from the claim's own times and the logged
     reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been."""
+    from core import compiled
+
+    paths = compiled.model_paths(RevealEvent, "")
+
+    def build(*, claim_ids: list[int]) -> QuerySet[RevealEvent, Any]:
+        query: QuerySet[RevealEvent, Any] = RevealEvent.objects.filter(claim_id__in=claim_ids).values(*paths)
+        return query
+
     reveals: dict[int, list[float]] = {}
     claim_ids = [e.claim_id for e in entries if e.claim_id]
-    for reveal in RevealEvent.objects.filter(claim_id__in=claim_ids):
-        reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
+    for row in compiled.rows("wellbeing.settlements.reveals", build, claim_ids=claim_ids):
+        reveal = compiled.instance(RevealEvent, row, "")
+        if reveal is not None:
+            reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
     found: dict[int, Settlement] = {}
     for entry in entries:
         claim = entry.claim

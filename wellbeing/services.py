@@ -79,7 +79,12 @@ def _push_later(reviewer_id: int, event: str) -> None:
 def _shift_locked(*, reviewer_id: int) -> Shift | None:
     """The reviewer's open shift, its row locked: the first lock every claim, break and shift change of this reviewer
     takes (lock order: shift, then item, then claim), so one reviewer's requests queue up behind each other."""
-    return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+    from core import compiled
+
+    return compiled.first("wellbeing.shift_locked", Shift,
+                          lambda *, reviewer_id: Shift.objects.select_for_update().filter(reviewer_id=reviewer_id,
+                                                                                          ended_at__isnull=True),
+                          reviewer_id=reviewer_id)
 
 
 def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
@@ -445,7 +450,26 @@ def exposure_settle_claim(*, claim_id: int) -> int:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
     its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
     totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
-    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True).select_related("claim"))
+    from django.db.models import QuerySet
+
+    from core import compiled
+
+    paths = [*compiled.model_paths(ExposureEntry, ""), *compiled.model_paths(Claim, "claim__")]
+
+    def build(*, claim_id: int) -> QuerySet[ExposureEntry, Any]:
+        # The entries with their claim, as select_related("claim") loads them: compiled once, bound on each end.
+        query: QuerySet[ExposureEntry, Any] = (ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
+                                               .values(*paths))
+        return query
+
+    entries = []
+    for row in compiled.rows("wellbeing.exposure_settle_claim", build, claim_id=claim_id):
+        entry = compiled.instance(ExposureEntry, row, "")
+        claim = compiled.instance(Claim, row, "claim__")
+        if entry is not None:
+            if claim is not None:
+                entry.claim = claim
+            entries.append(entry)
     if not entries:
         return 0
     return _settlements_write(entries, policy=selectors.settlement_policy())
