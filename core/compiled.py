@@ -41,17 +41,19 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
+from django.db.models.sql import UpdateQuery
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Model)
 Builder = Callable[..., "QuerySet[Any, Any]"]
+UpdateBuilder = Callable[..., "tuple[QuerySet[Any, Any], dict[str, Any]]"]
 
 # A datetime moved by more than this from its sentinel is not taken for that value moved (a constant, rather).
 _MOST_MOVED = timedelta(days=400)
@@ -80,6 +82,7 @@ class _Slot:
 
 @dataclass(frozen=True)
 class _Compiled:
+    updates: bool  # an UPDATE (run for its row count), else a SELECT of .values() rows
     sql: str
     slots: tuple[_Slot, ...]
     names: tuple[str, ...]
@@ -104,24 +107,46 @@ def rows(name: str, build: Builder, /, *, using: str = DEFAULT_DB_ALIAS, **value
     """What `list(build(**values).using(using))` returns, from SQL compiled once per shape of values (see above)."""
     connection = connections[using]
     leaves: list[Any] = []
+    found = _lookup(name, build, values, leaves, using, connection, updates=False)
+    if found is None:
+        return list(build(**values).using(using))
+    return _run(found, leaves, connection)
+
+
+def update(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> int:
+    """What `queryset.using(using).update(**changes)` returns (the rows updated), for `queryset, changes =
+    build(**values)`, from SQL compiled once per shape of values: the changes are values like any other."""
+    connection = connections[using]
+    leaves: list[Any] = []
+    found = _lookup(name, build, values, leaves, using, connection, updates=True)
+    if found is None:
+        queryset, changes = build(**values)
+        return int(queryset.using(using).update(**changes))
+    params = _params(found, leaves, connection)
+    with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        cursor.execute(found.sql, params)
+        return int(cursor.rowcount)
+
+
+def _lookup(name: str, build: Any, values: dict[str, Any], leaves: list[Any], using: str,
+            connection: BaseDatabaseWrapper, *, updates: bool) -> _Compiled | None:
+    """The compiled statement for this shape of values (compiling it the first time), or None: run the queryset."""
     try:
         shape = _shape(values, leaves)
     except _Unsupported as exc:
         _warn((name, using, str(exc)), f"{name}: {exc}; running the queryset each time")
-        return list(build(**values).using(using))
+        return None
     key = (name, using, connection.vendor, shape)
     found = _cache.get(key)
     if found is None:
         if sum(1 for k in list(_cache) if k[0] == name) >= MOST_SHAPES:
             _warn((name, using, "shapes"), f"{name}: more than {MOST_SHAPES} shapes of values; running the queryset "
                   "for the others")
-            return list(build(**values).using(using))
-        found = _compile(key, build, values, using, connection)
+            return None
+        found = _compile(key, build, values, using, connection, updates=updates)
         with _lock:
             found = _cache.setdefault(key, found)
-    if isinstance(found, _Plain):
-        return list(build(**values).using(using))
-    return _run(found, leaves, connection)
+    return None if isinstance(found, _Plain) else found
 
 
 def first(name: str, model: type[M], build: Callable[..., QuerySet[M]], /, *, using: str = DEFAULT_DB_ALIAS,
@@ -180,7 +205,7 @@ def _shape(value: Any, leaves: list[Any]) -> Any:
             raise _Unsupported(f"lists of more than {MOST_LIST_ITEMS} values are not compiled")
         return (type(value).__name__, tuple(_shape(v, leaves) for v in value))
     if isinstance(value, int):
-        leaves.append(value)
+        leaves.append(int(value))  # an IntegerChoices member as the plain int Django's fields make of it
         return ("int", _int_range(value))
     if isinstance(value, datetime):
         leaves.append(value)
@@ -191,7 +216,7 @@ def _shape(value: Any, leaves: list[Any]) -> Any:
     if isinstance(value, str):
         if not value:
             return ("const", "")
-        leaves.append(value)
+        leaves.append(str.__str__(value))  # a TextChoices member as the string the driver is given
         return ("str",)
     raise _Unsupported(f"values of type {type(value).__name__} are not compiled")
 
@@ -261,11 +286,11 @@ def _moved(param: Any, sentinel: datetime, connection: BaseDatabaseWrapper) -> t
 # ---- compiling and running ----------------------------------------------------------------------------------------
 
 
-def _compile(key: tuple[Any, ...], build: Builder, values: dict[str, Any], using: str,
-             connection: BaseDatabaseWrapper) -> _Compiled | _Plain:
+def _compile(key: tuple[Any, ...], build: Any, values: dict[str, Any], using: str,
+             connection: BaseDatabaseWrapper, *, updates: bool) -> _Compiled | _Plain:
     name = key[0]
     try:
-        found = _compile_checked(build, values, using, connection)
+        found = _compile_checked(build, values, using, connection, updates=updates)
     except EmptyResultSet:
         # Nothing to compile: Django answers an empty `__in` without asking the database.
         if key not in _warned:
@@ -281,18 +306,36 @@ def _compile(key: tuple[Any, ...], build: Builder, values: dict[str, Any], using
     return found
 
 
-def _compile_checked(build: Builder, values: dict[str, Any], using: str,
-                     connection: BaseDatabaseWrapper) -> _Compiled | str:
+def _update_query(built: tuple[QuerySet[Any, Any], dict[str, Any]], using: str) -> UpdateQuery | str:
+    """The query QuerySet.update() runs, for what it is used on here: a plain filter, no related updates."""
+    queryset, changes = built
+    if queryset.query.annotations or queryset.query.order_by or queryset.query.is_sliced or queryset.query.combinator:
+        return "an update of an annotated, ordered, sliced or combined queryset"
+    query = cast(UpdateQuery, queryset.using(using).query.chain(UpdateQuery))
+    query.add_update_values(changes)
+    query.clear_select_clause()
+    if query.get_related_updates():
+        return "an update of a parent model's table"
+    return query
+
+
+def _compile_checked(build: Any, values: dict[str, Any], using: str, connection: BaseDatabaseWrapper, *,
+                     updates: bool) -> _Compiled | str:
     builds = []
     for which in (0, 1):
         sentinel_values = _sentinels(values, which, [0])
         leaves: list[Any] = []
         _shape(sentinel_values, leaves)
-        queryset = build(**sentinel_values).using(using)
-        compiler = queryset.query.get_compiler(using=using)
+        query = _update_query(build(**sentinel_values), using) if updates else build(**sentinel_values).using(
+            using).query
+        if isinstance(query, str):
+            return query
+        compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        builds.append((queryset, compiler, sql, tuple(params), leaves))
-    (queryset, compiler, sql, params, leaves), (_q, _c, sql_b, params_b, leaves_b) = builds
+        if not sql:
+            return "nothing to update"
+        builds.append((query, compiler, sql, tuple(params), leaves))
+    (query, compiler, sql, params, leaves), (_q, _c, sql_b, params_b, leaves_b) = builds
     if sql != sql_b or len(params) != len(params_b):
         return "the SQL differs between two sets of sentinel values (a value shapes it)"
     slots: list[_Slot] = []
@@ -307,7 +350,8 @@ def _compile_checked(build: Builder, values: dict[str, Any], using: str,
     missing = [n for n in range(len(leaves)) if n not in seen]
     if missing:
         return f"value {missing[0] + 1} of {len(leaves)} is not among the parameters (changed, or unused)"
-    query = queryset.query
+    if updates:
+        return _Compiled(updates=True, sql=sql, slots=tuple(slots), names=(), converters=())
     names = list(query.selected) if query.selected else [*query.extra_select, *query.values_select,
                                                           *query.annotation_select]
     if not names or len(names) != compiler.col_count:
@@ -317,7 +361,7 @@ def _compile_checked(build: Builder, values: dict[str, Any], using: str,
         return "composite fields are not handled"
     converters = tuple((pos, tuple(convs), expression)
                        for pos, (convs, expression) in compiler.get_converters(fields).items())
-    return _Compiled(sql=sql, slots=tuple(slots), names=tuple(names), converters=converters)
+    return _Compiled(updates=False, sql=sql, slots=tuple(slots), names=tuple(names), converters=converters)
 
 
 def _slot(a: Any, b: Any, leaves: Sequence[Any], leaves_b: Sequence[Any],
@@ -338,13 +382,17 @@ def _slot(a: Any, b: Any, leaves: Sequence[Any], leaves_b: Sequence[Any],
     return None
 
 
-def _run(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[dict[str, Any]]:
-    params = [
+def _params(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    return [
         slot.constant if slot.leaf is None
         else slot.wrap(leaves[slot.leaf]) if slot.wrap is not None
         else _adapt(leaves[slot.leaf] + slot.delta if slot.delta is not None else leaves[slot.leaf], connection)
         for slot in found.slots
     ]
+
+
+def _run(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[dict[str, Any]]:
+    params = _params(found, leaves, connection)
     with connection.cursor() as cursor:
         cursor.execute(found.sql, params)
         fetched = cursor.fetchall()

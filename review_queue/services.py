@@ -31,9 +31,15 @@ def claim_end(*, claim_id: int, outcome: str, at: datetime) -> bool:
     the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled, all in the
     caller's transaction, so the wellbeing gate reads settled totals. The item's own status is the caller's to set.
     Returns False when the claim had ended already."""
-    if not Claim.objects.filter(pk=claim_id, ended_at__isnull=True).update(ended_at=at, outcome=outcome):
+    from core import compiled  # each update compiled once per process, bound on each end
+
+    if not compiled.update("review_queue.claim_end", lambda *, claim_id, at, outcome: (
+            Claim.objects.filter(pk=claim_id, ended_at__isnull=True), {"ended_at": at, "outcome": outcome}),
+            claim_id=claim_id, at=at, outcome=outcome):
         return False
-    RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True).update(ended_at=at)
+    compiled.update("review_queue.claim_end.reveals", lambda *, claim_id, at: (
+        RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
+        claim_id=claim_id, at=at)
     wellbeing.exposure_settle_claim(claim_id=claim_id)
     return True
 
@@ -225,7 +231,9 @@ def _lease_first(
         for item in (compiled.instance(ContentItem, row, "") for row in found):
             if item is None:
                 continue
-            updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(status=ContentItem.Status.IN_REVIEW)
+            updated = compiled.update("review_queue.lease_first.item", lambda *, item_id, wanted: (
+                ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
+                item_id=item.pk, wanted=wanted)
             if not updated:
                 continue
             item.status = ContentItem.Status.IN_REVIEW

@@ -229,3 +229,38 @@ def test_first_reads_the_row_first_reads(moderator, moderator2):
         got = compiled.first("test.shift", Shift, build, reviewer_id=reviewer.pk)
         expected = build(reviewer_id=reviewer.pk).first()
         assert (model_to_dict(got) if got else None) == (model_to_dict(expected) if expected else None)
+
+
+def test_an_update_changes_what_the_queryset_update_changes(moderator, moderator2):
+    from django.forms.models import model_to_dict
+
+    queue = make_queue()
+    with time_machine.travel(T0, tick=False) as clock:
+        _history(moderator, queue, clock)
+        item_claim(reviewer=moderator, queue=queue)  # one claim still open
+
+    def build(*, reviewer_id: int, at: Any, outcome: Any) -> tuple[QuerySet[Any, Any], dict[str, Any]]:
+        return (Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True),
+                {"ended_at": at, "outcome": outcome})
+
+    def state() -> list[dict[str, Any]]:
+        return [model_to_dict(c) for c in Claim.objects.order_by("pk")]
+
+    cases = [(moderator2.pk, T0, Claim.Outcome.EXPIRED), (moderator.pk, T0 + 3 * MIN, Claim.Outcome.RELEASED),
+             (moderator.pk, T0 + 5 * MIN, "decided"), (moderator.pk, None, "")]
+    from django.db import transaction
+
+    for reviewer_id, at, outcome in cases:
+        with transaction.atomic():
+            queryset, changes = build(reviewer_id=reviewer_id, at=at, outcome=outcome)
+            expected_count = queryset.update(**changes)
+            expected = state()
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            assert compiled.update("test.claim_end", build, reviewer_id=reviewer_id, at=at,
+                                   outcome=outcome) == expected_count
+            assert state() == expected
+            transaction.set_rollback(True)
+    # An id and a moment: compiled (the third case, a plain string for a TextChoices member, is the same shape);
+    # no moment and no outcome, `SET ended_at = NULL`, a shape of its own.
+    assert compiled.shapes("test.claim_end") == [True, True]

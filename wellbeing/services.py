@@ -476,10 +476,14 @@ def exposure_settle_claim(*, claim_id: int) -> int:
 
 
 def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> int:
+    from core import compiled
+
     written = 0
     for pk, found in selectors.settlements(entries, policy=policy).items():
         values = {name: getattr(found, name) for name in SETTLED_FIELDS}
-        written += ExposureEntry.objects.filter(pk=pk, exposure__isnull=True).update(**values)
+        # Compiled once per process, bound for each entry.
+        written += compiled.update("wellbeing.settlements_write", lambda *, pk, changes: (
+            ExposureEntry.objects.filter(pk=pk, exposure__isnull=True), changes), pk=pk, changes=values)
     return written
 
 
