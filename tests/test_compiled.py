@@ -264,3 +264,30 @@ def test_an_update_changes_what_the_queryset_update_changes(moderator, moderator
     # An id and a moment: compiled (the third case, a plain string for a TextChoices member, is the same shape);
     # no moment and no outcome, `SET ended_at = NULL`, a shape of its own.
     assert compiled.shapes("test.claim_end") == [True, True]
+
+
+@pytest.mark.postgres
+def test_a_statement_postgresql_will_not_prepare_runs_through_djangos_cursor(moderator, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    real = compiled._prepared_run
+    refused: list[str] = []
+
+    def refuse_once(found: Any, params: Any, connection: Any) -> Any:
+        if not refused:
+            refused.append(found.sql)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")  # an error inside the savepoint, as a refused statement gives
+            raise DatabaseError("unreachable")
+        return real(found, params, connection)
+
+    monkeypatch.setattr(compiled, "_prepared_run", refuse_once)
+    values = {"reviewer_id": moderator.pk, "shift_id": 1, "now": T0}
+    from django.db import transaction
+
+    with caplog.at_level(logging.WARNING, logger="core.compiled"), transaction.atomic():
+        assert compiled.rows("test.entries", _entries, **values) == list(_entries(**values))
+        # The transaction goes on: the refusal was rolled back to its savepoint.
+        assert compiled.rows("test.entries", _entries, **values) == list(_entries(**values))
+    assert len(refused) == 1 and refused[0] in compiled._not_prepared
+    assert any("not prepared" in r.getMessage() for r in caplog.records)
