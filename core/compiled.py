@@ -108,6 +108,7 @@ _PLAIN = _Plain()
 _cache: dict[tuple[Any, ...], _Compiled | _Plain] = {}
 _warned: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
+_compiling = threading.RLock()
 
 
 class _Unsupported(Exception):
@@ -154,9 +155,12 @@ def _lookup(name: str, build: Any, values: dict[str, Any], leaves: list[Any], us
             _warn((name, using, "shapes"), f"{name}: more than {MOST_SHAPES} shapes of values; running the queryset "
                   "for the others")
             return None
-        found = _compile(key, build, values, using, connection, updates=updates)
-        with _lock:
-            found = _cache.setdefault(key, found)
+        with _compiling:  # one thread compiles; the others of a process starting up wait for it, not redo it
+            found = _cache.get(key)
+            if found is None:
+                found = _compile(key, build, values, using, connection, updates=updates)
+                with _lock:
+                    found = _cache.setdefault(key, found)
     return None if isinstance(found, _Plain) else found
 
 
