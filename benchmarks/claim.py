@@ -224,18 +224,18 @@ def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
 
 
 def _veil_finish(ids: tuple[int, int]) -> None:
-    """End the claim the one way Veil ends a lease (review.services.claim_end, which settles its exposure) and
+    """End the claim the one way Veil ends a lease (review.models.Claim.end, which settles its exposure) and
     retire the item, in one transaction: the finish is the benchmark's, not what is measured (a real decision
     writes more: the decision, its audit event, the webhook)."""
     from django.db import transaction
     from django.utils import timezone
 
     from intake.models import ContentItem
-    from review.services import claim_end
+    from review.models import Claim
 
     item_id, claim_id = ids
     with transaction.atomic():
-        claim_end(claim_id=claim_id, outcome="decided", at=timezone.now())
+        Claim(pk=claim_id).end(outcome="decided", at=timezone.now())  # end() needs only the claim's key
         ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED)
 
 

@@ -162,6 +162,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # deployment behind an external pooler such as PgBouncer.
 VEIL_DB_POOL_SIZE = env_int("VEIL_DB_POOL_SIZE", 8, minimum=0, maximum=500)
 VEIL_DB_POOL_TIMEOUT_SECONDS = env_int("VEIL_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# The claim path's statements run prepared on PostgreSQL (core.compiled: planning the gate's read cost more than
+# running it). Off behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21,
+# or without max_prepared_statements): `manage.py check --deploy` warns, veil.W005.
+VEIL_DB_PREPARED_STATEMENTS = env_bool("VEIL_DB_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_DB_POOL_SIZE:
     # CONN_HEALTH_CHECKS makes Django give the pool psycopg_pool's check: a connection that died while idle
     # (PostgreSQL restarted, a proxy cut it) is replaced, not handed out.

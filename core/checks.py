@@ -66,8 +66,31 @@ def double_pool_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.postgresql" or not settings.VEIL_DB_POOL_SIZE:
         return []
-    if str(database.get("PORT") or "") == "6432" or "bouncer" in str(database.get("HOST") or "").lower():
+    if _looks_like_pgbouncer(database):
         return [Warning(
             "Veil's own connection pool (VEIL_DB_POOL_SIZE) is on, and the database looks like PgBouncer.",
             hint="Behind a pooler set VEIL_DB_POOL_SIZE=0 (README, The real stack).", id="veil.W004")]
+    return []
+
+
+def _looks_like_pgbouncer(database: dict[str, Any]) -> bool:
+    return str(database.get("PORT") or "") == "6432" or "bouncer" in str(database.get("HOST") or "").lower()
+
+
+@register(deploy=True)
+def prepared_behind_pooler_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The claim path's prepared statements (core.compiled) live on one server connection; a pooler in transaction
+    mode hands the next transaction another one, where they do not exist, unless it keeps them itself (PgBouncer
+    1.21+ with max_prepared_statements)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or not settings.VEIL_DB_PREPARED_STATEMENTS:
+        return []
+    if _looks_like_pgbouncer(database):
+        return [Warning(
+            "Veil runs its claim path as prepared statements (VEIL_DB_PREPARED_STATEMENTS), and the database looks "
+            "like PgBouncer.",
+            hint="Unless PgBouncer is 1.21 or later with max_prepared_statements set, set "
+                 "VEIL_DB_PREPARED_STATEMENTS=0 (README, The real stack).", id="veil.W005")]
     return []

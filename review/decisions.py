@@ -16,7 +16,6 @@ from intake.models import ContentItem, Decision
 from intake.services import broadcast_counts
 from intake.signals import decision_recorded
 from review.models import Claim, Policy
-from review.services import claim_end
 from review.viewing import _open_claim
 
 
@@ -76,7 +75,7 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
             outcome = Claim.Outcome.SECOND_OPINION
             audit_action = AuditEvent.Action.SECOND_OPINION
         item.save(update_fields=["status", "escalated_at", "second_opinion_excluded"])
-        claim_end(claim_id=claim.pk, outcome=outcome, at=now)
+        claim.end(outcome=outcome, at=now)
         audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
                      policy=policy.code if policy else None, reason=reason)
         if is_final:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -7,6 +8,9 @@ from django.core.validators import MaxValueValidator, MinLengthValidator, MinVal
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy
+
+from core import compiled
+from wellbeing import services as wellbeing_services
 
 
 class Queue(models.Model):
@@ -124,6 +128,24 @@ class Claim(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+    def end(self, *, outcome: str, at: datetime) -> bool:
+        """The one place a lease ends, whatever ends it (a decision, a release, expiry, a break giving the item
+        back): the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled
+        (wellbeing.services.exposure_settle_claim), all in the caller's transaction, so the wellbeing gate reads
+        settled totals. The item's own status is the caller's to set. Returns False when the claim had ended
+        already (someone else ended it first: the update is conditional). Compiled once per process (core.compiled):
+        the querysets stay the definition."""
+        if not compiled.update("review_queue.claim_end", lambda *, claim_id, at, outcome: (
+                Claim.objects.filter(pk=claim_id, ended_at__isnull=True), {"ended_at": at, "outcome": outcome}),
+                claim_id=self.pk, at=at, outcome=outcome):
+            return False
+        self.ended_at, self.outcome = at, outcome
+        compiled.update("review_queue.claim_end.reveals", lambda *, claim_id, at: (
+            RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
+            claim_id=self.pk, at=at)
+        wellbeing_services.exposure_settle_claim(claim_id=self.pk)
+        return True
 
 
 

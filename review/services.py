@@ -11,12 +11,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core import compiled
 from core.audit import audit_record
 from core.errors import ReviewError
 from core.models import AuditEvent
 from core.roles import Role, has_role
 from intake.models import ContentItem, Severity
-from review.models import Claim, Queue, RevealEvent
+from review.models import Claim, Queue
 from wellbeing import services as wellbeing
 
 
@@ -26,18 +27,6 @@ class NothingToClaim(ReviewError):
 
 def _supports_skip_locked() -> bool:
     return bool(connection.features.has_select_for_update_skip_locked)
-
-
-def claim_end(*, claim_id: int, outcome: str, at: datetime) -> bool:
-    """The one place a lease ends, whatever ends it (a decision, a release, expiry, a break giving the item back):
-    the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled, all in the
-    caller's transaction, so the wellbeing gate reads settled totals. The item's own status is the caller's to set.
-    Returns False when the claim had ended already."""
-    if not Claim.objects.filter(pk=claim_id, ended_at__isnull=True).update(ended_at=at, outcome=outcome):
-        return False
-    RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True).update(ended_at=at)
-    wellbeing.exposure_settle_claim(claim_id=claim_id)
-    return True
 
 
 def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) -> int:
@@ -54,9 +43,9 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
             candidates = candidates.select_for_update(skip_locked=True)
         for item in candidates.order_by("id")[:500]:
             # Read again under the item's lock: a renewal may have just extended it. On SQLite (no row locks) the
-            # IMMEDIATE transaction serialises expirers, and claim_end's conditional update is a second guard.
+            # IMMEDIATE transaction serialises expirers, and Claim.end's conditional update is a second guard.
             claim = lapsed.filter(item=item).first()
-            if claim is None or not claim_end(claim_id=claim.pk, outcome=Claim.Outcome.EXPIRED, at=now):
+            if claim is None or not claim.end(outcome=Claim.Outcome.EXPIRED, at=now):
                 continue
             item.status = item.resting_status
             item.save(update_fields=["status"])
@@ -200,13 +189,34 @@ def _lease_first(
     the item, then its claim. On PostgreSQL the pick locks the row it leases and skips rows other claimers hold
     (FOR NO KEY UPDATE SKIP LOCKED: a plain update's lock, which leaves the item's foreign keys free); on SQLite the
     IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard on both."""
+    from dataclasses import replace
+    from typing import Any
+
+    paths = compiled.model_paths(ContentItem, "")
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
     for batch in batches:
-        candidates = _batch_queryset(_waiting(queue=queue, wanted=wanted, reviewer=reviewer), constraints, batch)
-        if _supports_skip_locked():
-            candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
-        for item in candidates[:5]:
-            updated = ContentItem.objects.filter(pk=item.pk, status=wanted).update(status=ContentItem.Status.IN_REVIEW)
+
+        def build(*, queue_id: int, wanted: str, reviewer_id: int, max_severity: int, excluded: list[str],
+                  batch: _Batch = batch) -> QuerySet[ContentItem, Any]:
+            # The candidates as _batch_queryset defines them, their columns as the model loads them: compiled once
+            # per batch kind and number of excluded categories, bound on each claim.
+            bound = replace(constraints, max_severity=max_severity, excluded_categories=frozenset(excluded))
+            candidates = _batch_queryset(_waiting(queue=Queue(pk=queue_id), wanted=wanted,
+                                                  reviewer=User(pk=reviewer_id)), bound, batch)
+            if _supports_skip_locked():
+                candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            query: QuerySet[ContentItem, Any] = candidates.values(*paths)[:5]
+            return query
+
+        found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
+                              queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
+                              max_severity=constraints.max_severity, excluded=sorted(constraints.excluded_categories))
+        for item in (compiled.instance(ContentItem, row, "") for row in found):
+            if item is None:
+                continue
+            updated = compiled.update("review_queue.lease_first.item", lambda *, item_id, wanted: (
+                ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
+                item_id=item.pk, wanted=wanted)
             if not updated:
                 continue
             item.status = ContentItem.Status.IN_REVIEW
@@ -237,7 +247,7 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
             raise ReviewError("not_lease_holder", gettext("You do not hold this item."), status=409)
         item.status = item.resting_status
         item.save(update_fields=["status"])
-        claim_end(claim_id=claim.pk, outcome=Claim.Outcome.RELEASED, at=now)
+        claim.end(outcome=Claim.Outcome.RELEASED, at=now)
         audit_record(action=AuditEvent.Action.RELEASED, actor=reviewer, item=item, claim=claim.pk)
         from core import realtime
 

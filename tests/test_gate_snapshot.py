@@ -171,7 +171,7 @@ def _settled(claim: Claim) -> ExposureEntry:
 
 @pytest.mark.parametrize("ending", ["decision", "release", "expiry", "break"])
 def test_every_way_a_claim_ends_settles_its_exposure_in_that_transaction(moderator, ending):
-    """Claim.end's one implementation (review.services.claim_end): a decision, a release, a lease running out
+    """Claim.end, the one implementation (review.models.Claim.end): a decision, a release, a lease running out
     and a break giving the item back all settle the item's exposure, with its reveal counted and closed."""
     set_policy(reveal_extra_percent=100)
     queue = make_queue(lease_seconds=120)

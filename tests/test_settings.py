@@ -185,3 +185,11 @@ def test_the_deploy_check_warns_of_a_pool_in_front_of_pgbouncer(tmp_path):
     assert "veil.W004" in _deploy_check(tmp_path, behind)
     assert "veil.W004" not in _deploy_check(tmp_path, {**behind, "VEIL_DB_POOL_SIZE": "0"})
     assert "veil.W004" not in _deploy_check(tmp_path, {**behind, "DATABASE_URL": "postgres://veil@127.0.0.1/veil"})
+
+
+def test_the_deploy_check_warns_of_prepared_statements_behind_pgbouncer(tmp_path):
+    behind: dict[str, str | None] = {"DATABASE_URL": "postgres://veil@127.0.0.1:6432/veil",
+                                     "REDIS_URL": "redis://127.0.0.1:1/0", "VEIL_DB_POOL_SIZE": "0"}
+    assert "veil.W005" in _deploy_check(tmp_path, behind)
+    assert "veil.W005" not in _deploy_check(tmp_path, {**behind, "VEIL_DB_PREPARED_STATEMENTS": "0"})
+    assert "veil.W005" not in _deploy_check(tmp_path, {**behind, "DATABASE_URL": "postgres://veil@127.0.0.1/veil"})

@@ -20,6 +20,7 @@ from django.utils.deconstruct import deconstructible
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy
 
+from core import compiled
 from intake.models import Category, Severity
 from wellbeing import rules
 
@@ -80,8 +81,10 @@ class StricterThanOrganisation:
 
 class OrganisationPolicyManager(models.Manager["OrganisationPolicy"]):
     def current(self) -> OrganisationPolicy:
-        """The organisation's policy, or its defaults when nobody has saved one yet (not saved by reading it)."""
-        found = self.filter(pk=OrganisationPolicy.SINGLETON_PK).first()
+        """The organisation's policy, or its defaults when nobody has saved one yet (not saved by reading it). Read on
+        every claim: compiled once per process (core.compiled), the queryset staying its definition."""
+        found = compiled.first("wellbeing.organisation_policy", OrganisationPolicy,
+                               lambda *, pk: self.filter(pk=pk), pk=OrganisationPolicy.SINGLETON_PK)
         return found or OrganisationPolicy(pk=OrganisationPolicy.SINGLETON_PK)
 
 

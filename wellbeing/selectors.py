@@ -6,14 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, F, Func, IntegerField, Max, Min, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, Func, IntegerField, Max, Min, Model, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 
+from core import compiled
 from core.roles import Role, has_role
 from intake.models import Category, Severity
 from wellbeing import rules
@@ -76,11 +77,17 @@ def _with_own_policies(reviewer_id: int) -> QuerySet[User]:
     return User.objects.filter(pk=reviewer_id).select_related("wellbeing_policy", "team_membership__team__policy")
 
 
+def queue_policy_of(*, queue_id: int) -> QueuePolicy | None:
+    """The queue's own wellbeing policy, if it has one. Read on every claim: compiled once per process."""
+    return compiled.first("wellbeing.queue_policy", QueuePolicy,
+                          lambda *, queue_id: QueuePolicy.objects.filter(queue_id=queue_id), queue_id=queue_id)
+
+
 def _rows_of(user: User | None, queue: Queue | None) -> PolicyRows:
     membership: TeamMembership | None = getattr(user, "team_membership", None)
     return PolicyRows(
         organisation=OrganisationPolicy.objects.current(),
-        queue=QueuePolicy.objects.filter(queue=queue).first() if queue is not None else None,
+        queue=queue_policy_of(queue_id=queue.pk) if queue is not None else None,
         team_id=membership.team_id if membership is not None else None,
         team=getattr(membership.team, "policy", None) if membership is not None else None,
         personal=getattr(user, "wellbeing_policy", None),
@@ -340,6 +347,16 @@ def holding_entries(*, now: datetime) -> QuerySet[ExposureEntry]:
     return ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=True, claim__expires_at__gt=now)
 
 
+def claim_model() -> type[Model]:
+    """The claim model, reached through the ledger entry's own foreign key (wellbeing does not import review)."""
+    return ExposureEntry._meta.get_field("claim").related_model
+
+
+def reveal_model() -> type[Model]:
+    """The model of a claim's reveals, reached the same way."""
+    return cast("type[Model]", claim_model()._meta.get_field("reveals").related_model)
+
+
 def _held_claims(reviewer_id: int, now: datetime) -> QuerySet[ExposureEntry]:
     return holding_entries(now=now).filter(reviewer_id=reviewer_id)
 
@@ -416,37 +433,57 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
     The reads above, each the one definition of its figure, go to the database as scalar subqueries of one
     statement, with the reviewer's personal and team policies (one round trip on the hottest path Veil has), then
     the organisation's and the queue's policies."""
-    shift_id = shift.pk if shift is not None else None
-    severe_hour = _severe_in_last_hour(reviewer.pk, now).order_by()
-    last_finished = _finished_in(shift_id)
-    found = (
-        _with_own_policies(reviewer.pk)
-        .annotate(
-            held=Subquery(_held_claims(reviewer.pk, now).order_by("-claimed_at").values("claim_id")[:1]),
-            spoken=Subquery(_spoken_for(shift_id)),
-            break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[]))
-                                .order_by()
-                                .values(n=Func("pk", function="COUNT"))),
-            finished_at=Subquery(last_finished.values("ended_at")[:1]),
-            finished_severity=Subquery(last_finished.values("severity")[:1]),
-            severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
-            severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
-            severe_end=Subquery(_severe_ended(reviewer.pk).order_by("-ended_at").values("ended_at")[:1]),
-            expired=Exists(_lapsed_in(queue.pk, now)),
+    personal, team = "wellbeing_policy__", "team_membership__team__policy__"
+
+    def build(*, reviewer_id: int, queue_id: int, shift_id: int | None, now: datetime) -> QuerySet[User, Any]:
+        severe_hour = _severe_in_last_hour(reviewer_id, now).order_by()
+        last_finished = _finished_in(shift_id)
+        query: QuerySet[User, Any] = (
+            _with_own_policies(reviewer_id)
+            .annotate(
+                held=Subquery(_held_claims(reviewer_id, now).order_by("-claimed_at").values("claim_id")[:1]),
+                spoken=Subquery(_spoken_for(shift_id)),
+                break_rows=Subquery(Break.objects.filter(Q(shift_id=shift_id) if shift_id is not None
+                                                         else Q(pk__in=[]))
+                                    .order_by()
+                                    .values(n=Func("pk", function="COUNT"))),
+                finished_at=Subquery(last_finished.values("ended_at")[:1]),
+                finished_severity=Subquery(last_finished.values("severity")[:1]),
+                severe_count=Subquery(severe_hour.values(n=Func("pk", function="COUNT"))),
+                severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
+                severe_end=Subquery(_severe_ended(reviewer_id).order_by("-ended_at").values("ended_at")[:1]),
+                expired=Exists(_lapsed_in(queue_id, now)),
+            )
+            # The policy rows select_related would load, as columns: compiled once, bound on every claim.
+            .values("held", "spoken", "break_rows", "finished_at", "finished_severity", "severe_count",
+                    "severe_oldest", "severe_end", "expired", "team_membership__team_id",
+                    *compiled.model_paths(PersonalPolicy, personal), *compiled.model_paths(TeamPolicy, team))
         )
-        .get()
+        return query
+
+    found_rows = compiled.rows("wellbeing.gate_snapshot", build, reviewer_id=reviewer.pk, queue_id=queue.pk,
+                               shift_id=shift.pk if shift is not None else None, now=now)
+    if not found_rows:
+        raise User.DoesNotExist("User matching query does not exist.")
+    found = found_rows[0]
+    finished_at = found["finished_at"]
+    rows = PolicyRows(
+        organisation=OrganisationPolicy.objects.current(),
+        queue=queue_policy_of(queue_id=queue.pk),
+        team_id=found["team_membership__team_id"],
+        team=compiled.instance(TeamPolicy, found, team),
+        personal=compiled.instance(PersonalPolicy, found, personal),
     )
-    finished_at = found.finished_at
     return GateSnapshot(
-        held_claim_id=found.held,
-        rows=_rows_of(found, queue),
-        spoken_for=int(found.spoken or 0),
-        break_rows=int(found.break_rows or 0),
-        last_finished=(finished_at, int(found.finished_severity)) if finished_at is not None else None,
-        severe_last_hour=int(found.severe_count or 0),
-        severe_oldest=found.severe_oldest,
-        last_severe_end=found.severe_end,
-        expired_leases_in_queue=bool(found.expired),
+        held_claim_id=found["held"],
+        rows=rows,
+        spoken_for=int(found["spoken"] or 0),
+        break_rows=int(found["break_rows"] or 0),
+        last_finished=(finished_at, int(found["finished_severity"])) if finished_at is not None else None,
+        severe_last_hour=int(found["severe_count"] or 0),
+        severe_oldest=found["severe_oldest"],
+        last_severe_end=found["severe_end"],
+        expired_leases_in_queue=bool(found["expired"]),
     )
 
 
@@ -643,10 +680,19 @@ class Settlement:
 def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> dict[int, Settlement]:
     """Compute, without writing, what finished entries count for: from the claim's own times and the logged
     reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been."""
+    reveals_of = reveal_model()
+    paths = compiled.model_paths(reveals_of, "")
+
+    def build(*, claim_ids: list[int]) -> QuerySet[Any, Any]:
+        query: QuerySet[Any, Any] = reveals_of._default_manager.filter(claim_id__in=claim_ids).values(*paths)
+        return query
+
     reveals: dict[int, list[float]] = {}
-    for entry in entries:  # the claim's reveals, through the entry's own foreign key (prefetched by the callers)
-        if entry.claim is not None:
-            reveals[entry.claim.pk] = [reveal.seconds_shown for reveal in entry.claim.reveals.all()]
+    claim_ids = [e.claim_id for e in entries if e.claim_id]
+    for row in compiled.rows("wellbeing.settlements.reveals", build, claim_ids=claim_ids):
+        reveal: Any = compiled.instance(reveals_of, row, "")
+        if reveal is not None:
+            reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
     found: dict[int, Settlement] = {}
     for entry in entries:
         claim = entry.claim
@@ -678,7 +724,7 @@ def exposure_finished(*, shift: Shift, policy: rules.EffectivePolicy) -> int:
     settled = settled_exposure(shift=shift)
     pending = list(ExposureEntry.objects.filter(shift=shift, exposure__isnull=True)
                    .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
-                   .select_related("claim").prefetch_related("claim__reveals"))
+                   .select_related("claim"))
     return settled + sum(s.exposure for s in settlements(pending, policy=policy).values())
 
 

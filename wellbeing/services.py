@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
 
+from core import compiled
 from core.errors import ReviewError
 from intake.models import Category, Severity
 from wellbeing import realtime as team_realtime
@@ -86,7 +87,10 @@ def _push_later(reviewer_id: int, event: str) -> None:
 def _shift_locked(*, reviewer_id: int) -> Shift | None:
     """The reviewer's open shift, its row locked: the first lock every claim, break and shift change of this reviewer
     takes (lock order: shift, then item, then claim), so one reviewer's requests queue up behind each other."""
-    return Shift.objects.select_for_update().filter(reviewer_id=reviewer_id, ended_at__isnull=True).first()
+    return compiled.first("wellbeing.shift_locked", Shift,
+                          lambda *, reviewer_id: Shift.objects.select_for_update().filter(reviewer_id=reviewer_id,
+                                                                                          ended_at__isnull=True),
+                          reviewer_id=reviewer_id)
 
 
 def _shift_new(*, reviewer: User, policy: rules.EffectivePolicy, now: datetime) -> Shift:
@@ -452,8 +456,25 @@ def exposure_settle_claim(*, claim_id: int) -> int:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
     its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
     totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
-    entries = list(ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
-                   .select_related("claim").prefetch_related("claim__reveals"))
+    from django.db.models import QuerySet
+
+    claim_of = selectors.claim_model()
+    paths = [*compiled.model_paths(ExposureEntry, ""), *compiled.model_paths(claim_of, "claim__")]
+
+    def build(*, claim_id: int) -> QuerySet[ExposureEntry, Any]:
+        # The entries with their claim, as select_related("claim") loads them: compiled once, bound on each end.
+        query: QuerySet[ExposureEntry, Any] = (ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
+                                               .values(*paths))
+        return query
+
+    entries = []
+    for row in compiled.rows("wellbeing.exposure_settle_claim", build, claim_id=claim_id):
+        entry = compiled.instance(ExposureEntry, row, "")
+        claim: Any = compiled.instance(claim_of, row, "claim__")
+        if entry is not None:
+            if claim is not None:
+                entry.claim = claim
+            entries.append(entry)
     if not entries:
         return 0
     return _settlements_write(entries, policy=selectors.settlement_policy())
@@ -463,7 +484,9 @@ def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectiveP
     written = 0
     for pk, found in selectors.settlements(entries, policy=policy).items():
         values = {name: getattr(found, name) for name in SETTLED_FIELDS}
-        written += ExposureEntry.objects.filter(pk=pk, exposure__isnull=True).update(**values)
+        # Compiled once per process, bound for each entry.
+        written += compiled.update("wellbeing.settlements_write", lambda *, pk, changes: (
+            ExposureEntry.objects.filter(pk=pk, exposure__isnull=True), changes), pk=pk, changes=values)
     return written
 
 
@@ -474,7 +497,7 @@ def exposure_settle(*, reviewer: User) -> int:
     entries = list(
         ExposureEntry.objects.filter(reviewer_id=reviewer.pk, exposure__isnull=True)
         .filter(Q(claim__ended_at__isnull=False) | Q(claim__isnull=True))
-        .select_related("claim").prefetch_related("claim__reveals")
+        .select_related("claim")
     )
     if not entries:
         return 0

@@ -1,0 +1,503 @@
+"""Querysets compiled once per process, run with new values on each call.
+
+Why this exists: the claim path's reads are querysets (the one definition of each rule), and for the larger ones
+Django spends far longer building and compiling the queryset than the database spends running it: the claim gate's
+snapshot of nine subqueries took 7 ms to build and compile and 0.8 ms to run (issue 23). Django has no cache of
+compiled SQL, so this module keeps one: the queryset is still what defines the read, and is what runs whenever the
+cache cannot prove it would give the same answer.
+
+    rows = compiled.rows("wellbeing.gate_snapshot", build, reviewer_id=7, shift_id=None, now=now)
+
+`build(**values)` returns a `.values(...)` queryset. The first call for a given *shape* of values builds it twice, with
+two different sets of distinctive sentinel values, compiles both (`compiler.as_sql()`), and records which parameter
+positions hold which value. Later calls of that shape substitute the real values into the recorded SQL, run it
+through Django's cursor (so execute wrappers, query logging and CaptureQueriesContext see it as usual; on PostgreSQL
+a prepared statement, logged but not seen by execute wrappers: see `_prepared`), and apply
+the same converters Django's `.values()` applies, giving the same dicts with the same keys.
+
+The shape (the cache key, with the name, the database alias and its vendor) holds what can change the SQL rather
+than its parameters: None and booleans (by value), the length of a list or tuple, the type of each value, whether a
+datetime is aware, and the range class of an integer (Django drops a comparison with an integer outside the field's
+range, `IntegerFieldOverflow`, so a sentinel has to fall in the same range as the value it stands for). Anything
+else must reach the SQL only as a parameter; the two builds check that:
+
+- both give the same SQL text (a value that changed it would have changed it between the sentinels too);
+- every parameter position is the same constant in both, or holds the same value's sentinel in both, adapted as
+  Django adapts it (`connection.ops.adapt_datetimefield_value` for datetimes: SQLite gets a string, PostgreSQL the
+  datetime), or that sentinel moved by the same fixed amount in both (a datetime such as `now - 1 hour`);
+- every value is found at least once (one found nowhere might be steering the query in Python, unseen). A value may
+  be found more than once: the reviewer's id is in four of the gate's subqueries.
+
+When any check fails, or a value is of a type not handled here, or compiling raises, that shape runs the queryset
+normally from then on, and a warning says so once per process and shape.
+An empty `__in` at the top level is not an error: Django answers it without a statement, and so does this (logged
+at INFO). Lists of more than MOST_LIST_ITEMS values, and names called with more than MOST_SHAPES shapes, run the
+queryset: each length would be a statement of its own.
+
+`update()` does the same for `queryset.update(**changes)`, the changes being values like any other. On PostgreSQL
+every compiled statement runs prepared on the server (see `_prepared`): planning the gate's snapshot cost PostgreSQL
+more than running it.
+
+Substituted values are adapted the way Django adapts them: integers and strings as they are (an integer the
+backend wraps for its column, psycopg's Int2/Int4 on PostgreSQL, wrapped the same way), dates and datetimes
+through the connection's `adapt_*field_value`, and a moved datetime is moved in Python first, exactly as the
+queryset's own code would (`value + delta`), then adapted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, QuerySet
+from django.db.models.sql import UpdateQuery
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Model)
+Builder = Callable[..., "QuerySet[Any, Any]"]
+UpdateBuilder = Callable[..., "tuple[QuerySet[Any, Any], dict[str, Any]]"]
+
+# A datetime moved by more than this from its sentinel is not taken for that value moved (a constant, rather).
+_MOST_MOVED = timedelta(days=400)
+# The two sentinel moments: far from any real data, 17 years and some odd seconds apart, with microseconds so the
+# adapted text has all its digits (SQLite's str() drops ".000000").
+_MOMENTS = (datetime(2970, 3, 7, 5, 11, 13, 123457, tzinfo=UTC),
+            datetime(2953, 8, 21, 17, 41, 2, 654321, tzinfo=UTC))
+# Longer lists, and more shapes of one name, are not compiled: each length is a statement of its own.
+MOST_LIST_ITEMS = 16
+MOST_SHAPES = 64
+# Integer range classes: Django's integer field ranges (positive small, positive, big; and their negatives).
+_INT_RANGES = ((0, 32_767), (32_768, 2_147_483_647), (2_147_483_648, 9_223_372_036_854_775_807),
+               (-32_768, -1), (-2_147_483_648, -32_769), (-9_223_372_036_854_775_808, -2_147_483_649))
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one parameter comes from: a constant, or a value (by its leaf index), maybe moved by `delta`."""
+
+    leaf: int | None
+    constant: Any = None
+    delta: timedelta | None = None
+    # The int subclass the backend wraps this integer in (PostgreSQL: psycopg's Int2/Int4/Int8, by field), if any.
+    wrap: type[int] | None = None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    updates: bool  # an UPDATE (run for its row count), else a SELECT of .values() rows
+    sql: str
+    slots: tuple[_Slot, ...]
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+
+
+class _Plain:
+    """This shape runs the queryset itself (see the module docstring)."""
+
+
+_PLAIN = _Plain()
+_cache: dict[tuple[Any, ...], _Compiled | _Plain] = {}
+_warned: set[tuple[Any, ...]] = set()
+_lock = threading.Lock()
+_compiling = threading.RLock()
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def rows(name: str, build: Builder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[dict[str, Any]]:
+    """What `list(build(**values).using(using))` returns, from SQL compiled once per shape of values (see above)."""
+    connection = connections[using]
+    leaves: list[Any] = []
+    found = _lookup(name, build, values, leaves, using, connection, updates=False)
+    if found is None:
+        return list(build(**values).using(using))
+    return _run(found, leaves, connection)
+
+
+def update(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> int:
+    """What `queryset.using(using).update(**changes)` returns (the rows updated), for `queryset, changes =
+    build(**values)`, from SQL compiled once per shape of values: the changes are values like any other."""
+    connection = connections[using]
+    leaves: list[Any] = []
+    found = _lookup(name, build, values, leaves, using, connection, updates=True)
+    if found is None:
+        queryset, changes = build(**values)
+        return int(queryset.using(using).update(**changes))
+    with transaction.mark_for_rollback_on_error(using=using):
+        count = _execute(found, _params(found, leaves, connection), connection)
+    assert isinstance(count, int)
+    return count
+
+
+def _lookup(name: str, build: Any, values: dict[str, Any], leaves: list[Any], using: str,
+            connection: BaseDatabaseWrapper, *, updates: bool) -> _Compiled | None:
+    """The compiled statement for this shape of values (compiling it the first time), or None: run the queryset."""
+    try:
+        shape = _shape(values, leaves)
+    except _Unsupported as exc:
+        _warn((name, using, str(exc)), f"{name}: {exc}; running the queryset each time")
+        return None
+    key = (name, using, connection.vendor, shape)
+    found = _cache.get(key)
+    if found is None:
+        if sum(1 for k in list(_cache) if k[0] == name) >= MOST_SHAPES:
+            _warn((name, using, "shapes"), f"{name}: more than {MOST_SHAPES} shapes of values; running the queryset "
+                  "for the others")
+            return None
+        with _compiling:  # one thread compiles; the others of a process starting up wait for it, not redo it
+            found = _cache.get(key)
+            if found is None:
+                found = _compile(key, build, values, using, connection, updates=updates)
+                with _lock:
+                    found = _cache.setdefault(key, found)
+    return None if isinstance(found, _Plain) else found
+
+
+def first(name: str, model: type[M], build: Callable[..., QuerySet[M]], /, *, using: str = DEFAULT_DB_ALIAS,
+          **values: Any) -> M | None:
+    """What `build(**values).first()` returns (a `model` instance or None), from SQL compiled once per shape: the
+    same order (the queryset's, else the primary key, as first() does), every concrete field loaded, nothing
+    related."""
+
+    def one(**bound: Any) -> QuerySet[M, Any]:
+        queryset = build(**bound)
+        ordered = queryset if queryset.ordered else queryset.order_by("pk")
+        return ordered.values(*model_paths(model, ""))[:1]
+
+    found = rows(name, one, using=using, **values)
+    return instance(model, found[0], "", using=using) if found else None
+
+
+def instance(model: type[M], row: Mapping[str, Any], prefix: str, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
+    """The `model` row that `row` holds under `prefix` + each concrete field's attname (the columns of
+    `model_paths(model, prefix)`), as select_related would have loaded it; None when its primary key is None (no
+    row, as the LEFT JOIN of a reverse one-to-one gives)."""
+    fields = model._meta.concrete_fields
+    if row[prefix + model._meta.pk.attname] is None:
+        return None
+    return model.from_db(using, [f.attname for f in fields], [row[prefix + f.attname] for f in fields])
+
+
+def model_paths(model: type[Model], prefix: str) -> list[str]:
+    """The `.values()` paths of every concrete field of `model` reached through `prefix` (e.g. "wellbeing_policy__")."""
+    return [prefix + f.attname for f in model._meta.concrete_fields]
+
+
+def shapes(name: str) -> list[bool]:
+    """For each shape of values `name` was called with so far, in order: compiled (True) or run as a queryset."""
+    return [isinstance(found, _Compiled) for key, found in list(_cache.items()) if key[0] == name]
+
+
+def clear() -> None:
+    """Forget every compiled statement (tests; a process never needs to)."""
+    with _lock:
+        _cache.clear()
+        _warned.clear()
+        _not_prepared.clear()
+        _prepared_once.clear()
+
+
+# ---- shapes and sentinels -----------------------------------------------------------------------------------------
+
+
+def _shape(value: Any, leaves: list[Any]) -> Any:
+    """The part of `value` that may change the SQL; the rest is appended to `leaves`, to be bound."""
+    if value is None or isinstance(value, bool):
+        return ("const", value)
+    if isinstance(value, Mapping):
+        return tuple((k, _shape(v, leaves)) for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        if len(value) > MOST_LIST_ITEMS:
+            raise _Unsupported(f"lists of more than {MOST_LIST_ITEMS} values are not compiled")
+        return (type(value).__name__, tuple(_shape(v, leaves) for v in value))
+    if isinstance(value, int):
+        leaves.append(int(value))  # an IntegerChoices member as the plain int Django's fields make of it
+        return ("int", _int_range(value))
+    if isinstance(value, datetime):
+        leaves.append(value)
+        return ("datetime", value.tzinfo is not None)
+    if isinstance(value, date):
+        leaves.append(value)
+        return ("date",)
+    if isinstance(value, str):
+        if not value:
+            return ("const", "")
+        leaves.append(str.__str__(value))  # a TextChoices member as the string the driver is given
+        return ("str",)
+    raise _Unsupported(f"values of type {type(value).__name__} are not compiled")
+
+
+def _int_range(value: int) -> int:
+    for n, (low, high) in enumerate(_INT_RANGES):
+        if low <= value <= high:
+            return n
+    raise _Unsupported("an integer outside every database integer range")
+
+
+def _sentinels(value: Any, which: int, counter: list[int]) -> Any:
+    """`value` with every leaf replaced by a sentinel of set `which` (0 or 1), distinct from every other leaf's."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _sentinels(v, which, counter) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return type(value)(_sentinels(v, which, counter) for v in value)
+    if isinstance(value, str) and not value:
+        return value
+    counter[0] += 1
+    n = counter[0]
+    if isinstance(value, int):
+        low, high = _INT_RANGES[_int_range(value)]
+        top = high if high > 0 else low  # far from zero, where real ids and counts are not
+        step = -1 if top > 0 else 1
+        return top + step * (n * 37 + which * 1009 + 11)
+    if isinstance(value, datetime):
+        moment = _MOMENTS[which] + timedelta(days=n * 3, seconds=n)
+        return moment if value.tzinfo is not None else moment.replace(tzinfo=None)
+    if isinstance(value, date):
+        return (_MOMENTS[which] + timedelta(days=n * 3)).date()
+    return f"\u2983veil-sentinel-{which}-{n:06d}\u2984"  # zero-padded: sorting keeps the values' order
+
+
+def _adapt(value: Any, connection: BaseDatabaseWrapper) -> Any:
+    """A value as Django hands it to the driver for a column of its type."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, date):
+        return connection.ops.adapt_datefield_value(value)
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _moved(param: Any, sentinel: datetime, connection: BaseDatabaseWrapper) -> timedelta | None:
+    """How far `param` is from the datetime `sentinel`, if it is that sentinel moved (adapted the same way)."""
+    adapted = _adapt(sentinel, connection)
+    try:
+        if isinstance(param, datetime) and isinstance(adapted, datetime):
+            delta = param - adapted
+        elif isinstance(param, str) and isinstance(adapted, str):
+            delta = datetime.fromisoformat(param) - datetime.fromisoformat(adapted)
+        else:
+            return None
+    except (TypeError, ValueError):
+        return None
+    if abs(delta) > _MOST_MOVED or not _same(_adapt(sentinel + delta, connection), param):
+        return None
+    return delta
+
+
+# ---- compiling and running ----------------------------------------------------------------------------------------
+
+
+def _compile(key: tuple[Any, ...], build: Any, values: dict[str, Any], using: str,
+             connection: BaseDatabaseWrapper, *, updates: bool) -> _Compiled | _Plain:
+    name = key[0]
+    try:
+        found = _compile_checked(build, values, using, connection, updates=updates)
+    except EmptyResultSet:
+        # Nothing to compile: Django answers an empty `__in` without asking the database.
+        if key not in _warned:
+            _warned.add(key)
+            logger.info("compiled queryset %s: matches nothing for this shape of values, which the queryset "
+                        "answers without a statement", name)
+        return _PLAIN
+    except Exception as exc:
+        found = f"compiling raised {type(exc).__name__}: {exc}"
+    if isinstance(found, str):
+        _warn(key, f"{name}: {found}; running the queryset each time for this shape of values")
+        return _PLAIN
+    return found
+
+
+def _update_query(built: tuple[QuerySet[Any, Any], dict[str, Any]], using: str) -> UpdateQuery | str:
+    """The query QuerySet.update() runs, for what it is used on here: a plain filter, no related updates."""
+    queryset, changes = built
+    if queryset.query.annotations or queryset.query.order_by or queryset.query.is_sliced or queryset.query.combinator:
+        return "an update of an annotated, ordered, sliced or combined queryset"
+    query = cast(UpdateQuery, queryset.using(using).query.chain(UpdateQuery))
+    query.add_update_values(changes)
+    query.clear_select_clause()
+    if query.get_related_updates():
+        return "an update of a parent model's table"
+    return query
+
+
+def _compile_checked(build: Any, values: dict[str, Any], using: str, connection: BaseDatabaseWrapper, *,
+                     updates: bool) -> _Compiled | str:
+    builds = []
+    for which in (0, 1):
+        sentinel_values = _sentinels(values, which, [0])
+        leaves: list[Any] = []
+        _shape(sentinel_values, leaves)
+        query = _update_query(build(**sentinel_values), using) if updates else build(**sentinel_values).using(
+            using).query
+        if isinstance(query, str):
+            return query
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        if not sql:
+            return "nothing to update"
+        builds.append((query, compiler, sql, tuple(params), leaves))
+    (query, compiler, sql, params, leaves), (_q, _c, sql_b, params_b, leaves_b) = builds
+    if sql != sql_b or len(params) != len(params_b):
+        return "the SQL differs between two sets of sentinel values (a value shapes it)"
+    slots: list[_Slot] = []
+    seen: set[int] = set()
+    for position, (a, b) in enumerate(zip(params, params_b, strict=True)):
+        slot = _slot(a, b, leaves, leaves_b, connection)
+        if slot is None:
+            return f"parameter {position + 1} ({a!r}) is neither a constant nor one of the values"
+        if slot.leaf is not None:
+            seen.add(slot.leaf)
+        slots.append(slot)
+    missing = [n for n in range(len(leaves)) if n not in seen]
+    if missing:
+        return f"value {missing[0] + 1} of {len(leaves)} is not among the parameters (changed, or unused)"
+    if updates:
+        return _Compiled(updates=True, sql=sql, slots=tuple(slots), names=(), converters=())
+    names = list(query.selected) if query.selected else [*query.extra_select, *query.values_select,
+                                                          *query.annotation_select]
+    if not names or len(names) != compiler.col_count:
+        return "not a .values() queryset with one column per name"
+    fields = [s[0] for s in compiler.select[0:compiler.col_count]]
+    if compiler.has_composite_fields(fields):
+        return "composite fields are not handled"
+    converters = tuple((pos, tuple(convs), expression)
+                       for pos, (convs, expression) in compiler.get_converters(fields).items())
+    return _Compiled(updates=False, sql=sql, slots=tuple(slots), names=tuple(names), converters=converters)
+
+
+def _slot(a: Any, b: Any, leaves: Sequence[Any], leaves_b: Sequence[Any],
+          connection: BaseDatabaseWrapper) -> _Slot | None:
+    for n, (sentinel, sentinel_b) in enumerate(zip(leaves, leaves_b, strict=True)):
+        if _same(a, _adapt(sentinel, connection)) and _same(b, _adapt(sentinel_b, connection)):
+            return _Slot(leaf=n)
+        if (type(sentinel) is int and type(a) is type(b) and isinstance(a, int) and not isinstance(a, bool)
+                and int(a) == sentinel and int(b) == sentinel_b):
+            return _Slot(leaf=n, wrap=type(a))  # adapted for its column's type (adapt_integerfield_value)
+    for n, (sentinel, sentinel_b) in enumerate(zip(leaves, leaves_b, strict=True)):
+        if isinstance(sentinel, datetime) and isinstance(sentinel_b, datetime):
+            delta = _moved(a, sentinel, connection)
+            if delta is not None and delta == _moved(b, sentinel_b, connection):
+                return _Slot(leaf=n, delta=delta)
+    if _same(a, b):
+        return _Slot(leaf=None, constant=a)
+    return None
+
+
+def _params(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    return [
+        slot.constant if slot.leaf is None
+        else slot.wrap(leaves[slot.leaf]) if slot.wrap is not None
+        else _adapt(leaves[slot.leaf] + slot.delta if slot.delta is not None else leaves[slot.leaf], connection)
+        for slot in found.slots
+    ]
+
+
+def _run(found: _Compiled, leaves: list[Any], connection: BaseDatabaseWrapper) -> list[dict[str, Any]]:
+    fetched = _execute(found, _params(found, leaves, connection), connection)
+    assert isinstance(fetched, list)
+    names = found.names
+    result = []
+    for fetched_row in fetched:
+        row = list(fetched_row)
+        for pos, convs, expression in found.converters:
+            value = row[pos]
+            for converter in convs:
+                value = converter(value, expression, connection)
+            row[pos] = value
+        result.append(dict(zip(names, row, strict=True)))
+    return result
+
+
+def _execute(found: _Compiled, params: list[Any], connection: BaseDatabaseWrapper) -> list[Any] | int:
+    """Run the statement: its rows, or for an update its row count. On PostgreSQL as a server-side prepared
+    statement (see `_prepared`); elsewhere, or when that is off, through Django's cursor like any query."""
+    if connection.vendor == "postgresql" and found.sql not in _not_prepared and _prepares():
+        return _prepared(found, params, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(found.sql, params)
+        return int(cursor.rowcount) if found.updates else list(cursor.fetchall())
+
+
+# Statements PostgreSQL would not prepare as they are (they run through Django's cursor instead), and those that
+# did prepare once in this process.
+_not_prepared: set[str] = set()
+_prepared_once: set[str] = set()
+EXPLICIT_ONLY = 2**31 - 1  # executions before psycopg would prepare a statement by itself: never
+
+
+def _prepares() -> bool:
+    from django.conf import settings
+
+    return bool(settings.VEIL_DB_PREPARED_STATEMENTS)
+
+
+def _prepared(found: _Compiled, params: list[Any], connection: BaseDatabaseWrapper) -> list[Any] | int:
+    """PostgreSQL plans a statement on every execution unless it is prepared, and for the claim gate's snapshot
+    planning cost more than running it (1.2 ms against 0.3 ms). Django's cursors bind on the client and never
+    prepare, so the statement runs on a psycopg cursor of the same connection (and transaction) with prepare=True:
+    planned once per connection (psycopg keeps up to 100 per connection, by SQL text and parameter types). Off with
+    settings.VEIL_DB_PREPARED_STATEMENTS = False, behind a pooler that cannot keep prepared statements (PgBouncer in
+    transaction mode before 1.21).
+
+    The parameters are then bound on the server, typed by psycopg, which Django supports but Veil's querysets are
+    otherwise not run with: the first run of each statement in a process is inside a savepoint, and a statement the
+    server refuses runs through Django's cursor from then on (logged once). The query log (CaptureQueriesContext,
+    DEBUG) gets the statement as Django's cursor would have logged it."""
+    first = found.sql not in _prepared_once
+    if first:
+        try:
+            with transaction.atomic(using=connection.alias):
+                result = _prepared_run(found, params, connection)
+        except DatabaseError as exc:
+            _not_prepared.add(found.sql)
+            _warn(("prepare", found.sql), f"{found.sql[:60]}...: not prepared ({exc}); run through Django's cursor")
+            return _execute(found, params, connection)
+        _prepared_once.add(found.sql)
+        return result
+    return _prepared_run(found, params, connection)
+
+
+def _prepared_run(found: _Compiled, params: list[Any], connection: BaseDatabaseWrapper) -> list[Any] | int:
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    started = time.monotonic()
+    try:
+        if threshold is None:
+            # Django opens its connections with prepare_threshold None, and psycopg then ignores prepare=True too.
+            # Set for this statement only: with a threshold, psycopg would track every one of Django's statements
+            # as well (and forget what it prepared at any ROLLBACK TO SAVEPOINT among them).
+            raw.prepare_threshold = EXPLICIT_ONLY
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(found.sql, params, prepare=True)
+            result: list[Any] | int = int(cursor.rowcount) if found.updates else list(cursor.fetchall())
+    finally:
+        raw.prepare_threshold = threshold
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": connection.ops.compose_sql(found.sql, params),  # type: ignore[attr-defined]
+                                       "time": f"{time.monotonic() - started:.3f}"})
+    return result
+
+
+def _warn(key: tuple[Any, ...], message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning("compiled queryset %s", message)

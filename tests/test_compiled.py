@@ -1,0 +1,298 @@
+"""Querysets compiled once and bound on each call (core.compiled) return exactly what the queryset itself returns.
+
+Every compiled read is checked against its queryset, run normally, on varied values: None against an id (a shift or
+none), different reviewers and queues, moments that the queryset moves (`now - 1 hour`), lists of different lengths.
+Shapes the cache cannot prove safe run the queryset itself, and say so once. Both test passes run this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
+from django.test.utils import CaptureQueriesContext
+
+from core import compiled
+from review.models import Claim, RevealEvent
+from review.services import item_claim
+from tests.helpers.factories import make_queue
+from tests.helpers.lead import make_team
+from tests.helpers.wellbeing import T0, finish, ready_item, set_policy
+from wellbeing import selectors, services
+from wellbeing.models import ExposureEntry, PersonalPolicy, QueuePolicy, Shift, TeamPolicy
+
+pytestmark = pytest.mark.django_db
+MIN = timedelta(minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    compiled.clear()
+    yield
+    compiled.clear()
+
+
+@pytest.fixture
+def checked(monkeypatch) -> list[str]:
+    """Every compiled read also runs its queryset normally, and the two must agree; the names read are returned."""
+    real = compiled.rows
+    seen: list[str] = []
+
+    def both(name: str, build: Any, /, *, using: str = "default", **values: Any) -> list[dict[str, Any]]:
+        got = real(name, build, using=using, **values)
+        assert got == list(build(**values).using(using)), name
+        seen.append(name)
+        return got
+
+    monkeypatch.setattr(compiled, "rows", both)
+    return seen
+
+
+def _entries(*, reviewer_id: int, shift_id: int | None, now: Any) -> QuerySet[Any, Any]:
+    in_shift = Q(shift_id=shift_id) if shift_id is not None else Q(pk__in=[])
+    return (ExposureEntry.objects.filter(in_shift, reviewer_id=reviewer_id, claimed_at__gt=now - timedelta(hours=1),
+                                         claimed_at__lte=now)
+            .order_by("pk").values("pk", "claimed_at", "ended_at", "severity", "exposure", "day"))
+
+
+def _history(reviewer: User, queue: Any, clock: Any) -> None:
+    for severity in (3, 0, 2, 3):
+        ready_item(queue, severity=severity)
+    for n in range(3):
+        claim = item_claim(reviewer=reviewer, queue=queue)
+        clock.shift(30 + 20 * n)
+        if n == 1:
+            RevealEvent.objects.create(item=claim.item, claim=claim, reviewer=reviewer, started_at=T0,
+                                       allowed_seconds=10)
+        finish(claim)
+
+
+def test_the_gate_snapshot_reads_what_its_queryset_reads(checked, moderator, moderator2):
+    set_policy(cooldown=timedelta(0), interleave_benign=False)
+    queue, other = make_queue(), make_queue(slug="other")
+    QueuePolicy.objects.create(queue=queue, severe_per_hour=6)
+    team = make_team("Night", department="Trust", members=[moderator])
+    TeamPolicy.objects.create(team=team, exposure_cap_units=200)
+    PersonalPolicy.objects.create(user=moderator2, exposure_cap_units=120, opted_out_categories=["sexual"])
+    with time_machine.travel(T0, tick=False) as clock:
+        # No shift yet (shift None), for two reviewers, one with a team policy and one with a personal policy.
+        for reviewer in (moderator, moderator2):
+            for q in (queue, other):
+                snap = selectors.gate_snapshot(reviewer=reviewer, queue=q, shift=None, now=T0)
+                assert snap.held_claim_id is None and snap.spoken_for == 0
+        _history(moderator, queue, clock)
+        held = item_claim(reviewer=moderator, queue=queue)
+        shift = Shift.objects.get(reviewer=moderator)
+        for now in (T0, T0 + 3 * MIN, T0 + 61 * MIN, T0 + 5 * timedelta(hours=1)):
+            for reviewer in (moderator, moderator2):
+                own = shift if reviewer == moderator else None
+                snap = selectors.gate_snapshot(reviewer=reviewer, queue=queue, shift=own, now=now)
+                assert snap.policy == selectors.policy_effective(reviewer=reviewer, queue=queue)
+        snap = selectors.gate_snapshot(reviewer=moderator, queue=queue, shift=shift, now=T0 + 3 * MIN)
+        assert snap.held_claim_id == held.pk and snap.team_id == team.pk and snap.severe_last_hour == 2
+        assert snap.spoken_for == selectors.exposure_spoken_for(shift=shift)
+    assert {"wellbeing.gate_snapshot", "wellbeing.shift_locked", "wellbeing.organisation_policy",
+            "wellbeing.queue_policy", "wellbeing.exposure_settle_claim"} <= set(checked)
+    assert compiled.shapes("wellbeing.gate_snapshot") == [True, True]  # with a shift and without: both compiled
+
+
+def test_values_moved_in_python_and_none_against_an_id(moderator, moderator2):
+    queue = make_queue()
+    with time_machine.travel(T0, tick=False) as clock:
+        _history(moderator, queue, clock)
+    shift = Shift.objects.get(reviewer=moderator)
+    for reviewer_id in (moderator.pk, moderator2.pk):
+        for shift_id in (shift.pk, None):
+            for now in (T0 - MIN, T0 + 30 * timedelta(seconds=1), T0 + 10 * MIN, T0 + 2 * timedelta(hours=1)):
+                values = {"reviewer_id": reviewer_id, "shift_id": shift_id, "now": now}
+                got = compiled.rows("test.entries", _entries, **values)
+                assert got == list(_entries(**values))
+    assert compiled.rows("test.entries", _entries, reviewer_id=moderator.pk, shift_id=shift.pk, now=T0 + 10 * MIN)
+    assert compiled.shapes("test.entries") == [True, False]  # an id: compiled; None, `pk IN ()`: the queryset
+
+
+def test_a_compiled_read_runs_one_statement_of_the_same_sql(moderator):
+    queue = make_queue()
+    with time_machine.travel(T0, tick=False) as clock:
+        _history(moderator, queue, clock)
+    shift = Shift.objects.get(reviewer=moderator)
+    values = {"reviewer_id": moderator.pk, "shift_id": shift.pk, "now": T0 + 10 * MIN}
+    compiled.rows("test.entries", _entries, **values)
+    from django.db import connection
+
+    with CaptureQueriesContext(connection) as plain:
+        list(_entries(**values))
+    with CaptureQueriesContext(connection) as cached:
+        compiled.rows("test.entries", _entries, **values)
+    assert [q["sql"] for q in cached] == [q["sql"] for q in plain]
+
+
+def test_lists_of_different_lengths_are_shapes_of_their_own(moderator):
+    queue = make_queue()
+    for category in ("violence", "sexual", "unspecified", "violence"):
+        ready_item(queue, category=category)
+
+    def build(*, queue_id: int, categories: list[str]) -> QuerySet[Any, Any]:
+        from intake.models import ContentItem
+
+        return (ContentItem.objects.filter(queue_id=queue_id).exclude(category__in=categories)
+                .order_by("pk").values("pk", "category", "created_at"))
+
+    for categories in (["violence"], ["sexual"], ["violence", "sexual"], ["sexual", "violence"], ["x", "y", "z"],
+                       ["violence", "violence"]):
+        values: dict[str, Any] = {"queue_id": queue.pk, "categories": categories}
+        assert compiled.rows("test.categories", build, **values) == list(build(**values))
+    assert compiled.shapes("test.categories") == [True, True, True]  # one, two and three categories
+
+
+def test_a_value_that_steers_the_query_unseen_runs_the_queryset(moderator, moderator2, caplog):
+    def build(*, reviewer_id: int) -> QuerySet[Any, Any]:
+        # The id decides the order in Python and never reaches the SQL: nothing proves a cached statement right.
+        return User.objects.order_by("pk" if reviewer_id < 1000 else "-pk").values("pk")
+
+    with caplog.at_level(logging.WARNING, logger="core.compiled"):
+        for reviewer_id in (moderator.pk, moderator2.pk, moderator.pk):
+            assert compiled.rows("test.steered", build, reviewer_id=reviewer_id) == list(build(reviewer_id=reviewer_id))
+    assert compiled.shapes("test.steered") == [False]
+    warnings = [r.getMessage() for r in caplog.records if "test.steered" in r.getMessage()]
+    assert len(warnings) == 1 and "not among the parameters" in warnings[0]
+
+
+def test_a_value_written_into_the_sql_runs_the_queryset(moderator, moderator2, caplog):
+    def build(*, first: int) -> QuerySet[Any, Any]:
+        return User.objects.order_by("pk").values("pk")[first:first + 1]  # an OFFSET in the SQL text, not a parameter
+
+    with caplog.at_level(logging.WARNING, logger="core.compiled"):
+        for first in (0, 1, 2):
+            assert compiled.rows("test.sliced", build, first=first) == list(build(first=first))
+    assert compiled.shapes("test.sliced") == [False]
+    assert any("SQL differs" in r.getMessage() for r in caplog.records)
+
+
+def test_values_of_other_types_run_the_queryset(moderator, caplog):
+    def build(*, weight: Decimal) -> QuerySet[Any, Any]:
+        return ExposureEntry.objects.filter(weight_percent__lte=weight).values("pk")
+
+    with caplog.at_level(logging.WARNING, logger="core.compiled"):
+        assert compiled.rows("test.decimal", build, weight=Decimal("1.5")) == []
+        assert compiled.rows("test.decimal", build, weight=Decimal("2.5")) == []
+    assert [r.getMessage() for r in caplog.records if "test.decimal" in r.getMessage()] == [
+        "compiled queryset test.decimal: values of type Decimal are not compiled; running the queryset each time"]
+
+
+def test_the_claim_path_reads_what_its_querysets_read(checked, moderator):
+    """End to end: claims, reveals and finishes, with every compiled read checked against its queryset."""
+    set_policy(cooldown=timedelta(0), interleave_benign=False)
+    queue = make_queue()
+    with time_machine.travel(T0, tick=False) as clock:
+        _history(moderator, queue, clock)
+        services.exposure_settle(reviewer=moderator)
+    assert not ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=False).exists()
+    assert Claim.objects.filter(reviewer=moderator, ended_at__isnull=False).count() == 3
+    assert {"wellbeing.gate_snapshot", "wellbeing.shift_locked", "wellbeing.exposure_settle_claim",
+            "wellbeing.settlements.reveals", "review_queue.lease_first:False:created_at,id"} <= set(checked)
+
+
+def test_first_reads_the_row_first_reads(moderator, moderator2):
+    from django.forms.models import model_to_dict
+
+    from wellbeing import selectors
+    from wellbeing.models import OrganisationPolicy
+
+    def plain_current() -> OrganisationPolicy:  # what current() was before it was compiled
+        found = OrganisationPolicy.objects.filter(pk=OrganisationPolicy.SINGLETON_PK).first()
+        return found or OrganisationPolicy(pk=OrganisationPolicy.SINGLETON_PK)
+
+    queue = make_queue()
+    # As it stands (the defaults, or the row a migration wrote), then after a change.
+    assert model_to_dict(OrganisationPolicy.objects.current()) == model_to_dict(plain_current())
+    assert OrganisationPolicy.objects.current().pk == OrganisationPolicy.SINGLETON_PK
+    assert selectors.queue_policy_of(queue_id=queue.pk) is None
+    set_policy(exposure_cap_units=200, cooldown=timedelta(minutes=2))
+    QueuePolicy.objects.create(queue=queue, severe_per_hour=6, specialist_category="violence")
+    assert model_to_dict(OrganisationPolicy.objects.current()) == model_to_dict(plain_current())
+    assert OrganisationPolicy.objects.current().cooldown == timedelta(minutes=2)
+    assert compiled.shapes("wellbeing.organisation_policy") == [True]
+    got_queue = selectors.queue_policy_of(queue_id=queue.pk)
+    expected_queue = QueuePolicy.objects.filter(queue=queue).first()
+    assert got_queue is not None and expected_queue is not None
+    assert model_to_dict(got_queue) == model_to_dict(expected_queue)
+    # The queryset's own order (shifts: latest first), as first() uses it.
+    for day in (1, 3, 2):
+        Shift.objects.create(reviewer=moderator, started_at=T0 - timedelta(days=day), ends_at=T0,
+                             ended_at=T0 - timedelta(days=day, hours=-1), day=(T0 - timedelta(days=day)).date())
+    for reviewer in (moderator, moderator2):
+        def build(*, reviewer_id: int) -> QuerySet[Shift]:
+            return Shift.objects.filter(reviewer_id=reviewer_id)
+
+        got = compiled.first("test.shift", Shift, build, reviewer_id=reviewer.pk)
+        expected = build(reviewer_id=reviewer.pk).first()
+        assert (model_to_dict(got) if got else None) == (model_to_dict(expected) if expected else None)
+
+
+def test_an_update_changes_what_the_queryset_update_changes(moderator, moderator2):
+    from django.forms.models import model_to_dict
+
+    queue = make_queue()
+    with time_machine.travel(T0, tick=False) as clock:
+        _history(moderator, queue, clock)
+        item_claim(reviewer=moderator, queue=queue)  # one claim still open
+
+    def build(*, reviewer_id: int, at: Any, outcome: Any) -> tuple[QuerySet[Any, Any], dict[str, Any]]:
+        return (Claim.objects.filter(reviewer_id=reviewer_id, ended_at__isnull=True),
+                {"ended_at": at, "outcome": outcome})
+
+    def state() -> list[dict[str, Any]]:
+        return [model_to_dict(c) for c in Claim.objects.order_by("pk")]
+
+    cases = [(moderator2.pk, T0, Claim.Outcome.EXPIRED), (moderator.pk, T0 + 3 * MIN, Claim.Outcome.RELEASED),
+             (moderator.pk, T0 + 5 * MIN, "decided"), (moderator.pk, None, "")]
+    from django.db import transaction
+
+    for reviewer_id, at, outcome in cases:
+        with transaction.atomic():
+            queryset, changes = build(reviewer_id=reviewer_id, at=at, outcome=outcome)
+            expected_count = queryset.update(**changes)
+            expected = state()
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            assert compiled.update("test.claim_end", build, reviewer_id=reviewer_id, at=at,
+                                   outcome=outcome) == expected_count
+            assert state() == expected
+            transaction.set_rollback(True)
+    # An id and a moment: compiled (the third case, a plain string for a TextChoices member, is the same shape);
+    # no moment and no outcome, `SET ended_at = NULL`, a shape of its own.
+    assert compiled.shapes("test.claim_end") == [True, True]
+
+
+@pytest.mark.postgres
+def test_a_statement_postgresql_will_not_prepare_runs_through_djangos_cursor(moderator, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    real = compiled._prepared_run
+    refused: list[str] = []
+
+    def refuse_once(found: Any, params: Any, connection: Any) -> Any:
+        if not refused:
+            refused.append(found.sql)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")  # an error inside the savepoint, as a refused statement gives
+            raise DatabaseError("unreachable")
+        return real(found, params, connection)
+
+    monkeypatch.setattr(compiled, "_prepared_run", refuse_once)
+    values = {"reviewer_id": moderator.pk, "shift_id": 1, "now": T0}
+    from django.db import transaction
+
+    with caplog.at_level(logging.WARNING, logger="core.compiled"), transaction.atomic():
+        assert compiled.rows("test.entries", _entries, **values) == list(_entries(**values))
+        # The transaction goes on: the refusal was rolled back to its savepoint.
+        assert compiled.rows("test.entries", _entries, **values) == list(_entries(**values))
+    assert len(refused) == 1 and refused[0] in compiled._not_prepared
+    assert any("not prepared" in r.getMessage() for r in caplog.records)
