@@ -218,17 +218,19 @@ class HashIndex:
         buckets = ((values ^ flips[None, :]) + bases[None, :]).ravel()
         starts = self._offsets[buckets]
         counts = self._offsets[buckets + 1] - starts
-        nonempty = counts > 0
+        nonempty = np.flatnonzero(counts)
         starts, counts = starts[nonempty], counts[nonempty]
-        owners = np.broadcast_to(np.arange(len(query))[:, None], values.shape).ravel()[nonempty]
-        total = int(counts.sum())
+        owners = query[nonempty // values.shape[1]]  # the query key each probe came from
+        ends = np.cumsum(counts)
+        total = int(ends[-1]) if len(ends) else 0
         if total == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         # Expand the [start, start + count) ranges into row positions without a Python loop.
-        ends = np.cumsum(counts)
-        positions = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+        positions = np.repeat(starts - (ends - counts), counts)
+        positions += np.arange(total, dtype=np.int64)
         keys = self._keys[positions]
-        distance = np.bitwise_count(keys ^ query[np.repeat(owners, counts)])
+        keys ^= np.repeat(owners, counts)
+        distance = np.bitwise_count(keys)
         hit = distance <= radius
         return self._ids[positions[hit]], distance[hit]
 

@@ -923,6 +923,24 @@ def _sample(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
     return np.asarray(top + (bottom - top) * fy)
 
 
+def _sample_channels(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
+    """:func:`_sample` of every channel of an (h, w, k) picture at once: (len(u), k)."""
+    h, w, k = image.shape
+    u = np.clip(u, 0.0, w - 1.001)
+    v = np.clip(v, 0.0, h - 1.001)
+    x0 = u.astype(np.intp)
+    y0 = v.astype(np.intp)
+    fx = (u - x0)[:, None]
+    fy = (v - y0)[:, None]
+    flat = image.reshape(h * w, k)
+    i = y0 * w + x0
+    top = flat[i]
+    top += (flat[i + 1] - top) * fx
+    bottom = flat[i + w]
+    bottom += (flat[i + w + 1] - bottom) * fx
+    return np.asarray(top + (bottom - top) * fy)
+
+
 def _sample_upright(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
     """:func:`_sample` on the grid of columns ``u`` x rows ``v`` (a map without rotation), as a (len(v), len(u))
     picture: the same arithmetic on whole rows."""
@@ -1216,27 +1234,43 @@ def _chroma_agreement(q: View, c: View, matrix: FloatArray, shape_q: tuple[int, 
     kq, kc = q.chroma, c.chroma[:, ::-1] if mirrored else c.chroma
     hq, wq = kq.shape[:2]
     hc, wc = kc.shape[:2]
-    gy, gx = np.divmod(np.arange(hq * wq), wq)
-    # query colour pixel -> query luma pixel -> candidate luma pixel -> candidate colour pixel
-    x = (gx + 0.5) / wq * shape_q[1] - 0.5
-    y = (gy + 0.5) / hq * shape_q[0] - 0.5
+    x, y = _chroma_grid(hq, wq, shape_q[0], shape_q[1])
     u = (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2] + 0.5) / shape_c[1] * wc - 0.5
     v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2] + 0.5) / shape_c[0] * hc - 0.5
     inside = (u >= -0.5) & (u <= wc - 0.5) & (v >= -0.5) & (v <= hc - 0.5)
     if inside.sum() < 4 or wc < 2 or hc < 2:
         return 1.0, 0.0, 1.0
     a = kq.reshape(-1, 2)[inside]
-    b = np.stack([_sample(np.ascontiguousarray(kc[:, :, k]), u[inside], v[inside]) for k in (0, 1)], axis=1)
+    b = _sample_channels(kc, u[inside], v[inside])
     strength = float(min(np.sqrt((a * a).sum(axis=1).mean()), np.sqrt((b * b).sum(axis=1).mean())))
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
     similarity = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
     # The same without the colour pixels that differ most (where a sticker or band may cover one picture).
     distance = ((a - b) ** 2).sum(axis=1)
-    keep = distance <= np.quantile(distance, 1 - OCCLUDED_COLOUR)
+    keep = distance <= _quantile(distance, 1 - OCCLUDED_COLOUR)
     a, b = a[keep], b[keep]
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
     clear = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
     return similarity, strength, max(similarity, clear)
+
+
+@functools.lru_cache(maxsize=1024)
+def _chroma_grid(hq: int, wq: int, height: int, width: int) -> tuple[FloatArray, FloatArray]:
+    """Where each pixel of an hq x wq colour thumbnail is on its height x width grey thumbnail (x, y, flat)."""
+    gy, gx = np.divmod(np.arange(hq * wq), wq)
+    # query colour pixel -> query luma pixel (-> candidate luma pixel -> candidate colour pixel, by the caller)
+    return (gx + 0.5) / wq * width - 0.5, (gy + 0.5) / hq * height - 0.5
+
+
+def _quantile(values: FloatArray, q: float) -> float:
+    """np.quantile(values, q) (linear method) of a non-empty 1-D array, without its checks: the same value."""
+    position = q * (len(values) - 1)
+    below = int(np.floor(position))
+    above = min(below + 1, len(values) - 1)
+    part = np.partition(values, (below, above))
+    a, b = float(part[below]), float(part[above])
+    gamma = position - below
+    return b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
 
 
 def _agreeing(al: _Alignment, t: Thresholds) -> int:
