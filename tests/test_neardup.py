@@ -431,6 +431,6 @@ def test_verification_shortcuts_give_numpy_s_values():
 def test_a_block_without_variance_in_one_picture_does_not_correlate():
     # count, sum a, sum b, sum a*a, sum b*b, sum a*b: b constant (zero variance), a varies
     flat = np.array([[4.0, 10.0, 8.0, 30.0, 16.0, 20.000000001]])
-    corr, var_a, var_b = neardup._correlations(flat)
+    corr, var_a, _ = neardup._correlations(flat)
     assert corr[0] == 0.0 and var_a[0] > 0
     assert neardup._correlations(np.zeros((1, 6)))[0][0] == 0.0  # empty block
