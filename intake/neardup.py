@@ -60,7 +60,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 import numpy as np
@@ -773,11 +773,10 @@ def _measure_with_colour(
 ) -> _Alignment | None:
     """Measure an alignment, colour included; with ``screen``, skip the grey-level measures when the colours
     already rule the pair out."""
-    similarity, strength, clear = _chroma_agreement(q, c, matrix, shape_q, target.shape, mirrored)
-    if screen is not None and strength >= screen.chroma_min_strength and clear < screen.min_chroma_similarity:
+    chroma = _chroma_agreement(q, c, matrix, shape_q, target.shape, mirrored)
+    if screen is not None and chroma[1] >= screen.chroma_min_strength and chroma[2] < screen.min_chroma_similarity:
         return None
-    return replace(_measure(fine, target, matrix), chroma_similarity=similarity, chroma_strength=strength,
-                   clear_chroma_similarity=clear)
+    return _measure(fine, target, matrix, chroma)
 
 
 def _plausible(matrix: FloatArray, grid: _Grid, shape: tuple[int, ...], t: Thresholds) -> bool:
@@ -924,6 +923,42 @@ def _sample(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
     return np.asarray(top + (bottom - top) * fy)
 
 
+def _sample_channels(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
+    """:func:`_sample` of every channel of an (h, w, k) picture at once: (len(u), k)."""
+    h, w, k = image.shape
+    u = np.clip(u, 0.0, w - 1.001)
+    v = np.clip(v, 0.0, h - 1.001)
+    x0 = u.astype(np.intp)
+    y0 = v.astype(np.intp)
+    fx = (u - x0)[:, None]
+    fy = (v - y0)[:, None]
+    flat = image.reshape(h * w, k)
+    i = y0 * w + x0
+    top = flat[i]
+    top += (flat[i + 1] - top) * fx
+    bottom = flat[i + w]
+    bottom += (flat[i + w + 1] - bottom) * fx
+    return np.asarray(top + (bottom - top) * fy)
+
+
+def _sample_upright(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
+    """:func:`_sample` on the grid of columns ``u`` x rows ``v`` (a map without rotation), as a (len(v), len(u))
+    picture: the same arithmetic on whole rows."""
+    h, w = image.shape
+    u = np.clip(u, 0.0, w - 1.001)
+    v = np.clip(v, 0.0, h - 1.001)
+    x0 = u.astype(np.intp)
+    y0 = v.astype(np.intp)
+    fx = (u - x0)[None, :]
+    fy = (v - y0)[:, None]
+    upper, lower = image[y0], image[y0 + 1]
+    top = upper[:, x0]
+    top += (upper[:, x0 + 1] - top) * fx
+    bottom = lower[:, x0]
+    bottom += (lower[:, x0 + 1] - bottom) * fx
+    return np.asarray(top + (bottom - top) * fy)
+
+
 def _refine(template: _Template, image: FloatArray, matrix: FloatArray, iterations: int,
             tolerance: float = 0.003) -> FloatArray | None:
     """Refine a similarity map M so that image(M x) ~ gain * template(x) + offset (ESM Gauss-Newton).
@@ -993,11 +1028,21 @@ class _Alignment:
     chroma_similarity: float = 1.0  # cosine of the two aligned colour fields (Cb, Cr about grey)
     chroma_strength: float = 0.0  # RMS colourfulness of the less colourful picture in the overlap (grey levels)
     clear_chroma_similarity: float = 1.0  # chroma_similarity without the colour pixels that differ most
-    occluded_blocks: int = 0  # blocks mostly covered by something only one picture has (stickers, text, a band)
-    clear_correlation: float = 0.0  # the same measures without the occluded blocks
-    clear_detail_correlation: float = 0.0
-    clear_block_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
-    clear_region_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
+    measure_occlusion: Callable[[], _Occlusion] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def occlusion(self) -> _Occlusion:
+        """The structure measures without the blocks something covers, measured on first use."""
+        return self.measure_occlusion() if self.measure_occlusion is not None else _Occlusion()
+
+
+@dataclass(frozen=True)
+class _Occlusion:
+    blocks: int = 0  # blocks mostly covered by something only one picture has (stickers, text, a band)
+    correlation: float = 0.0  # the same measures as _Alignment's without the occluded blocks
+    detail_correlation: float = 0.0
+    block_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
+    region_correlations: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def _box3(a: FloatArray) -> FloatArray:
@@ -1022,72 +1067,116 @@ def _correlation(a: FloatArray, b: FloatArray) -> float:
     return float(a @ b / denominator) if denominator > 1e-9 else 0.0
 
 
-def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Alignment:
+def _correlations(stats: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row of (count, sum a, sum b, sum a*a, sum b*b, sum a*b): correlation of a and b, variance of a and of b.
+
+    Where either variance is zero (or the row is empty) the correlation is 0: rounding would otherwise leave a
+    covariance of either sign over a zero denominator, an infinite "correlation" of random sign."""
+    total, a1, a2, a11, a22, a12 = stats.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var1, var2 = a11 / total - (a1 / total) ** 2, a22 / total - (a2 / total) ** 2
+        product = var1 * var2
+        positive = product > 0  # False for NaN too (an empty row)
+        corr = np.where(positive, (a12 / total - a1 * a2 / total / total) / np.sqrt(np.where(positive, product, 1.0)),
+                        0.0)
+        return corr, var1, var2
+
+
+@functools.lru_cache(maxsize=2048)
+def _block_grid(h: int, w: int, top: int, bottom: int, left: int, right: int) -> tuple[
+        FloatArray, FloatArray, npt.NDArray[np.intp]]:
+    """The BLOCKS x BLOCKS grid over rows top..bottom and columns left..right (inclusive) of an h x w picture, pixels
+    outside it joining the nearest block: one-hot row (BLOCKS, h) and column (w, BLOCKS) memberships, so that the
+    per-block sums of a stack of pictures are two matrix products, and the flat block label of each pixel."""
+    row_block = np.clip((np.arange(h) - top) * BLOCKS // (bottom + 1 - top), 0, BLOCKS - 1)
+    col_block = np.clip((np.arange(w) - left) * BLOCKS // (right + 1 - left), 0, BLOCKS - 1)
+    rows = (row_block[None, :] == np.arange(BLOCKS)[:, None]).astype(np.float64)
+    cols = (col_block[:, None] == np.arange(BLOCKS)[None, :]).astype(np.float64)
+    return rows, cols, (row_block[:, None] * BLOCKS + col_block[None, :]).ravel()
+
+
+def _measure(template: _Template, image: FloatArray, matrix: FloatArray, chroma: tuple[float, float, float] = (
+        1.0, 0.0, 1.0)) -> _Alignment:
     g = template.grid
     h, w = g.shape
     hi, wi = image.shape
-    u = matrix[0, 0] * g.x + matrix[0, 1] * g.y + matrix[0, 2]
-    v = matrix[1, 0] * g.x + matrix[1, 1] * g.y + matrix[1, 2]
-    inside_flat = (u >= -0.5) & (u <= wi - 0.5) & (v >= -0.5) & (v <= hi - 0.5)
-    inside = inside_flat.reshape(h, w)
-    count = int(inside_flat.sum())
     a, b = matrix[0, 0], matrix[1, 0]
+    upright = matrix[0, 1] == 0 and b == 0  # no rotation (a copy measured as it is): rows and columns separate
+    if upright:
+        u = a * g.x[:w] + matrix[0, 2]
+        v = matrix[1, 1] * g.y[::w] + matrix[1, 2]
+        inside = ((v >= -0.5) & (v <= hi - 0.5))[:, None] & ((u >= -0.5) & (u <= wi - 0.5))[None, :]
+        inside_flat = inside.ravel()
+    else:
+        u = a * g.x + matrix[0, 1] * g.y + matrix[0, 2]
+        v = b * g.x + matrix[1, 1] * g.y + matrix[1, 2]
+        inside_flat = (u >= -0.5) & (u <= wi - 0.5) & (v >= -0.5) & (v <= hi - 0.5)
+        inside = inside_flat.reshape(h, w)
+    count = int(inside_flat.sum())
     scale = float(np.hypot(a, b))
     overlap_query = count / (h * w)
     overlap_candidate = min(1.0, count * scale * scale / (hi * wi))
+    similarity, strength, clear_similarity = chroma
     if count < 4 * BLOCKS * BLOCKS:
         empty = np.zeros(0)
-        return _Alignment(matrix, overlap_query, overlap_candidate, scale, 0.0, 0.0, 0.0, empty, empty)
-    warped = _sample(image, u, v).reshape(h, w)
+        return _Alignment(matrix, overlap_query, overlap_candidate, scale, 0.0, 0.0, 0.0, empty, empty, similarity,
+                          strength, clear_similarity)
+    warped = _sample_upright(image, u, v) if upright else _sample(image, u, v).reshape(h, w)
     # Fine detail away from the overlap's edge (a 3x3 filter there would see the clamped border).
     core = np.zeros_like(inside)
     core[1:-1, 1:-1] = inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:] & inside[1:-1, 1:-1]
-    core_flat = core.ravel()
     # A BLOCKS x BLOCKS grid over the overlap's bounding box (not the whole query, which may extend beyond it).
     rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-    by = ((g.y - rows[0]) * BLOCKS // (rows[-1] + 1 - rows[0])).astype(np.intp)
-    bx = ((g.x - cols[0]) * BLOCKS // (cols[-1] + 1 - cols[0])).astype(np.intp)
-    labels = np.clip(by, 0, BLOCKS - 1) * BLOCKS + np.clip(bx, 0, BLOCKS - 1)
-    # Per block, in one matrix product: sums over the overlap of the grey levels (t = query, s = candidate) and,
+    row_onehot, col_onehot, labels = _block_grid(h, w, int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1]))
+    # Per block, in two matrix products: sums over the overlap of the grey levels (t = query, s = candidate) and,
     # away from its edge, of their detail (x, y), with squares and cross products.
     t, s = template.values, warped.ravel()
     x, y = template.detail, (warped - _box3(warped)).ravel()
-    i, c = inside_flat.astype(np.float64), core_flat.astype(np.float64)
-    xc, yc, ti, si = x * c, y * c, t * i, s * i
-    columns = np.array([i, ti, si, ti * t, si * s, ti * s, c, xc, yc, xc * x, yc * y, xc * y])
+    i, c = inside_flat.astype(np.float64), core.ravel().astype(np.float64)
+    columns = np.empty((12, h * w))
+    columns[0] = i
+    ti = np.multiply(t, i, out=columns[1])
+    si = np.multiply(s, i, out=columns[2])
+    np.multiply(ti, t, out=columns[3])
+    np.multiply(si, s, out=columns[4])
+    np.multiply(ti, s, out=columns[5])
+    columns[6] = c
+    xc = np.multiply(x, c, out=columns[7])
+    yc = np.multiply(y, c, out=columns[8])
+    np.multiply(xc, x, out=columns[9])
+    np.multiply(yc, y, out=columns[10])
+    np.multiply(xc, y, out=columns[11])
     cells = BLOCKS * BLOCKS
-    flat_labels = (labels[None, :] + cells * np.arange(len(columns))[:, None]).ravel()
-    sums: FloatArray = np.bincount(flat_labels, weights=columns.ravel(), minlength=cells * len(columns)).astype(
-        np.float64).reshape(-1, cells).T
+    sums = (row_onehot @ (columns.reshape(12 * h, w) @ col_onehot).reshape(12, h, BLOCKS)).reshape(12, cells).T
     totals = sums.sum(axis=0)
-    m, mt, ms, mtt, mss, mts, n, sx, sy, sxx, syy, sxy = sums.T
+    # Correlations in one go: the whole overlap and each block, grey levels (first 6 sums) then detail (last 6).
+    stats = np.concatenate([totals[None, :6], sums[:, :6], totals[None, 6:], sums[:, 6:]])
+    corr, var1, var2 = _correlations(stats)
+    whole, local_corr = corr[0], corr[1 : cells + 1]
+    detail, block_corr = corr[cells + 1], corr[cells + 2 :]
+    var_t, var_local_t, var_local_s = var1[0], var1[1 : cells + 1], var2[1 : cells + 1]
+    vx, vy = var1[cells + 2 :], var2[cells + 2 :]
+    m, n = sums[:, 0], sums[:, 6]
     gain = 0.0
+    if var_t > 1e-9:
+        gain = float((totals[5] / totals[0] - totals[1] * totals[2] / totals[0] ** 2) / var_t)
+    textured = (n >= 0.5 * n.max()) & ((vx >= BLOCK_TEXTURE**2) | (vy >= BLOCK_TEXTURE**2))
     with np.errstate(invalid="ignore", divide="ignore"):
-
-        def corr(total: FloatArray, a1: FloatArray, a2: FloatArray, a11: FloatArray, a22: FloatArray,
-                 a12: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-            var1, var2 = a11 / total - (a1 / total) ** 2, a22 / total - (a2 / total) ** 2
-            return np.nan_to_num((a12 / total - a1 * a2 / total / total) / np.sqrt(var1 * var2)), var1, var2
-
-        whole, var_t, _ = corr(totals[0:1], totals[1:2], totals[2:3], totals[3:4], totals[4:5], totals[5:6])
-        detail, _, _ = corr(totals[6:7], totals[7:8], totals[8:9], totals[9:10], totals[10:11], totals[11:12])
-        if var_t[0] > 1e-9:
-            gain = float((totals[5] / totals[0] - totals[1] * totals[2] / totals[0] ** 2) / var_t[0])
-        block_corr, vx, vy = corr(n, sx, sy, sxx, syy, sxy)
-        textured = (n >= 0.5 * n.max()) & ((vx >= BLOCK_TEXTURE**2) | (vy >= BLOCK_TEXTURE**2))
-        local_corr, var_local_t, var_local_s = corr(m, mt, ms, mtt, mss, mts)
         # contrast in query grey levels: the candidate's is divided by the global gain between the two
         contrast = np.sqrt(np.maximum(np.maximum(var_local_t, var_local_s / max(gain, 0.05) ** 2), 0))
-        contrasted = (m >= 0.5 * m.max()) & (contrast >= REGION_CONTRAST)
-        # Occlusion: pixels that differ wildly from the other picture's (after gain and offset) are something laid
-        # over one of them (a sticker, text, a band). Blocks mostly made of such pixels are set aside, and the same
-        # tests are run on the rest, as long as few blocks are set aside (see Thresholds.max_occluded_blocks).
-        # Gain and offset refitted without the worst pixels first: a white band over a fifth of the picture would
-        # otherwise skew the fit so much that everything looks occluded.
+    contrasted = (m >= 0.5 * m.max()) & (contrast >= REGION_CONTRAST)
+
+    def occlusion() -> _Occlusion:
+        # Pixels that differ wildly from the other picture's (after gain and offset) are something laid over one of
+        # them (a sticker, text, a band). Blocks mostly made of such pixels are set aside, and the same tests are
+        # run on the rest, as long as few blocks are set aside (see Thresholds.max_occluded_blocks). Gain and
+        # offset are refitted without the worst pixels first: a white band over a fifth of the picture would
+        # otherwise skew the fit so much that everything looks occluded. Only measured when the structure tests
+        # fail (most copies pass without it).
         fit_gain = max(gain, 0.05)
         offset = totals[2] / totals[0] - fit_gain * totals[1] / totals[0]
         residual = np.abs((s - offset) / fit_gain - t)
-        fit = inside_flat & (residual <= max(8.0, 3.0 * float(np.median(residual[inside_flat]))))
+        fit = inside_flat & (residual <= max(8.0, 3.0 * _median(residual[inside_flat])))
         if fit.sum() >= 16:
             tf, sf = t[fit], s[fit]
             variance = float(tf.var())
@@ -1099,24 +1188,40 @@ def _measure(template: _Template, image: FloatArray, matrix: FloatArray) -> _Ali
         share = np.bincount(labels, weights=outlier, minlength=cells) / np.maximum(m, 1)
         occluded = (m >= 0.5 * m.max()) & (share >= OCCLUDED_SHARE)
         clear = sums[~occluded].sum(axis=0)
-        clear_whole, _, _ = corr(clear[0:1], clear[1:2], clear[2:3], clear[3:4], clear[4:5], clear[5:6])
-        clear_detail, _, _ = corr(clear[6:7], clear[7:8], clear[8:9], clear[9:10], clear[10:11], clear[11:12])
+        clear_corr, _, _ = _correlations(clear.reshape(2, 6))
+        return _Occlusion(
+            blocks=int(occluded.sum()),
+            correlation=float(clear_corr[0]),
+            detail_correlation=float(clear_corr[1]) if clear[6] > 16 else 0.0,
+            block_correlations=np.asarray(block_corr[textured & ~occluded]),
+            region_correlations=np.asarray(local_corr[contrasted & ~occluded]),
+        )
+
     return _Alignment(
         matrix=matrix,
         overlap_query=overlap_query,
         overlap_candidate=overlap_candidate,
         scale=scale,
         rotation=float(np.degrees(np.arctan2(b, a))),
-        correlation=float(whole[0]),
-        detail_correlation=float(detail[0]) if totals[6] > 16 else 0.0,
+        correlation=float(whole),
+        detail_correlation=float(detail) if totals[6] > 16 else 0.0,
         block_correlations=np.asarray(block_corr[textured]),
         region_correlations=np.asarray(local_corr[contrasted]),
-        occluded_blocks=int(occluded.sum()),
-        clear_correlation=float(clear_whole[0]),
-        clear_detail_correlation=float(clear_detail[0]) if clear[6] > 16 else 0.0,
-        clear_block_correlations=np.asarray(block_corr[textured & ~occluded]),
-        clear_region_correlations=np.asarray(local_corr[contrasted & ~occluded]),
+        chroma_similarity=similarity,
+        chroma_strength=strength,
+        clear_chroma_similarity=clear_similarity,
+        measure_occlusion=occlusion,
     )
+
+
+def _median(values: FloatArray) -> float:
+    """np.median of a non-empty 1-D array, without its checks (the same value)."""
+    n = len(values)
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return float((part[half - 1] + part[half]) / 2)
 
 
 def _chroma_agreement(q: View, c: View, matrix: FloatArray, shape_q: tuple[int, ...], shape_c: tuple[int, ...],
@@ -1129,27 +1234,43 @@ def _chroma_agreement(q: View, c: View, matrix: FloatArray, shape_q: tuple[int, 
     kq, kc = q.chroma, c.chroma[:, ::-1] if mirrored else c.chroma
     hq, wq = kq.shape[:2]
     hc, wc = kc.shape[:2]
-    gy, gx = np.divmod(np.arange(hq * wq), wq)
-    # query colour pixel -> query luma pixel -> candidate luma pixel -> candidate colour pixel
-    x = (gx + 0.5) / wq * shape_q[1] - 0.5
-    y = (gy + 0.5) / hq * shape_q[0] - 0.5
+    x, y = _chroma_grid(hq, wq, shape_q[0], shape_q[1])
     u = (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2] + 0.5) / shape_c[1] * wc - 0.5
     v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2] + 0.5) / shape_c[0] * hc - 0.5
     inside = (u >= -0.5) & (u <= wc - 0.5) & (v >= -0.5) & (v <= hc - 0.5)
     if inside.sum() < 4 or wc < 2 or hc < 2:
         return 1.0, 0.0, 1.0
     a = kq.reshape(-1, 2)[inside]
-    b = np.stack([_sample(np.ascontiguousarray(kc[:, :, k]), u[inside], v[inside]) for k in (0, 1)], axis=1)
+    b = _sample_channels(kc, u[inside], v[inside])
     strength = float(min(np.sqrt((a * a).sum(axis=1).mean()), np.sqrt((b * b).sum(axis=1).mean())))
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
     similarity = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
     # The same without the colour pixels that differ most (where a sticker or band may cover one picture).
     distance = ((a - b) ** 2).sum(axis=1)
-    keep = distance <= np.quantile(distance, 1 - OCCLUDED_COLOUR)
+    keep = distance <= _quantile(distance, 1 - OCCLUDED_COLOUR)
     a, b = a[keep], b[keep]
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
     clear = float((a * b).sum() / denominator) if denominator > 1e-9 else 1.0
     return similarity, strength, max(similarity, clear)
+
+
+@functools.lru_cache(maxsize=1024)
+def _chroma_grid(hq: int, wq: int, height: int, width: int) -> tuple[FloatArray, FloatArray]:
+    """Where each pixel of an hq x wq colour thumbnail is on its height x width grey thumbnail (x, y, flat)."""
+    gy, gx = np.divmod(np.arange(hq * wq), wq)
+    # query colour pixel -> query luma pixel (-> candidate luma pixel -> candidate colour pixel, by the caller)
+    return (gx + 0.5) / wq * width - 0.5, (gy + 0.5) / hq * height - 0.5
+
+
+def _quantile(values: FloatArray, q: float) -> float:
+    """np.quantile(values, q) (linear method) of a non-empty 1-D array, without its checks: the same value."""
+    position = q * (len(values) - 1)
+    below = int(np.floor(position))
+    above = min(below + 1, len(values) - 1)
+    part = np.partition(values, (below, above))
+    a, b = float(part[below]), float(part[above])
+    gamma = position - below
+    return b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
 
 
 def _agreeing(al: _Alignment, t: Thresholds) -> int:
@@ -1168,8 +1289,10 @@ def _judge(al: _Alignment, t: Thresholds) -> bool:
     if _structure_agrees(al.correlation, al.detail_correlation, al.block_correlations, al.region_correlations, t):
         return True
     # Something laid over one picture: judge what is left uncovered, if little is covered.
-    return 0 < al.occluded_blocks <= t.max_occluded_blocks and _structure_agrees(
-        al.clear_correlation, al.clear_detail_correlation, al.clear_block_correlations, al.clear_region_correlations, t)
+    occlusion = al.occlusion
+    return 0 < occlusion.blocks <= t.max_occluded_blocks and _structure_agrees(
+        occlusion.correlation, occlusion.detail_correlation, occlusion.block_correlations,
+        occlusion.region_correlations, t)
 
 
 def _structure_agrees(correlation: float, detail_correlation: float, blocks: FloatArray, regions: FloatArray,
@@ -1216,10 +1339,10 @@ def _failures(al: _Alignment, t: Thresholds) -> list[str]:
         if _agreeing(al, t) < t.min_block_agreement * textured:
             out.append(f"fine detail differs ({_agreeing(al, t)}/{textured} textured blocks agree, need "
                        f"{t.min_block_agreement:.0%})")
-    if al.occluded_blocks > t.max_occluded_blocks:
-        out.append(f"{al.occluded_blocks} blocks look covered (at most {t.max_occluded_blocks} may be set aside)")
-    elif al.occluded_blocks:
-        out.append(f"without the {al.occluded_blocks} covered block(s) it still fails")
+    if al.occlusion.blocks > t.max_occluded_blocks:
+        out.append(f"{al.occlusion.blocks} blocks look covered (at most {t.max_occluded_blocks} may be set aside)")
+    elif al.occlusion.blocks:
+        out.append(f"without the {al.occlusion.blocks} covered block(s) it still fails")
     return out or ["the tests fail together"]
 
 
@@ -1251,7 +1374,7 @@ def explain(query: Fingerprint, candidate: Fingerprint, thresholds: Thresholds =
             f"{' mirrored' if h.mirrored else ''} ({h.distance} bits): scale {al.scale:.2f}, rotation "
             f"{al.rotation:+.1f} deg, overlap {al.overlap_query:.0%}/{al.overlap_candidate:.0%}, correlation "
             f"{al.correlation:.2f}, detail {al.detail_correlation:.2f}, {_agreeing(al, thresholds)}/"
-            f"{len(al.block_correlations)} textured blocks agree, {al.occluded_blocks} covered: "
+            f"{len(al.block_correlations)} textured blocks agree, {al.occlusion.blocks} covered: "
             + ("PASSES" if not verdict else "fails: " + "; ".join(verdict)))
     found = verify(query, candidate, thresholds)
     lines.append(f"verdict: the same picture ({found.method}: {found.detail})" if found

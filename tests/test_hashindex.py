@@ -193,3 +193,14 @@ def test_rejects_bad_arguments():
         index.add_many(np.array([1]), np.array([1.5]))
     with pytest.raises(ValueError, match="chunks"):
         HashIndex(chunks=1)
+
+
+@pytest.mark.parametrize("bits", [16, 21, 22])
+def test_rebuild_sort_is_a_stable_argsort(bits):
+    from intake.hashindex import _stable_order
+
+    rng = np.random.default_rng(bits)
+    for n in (0, 1, 7, 5000):
+        values = rng.integers(0, 1 << bits, n).astype(np.int64)
+        values[: n // 2] = values[n // 2 : 2 * (n // 2)]  # plenty of ties
+        assert np.array_equal(_stable_order(values, bits), np.argsort(values, kind="stable"))

@@ -407,3 +407,30 @@ def test_occluded_copies_match_but_occlusion_does_not_excuse_a_different_picture
     assert_matches(covered, "astronaut.png")
     # The stereo pair and texture quadrants stay apart even though blocks may be set aside.
     assert_distinct(original("motorcycle_left.png"), original("motorcycle_right.png"))
+
+
+def test_verification_shortcuts_give_numpy_s_values():
+    """The hand-rolled median, quantile, upright and multi-channel sampling equal the plain numpy/general paths."""
+    rng = np.random.default_rng(24)
+    for n in (1, 2, 3, 10, 145):
+        values = rng.normal(size=n)
+        assert neardup._median(values) == np.median(values)
+        assert neardup._quantile(values, 0.8) == np.quantile(values, 0.8)
+    image = rng.uniform(0, 255, (40, 50))
+    u, v = np.linspace(-3, 52, 30), np.linspace(-2, 41, 20)
+    grid_u, grid_v = np.meshgrid(u, v)
+    assert np.array_equal(neardup._sample_upright(image, u, v),
+                          neardup._sample(image, grid_u.ravel(), grid_v.ravel()).reshape(20, 30))
+    colour = rng.uniform(-60, 60, (12, 13, 2))
+    both = neardup._sample_channels(colour, grid_u.ravel() / 4, grid_v.ravel() / 4)
+    for k in (0, 1):
+        assert np.array_equal(both[:, k], neardup._sample(np.ascontiguousarray(colour[:, :, k]), grid_u.ravel() / 4,
+                                                          grid_v.ravel() / 4))
+
+
+def test_a_block_without_variance_in_one_picture_does_not_correlate():
+    # count, sum a, sum b, sum a*a, sum b*b, sum a*b: b constant (zero variance), a varies
+    flat = np.array([[4.0, 10.0, 8.0, 30.0, 16.0, 20.000000001]])
+    corr, var_a, _ = neardup._correlations(flat)
+    assert corr[0] == 0.0 and var_a[0] > 0
+    assert neardup._correlations(np.zeros((1, 6)))[0][0] == 0.0  # empty block

@@ -125,17 +125,27 @@ def synthetic_scene(seed: int, width: int = 400, height: int = 300) -> Image.Ima
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         rx, ry = rng.uniform(0.04, 0.3) * width, rng.uniform(0.04, 0.3) * height
         theta = rng.uniform(0, np.pi)
-        dx, dy = xs - cx, ys - cy
+        power = rng.choice([2.0, 2.0, 4.0, 8.0])  # ellipses and rounded boxes
+        softness = rng.uniform(0.02, 0.2)
+        colour = rng.uniform(0, 255, 3)
+        texture_gain = rng.uniform(0, 25)
+        # Only the object's bounding box is painted: outside it alpha is 0 and base stays exactly as it was
+        # (|u|, |v| <= 1 wherever alpha > 0). Same picture as painting everywhere, several times faster.
+        reach_x = rx * abs(np.cos(theta)) + ry * abs(np.sin(theta)) + 1
+        reach_y = rx * abs(np.sin(theta)) + ry * abs(np.cos(theta)) + 1
+        x0, x1 = max(0, int(cx - reach_x)), min(width, int(cx + reach_x) + 1)
+        y0, y1 = max(0, int(cy - reach_y)), min(height, int(cy + reach_y) + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        box = (slice(y0, y1), slice(x0, x1))
+        dx, dy = xs[box] - cx, ys[box] - cy
         u = (dx * np.cos(theta) + dy * np.sin(theta)) / rx
         v = (-dx * np.sin(theta) + dy * np.cos(theta)) / ry
-        power = rng.choice([2.0, 2.0, 4.0, 8.0])  # ellipses and rounded boxes
         inside = np.abs(u) ** power + np.abs(v) ** power
-        softness = rng.uniform(0.02, 0.2)
         alpha = np.clip((1 - inside) / softness, 0, 1)[:, :, None]
-        colour = rng.uniform(0, 255, 3)
         shade = (1 - 0.35 * (u + v)[:, :, None]) * colour
-        texture = stacked[:, :, :1] * rng.uniform(0, 25)
-        base = base * (1 - alpha) + (shade + texture) * alpha
+        texture = stacked[box][:, :, :1] * texture_gain
+        base[box] = base[box] * (1 - alpha) + (shade + texture) * alpha
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     grain = rng.normal(0, rng.uniform(1, 4), (height, width, 1))
