@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from core.api_errors import DATABASE_UNAVAILABLE
+from intake.media import DecodeBusy
 
 # Nothing is loaded from another origin: no CDN, no third-party script can see what a moderator sees.
 _POLICY = (
@@ -41,8 +42,6 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from intake.media import DecodeBusy
-
         if isinstance(exception, DecodeBusy):
             code, detail, retry = "busy", str(exception), "30"
         elif isinstance(exception, OperationalError | InterfaceError):

@@ -17,6 +17,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core.audit import audit_record
+from core.models import AuditEvent
+
 log = logging.getLogger(__name__)
 
 
@@ -48,9 +51,6 @@ def record_lockout(sender: Any, *, request: HttpRequest | None = None, username:
                    ip_address: str | None = None, **kwargs: Any) -> None:
     """axes' user_locked_out signal: an audit event naming the account tried and the address it came from."""
     from django.contrib.auth.models import User
-
-    from core.audit import audit_record
-    from core.models import AuditEvent
 
     name = (username or "")[:150]
     account = User.objects.filter(username=name).first() if name else None

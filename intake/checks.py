@@ -6,11 +6,11 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, register
 
+from intake.matching import thresholds
+
 
 @register()
 def neardup_thresholds_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
-    from intake.matching import thresholds
-
     try:
         thresholds()
     except (TypeError, ValueError) as exc:

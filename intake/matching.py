@@ -19,19 +19,24 @@ from django.db.models import Q
 
 from core.audit import audit_record
 from core.models import AuditEvent
-from intake import hashlists, neardup
+from intake import hashlists, motion, neardup
 from intake.hashindex import HashIndex
 from intake.models import (
     Cluster,
     ContentItem,
     Decision,
+    FrameHash,
     HashKey,
     HashList,
     HashListEntry,
     MatchEvidence,
     MediaKind,
+    Motion,
     SplitPair,
+    VideoSignal,
 )
+from intake.motion_match import find_motion_match, frame_pdqs, frames_vs_pictures
+from intake.services import broadcast_counts
 from intake.signals import decision_recorded
 
 log = logging.getLogger(__name__)
@@ -166,7 +171,6 @@ def item_match(*, item_id: int) -> ContentItem | None:
         if moving:
             # A video or an animation is matched by its frames, against other moving items only: its first frame
             # alone must not make it "the same picture" as a still (intake.motion_match).
-            from intake.motion_match import find_motion_match
 
             found: Found | None = None
             hit = find_motion_match(item, excluded=_split_partners(item.pk) | {item.pk})
@@ -202,7 +206,6 @@ def item_match(*, item_id: int) -> ContentItem | None:
         if item.status == ContentItem.Status.READY:
             audit_record(action=AuditEvent.Action.READY, item=item)
         queue_id = item.queue_id
-        from intake.services import broadcast_counts
 
         transaction.on_commit(lambda: broadcast_counts(queue_id))
     return item
@@ -281,7 +284,6 @@ def hash_list_hits(*, pdq: str, pdq_quality: int, phash: int | None) -> list[Lis
 def _frame_matches(item: ContentItem) -> None:
     """A still from a known video, or a known picture spliced into a video: audited on the new item (the console
     shows it), never clustered."""
-    from intake.motion_match import frames_vs_pictures
     for match in frames_vs_pictures(item)[:20]:
         audit_record(action=AuditEvent.Action.FRAME_MATCH, item=item, other_item=match.other,
                      moving_item=match.moving_item, seconds=round(match.seconds, 2), distance=match.distance,
@@ -291,7 +293,6 @@ def _frame_matches(item: ContentItem) -> None:
 def _motion_list_hits(item: ContentItem) -> list[ListHit]:
     """Every usable frame hash of a moving item looked up like a picture's PDQ, plus its file MD5 and frame
     hashes as video signals (video_md5, vpdq entries)."""
-    from intake.motion_match import frame_pdqs
 
     best: dict[int, ListHit] = {}
     for pdq in frame_pdqs(item):
@@ -305,7 +306,6 @@ def _motion_list_hits(item: ContentItem) -> list[ListHit]:
 
 def video_list_hits(item: ContentItem) -> list[ListHit]:
     """video_md5 entries equal to the file's MD5; vpdq entries whose frames match the item's."""
-    from intake.models import FrameHash, Motion
 
     md5 = Motion.objects.filter(item=item).values_list("md5", flat=True).first()
     frames = list(FrameHash.objects.filter(item=item).values_list("pdq", "quality"))
@@ -325,8 +325,6 @@ def md5_list_hits(md5: str) -> list[ListHit]:
 def vpdq_list_hits(frames: list[tuple[str, int]]) -> list[ListHit]:
     """vpdq entries matching these frame hashes: at least VPDQ_MATCH_PERCENT of the query's frames of quality >= 50
     within PDQ distance 31 of one of the entry's; the distance reported is 100 minus that share. Brute force."""
-    from intake import motion
-    from intake.models import VideoSignal
 
     hits = []
     for video in VideoSignal.objects.select_related("entry__hash_list", "entry__hash_list__target_queue"):

@@ -18,11 +18,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core import realtime
 from core.audit import audit_record
 from core.errors import ReviewError
 from core.models import AuditEvent
+from core.roles import Role, has_role
 from intake import media, motion, neardup
-from intake.models import Category, ContentItem, Decision, FrameHash, MediaKind, Motion, Severity
+from intake.models import Category, Cluster, ContentItem, Decision, FrameHash, MediaKind, Motion, Severity, SplitPair
 
 if TYPE_CHECKING:
     from review.models import Queue  # an item arrives in a queue; intake never looks queues up
@@ -285,8 +287,6 @@ def _motion_store(item: ContentItem, found: _Moving) -> list[str]:
 
 
 def broadcast_counts(queue_id: int) -> None:
-    from core import realtime
-
     realtime.queue_counts_changed(queue_ids=[queue_id])
 
 
@@ -295,8 +295,6 @@ def cluster_split(*, item: ContentItem, by: User, reason: str = "") -> ContentIt
 
     A carried-over decision on the item is voided and the item goes back to its queue for its own review.
     """
-    from core.roles import Role, has_role
-    from intake.models import Cluster, SplitPair
 
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext
 from core.errors import ReviewError
 from intake import hashlists, media, motion, neardup
 from intake.matching import ListHit, hash_list_hits, md5_list_hits, vpdq_list_hits
+from intake.services import motion_limits
 
 BANK_NAME = re.compile(r"^[A-Z0-9_]+$")
 CONTENT_TYPES = ("photo", "video")
@@ -74,7 +75,6 @@ def video_signal_hits(*, signal_type: str, signal: str) -> list[ListHit]:
 def video_signals(fp: IO[bytes], *, size: int) -> dict[str, str]:
     """The video_md5 and vpdq signals of an uploaded video, through the same checks as ingest (raises
     media.UnsafeImage)."""
-    from intake.services import motion_limits
 
     limits = motion_limits()
     if not motion.is_video(fp):

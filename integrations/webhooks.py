@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
 from core.models import AuditEvent
 from intake.models import ContentItem, Decision
 from integrations import outbound
@@ -104,7 +105,7 @@ def decision_announce(*, decision: Decision) -> WebhookDelivery | None:
 
 
 def _enqueue(delivery_id: int) -> None:
-    from integrations.tasks import deliver_webhook
+    from integrations.tasks import deliver_webhook  # the task module imports this one
 
     deliver_webhook.delay(delivery_id)
 
@@ -159,7 +160,6 @@ def webhook_deliver(*, delivery_id: int) -> DeliveryOutcome:
 
 def _attempt_record(*, delivery_id: int, status_code: int | None, error: str, permanent: bool,
                     duration_ms: int) -> DeliveryOutcome:
-    from core.audit import audit_record
 
     with transaction.atomic():
         delivery = (

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from core import realtime as console_realtime
 from core.errors import ReviewError
 from core.i18n import language_of
 from oversight import team_selectors
@@ -61,8 +62,6 @@ def _tell(reviewer_id: int, event: str, message: str) -> None:
     """A calm sentence for the reviewer's open consoles, once committed (static/veil/team.js shows it)."""
 
     def send() -> None:
-        from core import realtime as console_realtime
-
         console_realtime.notify_user(user_id=reviewer_id, event=event, message=message)
 
     transaction.on_commit(send)

@@ -11,13 +11,16 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core import compiled
+from core import compiled, realtime
 from core.audit import audit_record
 from core.errors import ReviewError
 from core.models import AuditEvent
 from core.roles import Role, has_role
 from intake.models import ContentItem, Severity
 from review.models import Claim, Queue
+from review.viewing import _open_claim
+from wellbeing import rules as wellbeing_rules
+from wellbeing import selectors as wellbeing_selectors
 from wellbeing import services as wellbeing
 
 
@@ -52,7 +55,6 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
             audit_record(action=AuditEvent.Action.LEASE_EXPIRED, item=item, holder=claim.reviewer_id)
             expired += 1
         if expired:
-            from core import realtime
 
             queue_ids = [queue.pk] if queue is not None else None
             transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=queue_ids))
@@ -231,8 +233,6 @@ def _lease_first(
 
 
 def _counts_change_on_commit(queue: Queue) -> None:
-    from core import realtime
-
     queue_id = queue.pk
     transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue_id]))
 
@@ -249,7 +249,6 @@ def item_release(*, item: ContentItem, reviewer: User) -> None:
         item.save(update_fields=["status"])
         claim.end(outcome=Claim.Outcome.RELEASED, at=now)
         audit_record(action=AuditEvent.Action.RELEASED, actor=reviewer, item=item, claim=claim.pk)
-        from core import realtime
 
         queue_id = item.queue_id
         transaction.on_commit(lambda: realtime.queue_counts_changed(queue_ids=[queue_id]))
@@ -260,9 +259,6 @@ def lease_renew(*, item: ContentItem, reviewer: User) -> datetime:
     choosing a policy, pressing a key) and from its calm "still there?" notice, so a lease only runs out for a browser
     nobody is at. The lease runs its full length again from now. Only a live lease can be renewed: one that ran out
     may already be someone else's. Returns the new end of the lease."""
-    from review.viewing import _open_claim  # the one check of "the reviewer's live lease"
-    from wellbeing import rules as wellbeing_rules
-    from wellbeing import selectors as wellbeing_selectors
 
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().select_related("queue").get(pk=item.pk)

@@ -14,10 +14,11 @@ from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from core import errors
+from core.models import AuditEvent
 from core.roles import Role, has_role, role_required, signed_in
 from intake import selectors as item_selectors
 from intake import services as item_services
-from intake.models import Category, ContentItem, Decision
+from intake.models import Category, ContentItem, Decision, Motion
 from review import decisions, selectors, services, viewing
 from review import selectors as review_selectors
 from review.models import Policy, Queue
@@ -132,8 +133,6 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
 
 def _moving_context(item: ContentItem) -> dict[str, object] | None:
     """What the console's moving-picture viewer needs (static/veil/motion.js), or None for a still."""
-    from core.models import AuditEvent
-    from intake.models import Motion
 
     moving = Motion.objects.filter(item=item).first()
     if moving is None:

@@ -7,6 +7,7 @@ The nudge carries no data at all, so nothing about a reviewer travels through th
 from __future__ import annotations
 
 from core import realtime
+from wellbeing.models import TeamMembership
 
 
 def team_group(team_id: int) -> str:
@@ -19,7 +20,6 @@ def team_changed(*, team_id: int) -> bool:
 
 def reviewer_changed(*, reviewer_id: int) -> bool:
     """A reviewer's shift, break or exposure changed: tell their team's live view, if they have a team."""
-    from wellbeing.models import TeamMembership
 
     team_id = TeamMembership.objects.filter(user_id=reviewer_id).values_list("team_id", flat=True).first()
     return team_changed(team_id=team_id) if team_id is not None else False

@@ -23,12 +23,14 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
 
-from core import compiled
+from core import compiled, realtime
 from core.errors import ReviewError
 from intake.models import Category, Severity
 from wellbeing import realtime as team_realtime
 from wellbeing import rules, selectors
 from wellbeing.models import (
+    BREAK_EVERY,
+    BREAK_WINDOW,
     Break,
     CheckIn,
     CheckInRead,
@@ -72,8 +74,6 @@ def _push_later(reviewer_id: int, event: str) -> None:
     """Tell the reviewer's consoles, once committed. The payload is the break state at sending time."""
 
     def send() -> None:
-        from core import realtime
-
         payload = selectors.break_payload(selectors.break_state(reviewer_id=reviewer_id))
         realtime.notify_user(user_id=reviewer_id, event=event, **payload)
         team_realtime.reviewer_changed(reviewer_id=reviewer_id)
@@ -345,8 +345,6 @@ def breaks_catch_up(*, reviewer_id: int, now: datetime | None = None) -> Break |
 def breaks_catch_up_all(*, now: datetime | None = None) -> int:
     """breaks_catch_up for every open shift (the beat task, for breaks nobody was looking at)."""
     from django.db.models import Exists, OuterRef
-
-    from wellbeing.models import BREAK_EVERY, BREAK_WINDOW
 
     now = now or timezone.now()
     # Only shifts where the schedule can have started a break by itself (rules.break_state): that needs a break's
