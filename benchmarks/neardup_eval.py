@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 import imagehash
 import numpy as np
+from PIL import Image
 
 from benchmarks.services import cpu_model
 from intake import neardup
@@ -31,8 +32,8 @@ from tests.helpers import evalset
 PHASH_THRESHOLD = 10
 
 
-def phash64(image: object) -> int:
-    return int(str(imagehash.phash(image)), 16)  # type: ignore[arg-type]
+def phash64(image: Image.Image) -> int:
+    return int(str(imagehash.phash(image)), 16)
 
 
 def category(group: str) -> str:

@@ -321,7 +321,8 @@ class Payload:
             at += th * tw
             chroma = pixels[at : at + kh * kw * 2].reshape(kh, kw, 2).astype(np.float64) - 128.0
             at += kh * kw * 2
-            views.append(View(thumb.astype(np.float64), (cw, ch), chroma, tuple(box)))  # type: ignore[arg-type]
+            left, top, right, bottom = box
+            views.append(View(thumb.astype(np.float64), (cw, ch), chroma, (left, top, right, bottom)))
         return cls(
             hashes=raw["h"].astype(np.uint64),
             windows=raw["w"].astype(np.intp),
