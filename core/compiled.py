@@ -492,6 +492,7 @@ def _prepared_run(found: _Compiled, params: list[Any], connection: BaseDatabaseW
     finally:
         raw.prepare_threshold = threshold
     if connection.queries_logged:
+        # Not type-checked below: compose_sql is PostgreSQL's operations' own (this runs only there).
         connection.queries_log.append({"sql": connection.ops.compose_sql(found.sql, params),  # type: ignore[attr-defined]
                                        "time": f"{time.monotonic() - started:.3f}"})
     return result
