@@ -907,21 +907,8 @@ class _Template:
 
 
 def _sample(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
-    """Bilinear samples of a picture at (u, v), clamped to it."""
-    h, w = image.shape
-    u = np.clip(u, 0.0, w - 1.001)
-    v = np.clip(v, 0.0, h - 1.001)
-    x0 = u.astype(np.intp)
-    y0 = v.astype(np.intp)
-    fx = u - x0
-    fy = v - y0
-    flat = image.ravel()
-    i = y0 * w + x0
-    top = flat[i]
-    top += (flat[i + 1] - top) * fx
-    bottom = flat[i + w]
-    bottom += (flat[i + w + 1] - bottom) * fx
-    return np.asarray(top + (bottom - top) * fy)
+    """Bilinear samples of a picture at (u, v), clamped to it: one channel of :func:`_sample_channels`."""
+    return np.asarray(_sample_channels(image[:, :, None], u, v)[:, 0])
 
 
 def _sample_channels(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
