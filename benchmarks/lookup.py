@@ -29,23 +29,11 @@ import numpy as np
 
 from benchmarks.services import cpu_model
 from intake import neardup
-from intake.hashindex import HashIndex
+from intake.hashindex import HashIndex, best_per_item
 from tests.helpers import evalset
 
 KEYS_PER_PICTURE = 13
 PLANTED_BASE = 10**12  # item ids of the real originals
-
-
-def best_per_item(ids: np.ndarray, dist: np.ndarray) -> list[tuple[int, int]]:
-    if len(ids) == 0:
-        return []
-    order = np.lexsort((dist, ids))
-    ids, dist = ids[order], dist[order]
-    first = np.ones(len(ids), dtype=bool)
-    first[1:] = ids[1:] != ids[:-1]
-    ids, dist = ids[first], dist[first]
-    closest = np.lexsort((ids, dist))
-    return list(zip(ids[closest].tolist(), dist[closest].tolist(), strict=True))
 
 
 class Method(Protocol):

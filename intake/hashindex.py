@@ -77,6 +77,19 @@ def _flip_masks(bits: int, radius: int) -> npt.NDArray[np.int64]:
     return np.array(masks, dtype=np.int64)
 
 
+def best_per_item(ids: npt.NDArray[np.integer], dist: npt.NDArray[np.integer]) -> list[tuple[int, int]]:
+    """Each item once, at its smallest distance, closest first (ties by item id)."""
+    if len(ids) == 0:
+        return []
+    order = np.lexsort((dist, ids))
+    ids, dist = ids[order], dist[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    ids, dist = ids[first], dist[first]
+    closest = np.lexsort((ids, dist))
+    return list(zip(ids[closest].tolist(), dist[closest].tolist(), strict=True))
+
+
 class HashIndex:
     """Exact Hamming-radius search over 64-bit keys, each mapped to an item id (several keys per item allowed)."""
 
@@ -195,13 +208,7 @@ class HashIndex:
         if self._removed:
             alive = ~np.isin(ids, self._removed_array)
             ids, dist = ids[alive], dist[alive]
-        order = np.lexsort((dist, ids))
-        ids, dist = ids[order], dist[order]
-        first = np.ones(len(ids), dtype=bool)
-        first[1:] = ids[1:] != ids[:-1]
-        ids, dist = ids[first], dist[first]
-        closest = np.lexsort((ids, dist))
-        return list(zip(ids[closest].tolist(), dist[closest].tolist(), strict=True))
+        return best_per_item(ids, dist)
 
     def _probes(self, radius: int) -> tuple[npt.NDArray[np.int64], ...]:
         """Per probe (all chunks concatenated): chunk shift, chunk mask, XOR mask and offsets base."""

@@ -695,23 +695,26 @@ def organisation_policy_save(*, policy: OrganisationPolicy, by: User | None, now
     """Validate and save the organisation's policy; audit what changed."""
     now = now or timezone.now()
     policy.pk = OrganisationPolicy.SINGLETON_PK
+    _layer_save(policy, layer=PolicyChange.Layer.ORGANISATION, fields=rules.POLICY_FIELDS, by=by, now=now)
+
+
+def _layer_save(policy: OrganisationPolicy | QueuePolicy | TeamPolicy, *, layer: str, fields: tuple[str, ...],
+                by: User | None, now: datetime, **scope: Any) -> None:
+    """Validate a policy layer (stricter than the organisation only, for the layers below it), save it and audit
+    what changed, with the row locked so two administrators' edits are audited one after the other."""
     policy.full_clean(validate_unique=False)
     with transaction.atomic():
-        previous = OrganisationPolicy.objects.select_for_update().filter(pk=policy.pk).first()
+        previous = (type(policy).objects.select_for_update().filter(pk=policy.pk).first()
+                    if policy.pk else None)
         policy.save()
-        _audit(layer=PolicyChange.Layer.ORGANISATION, by=by, before=_snapshot(previous, rules.POLICY_FIELDS),
-               after=_snapshot(policy, rules.POLICY_FIELDS), now=now)
+        _audit(layer=layer, by=by, before=_snapshot(previous, fields), after=_snapshot(policy, fields), now=now,
+               **scope)
 
 
 def queue_policy_save(*, policy: QueuePolicy, by: User | None, now: datetime | None = None) -> None:
     """Validate (stricter than the organisation only) and save a queue's policy; audit what changed."""
     now = now or timezone.now()
-    policy.full_clean(validate_unique=False)
-    with transaction.atomic():
-        previous = QueuePolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
-        policy.save()
-        _audit(layer=PolicyChange.Layer.QUEUE, by=by, before=_snapshot(previous, QUEUE_FIELDS),
-               after=_snapshot(policy, QUEUE_FIELDS), now=now, queue=policy.queue)
+    _layer_save(policy, layer=PolicyChange.Layer.QUEUE, fields=QUEUE_FIELDS, by=by, now=now, queue=policy.queue)
 
 
 def policy_bound_problems(*, values: Mapping[str, Any]) -> dict[str, str]:
@@ -792,12 +795,8 @@ def personal_policy_update(
 def team_policy_save(*, policy: TeamPolicy, by: User | None, now: datetime | None = None) -> None:
     """Administrators (Django admin): validate (stricter than the organisation only) and save; audit changes."""
     now = now or timezone.now()
-    policy.full_clean(validate_unique=False)
     with transaction.atomic():
-        previous = TeamPolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
-        policy.save()
-        _audit(layer=PolicyChange.Layer.TEAM, by=by, before=_snapshot(previous, TEAM_FIELDS),
-                        after=_snapshot(policy, TEAM_FIELDS), now=now, team=policy.team)
+        _layer_save(policy, layer=PolicyChange.Layer.TEAM, fields=TEAM_FIELDS, by=by, now=now, team=policy.team)
         _schedule_changed(policy.team)
 
 
