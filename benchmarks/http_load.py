@@ -136,7 +136,7 @@ def seed(moderators: int, items: int, raw_items: int) -> tuple[str, int, list[st
         ContentItem.objects.bulk_create(
             [ContentItem(queue=q, status=ContentItem.Status.READY, severity=Severity.NONE,
                          sha256=f"{q.pk:08x}{n:056x}", byte_size=1, mime="image/png", original=f"bench/{n}.png",
-                         source_width=1, source_height=1) for n in range(count)],
+                         source_width=1, source_height=1, submitted_to=q) for n in range(count)],
             batch_size=2000)
     from django.db import connection
 
@@ -370,6 +370,30 @@ async def run_phase(port: int, slug: str, tokens: list[str], rate: float, second
     return phase
 
 
+def warm_up(port: int, slug: str, tokens: list[str], rate: float, seconds: float, sampler: ConnectionSampler,
+            database_url: str) -> None:
+    """A deployment that has been running: a phase of claiming that is not reported, with an ANALYZE in the middle.
+
+    Why: the database starts empty and analysed as empty (seed's VACUUM ANALYZE), and PostgreSQL plans for the
+    statistics it has, so in the first minute of a new database the ledger's reads are planned for empty tables
+    while thousands of rows arrive. On a running deployment autovacuum's ANALYZE keeps those statistics within
+    about 10 % of the table, taken while people work (leases open); the benchmark measures that state. The ANALYZE
+    runs once every moderator has claimed (one period in), as autovacuum would find the tables."""
+    import psycopg
+
+    def analyze() -> None:
+        with psycopg.connect(database_url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+            conn.execute("ANALYZE")
+
+    timer = threading.Timer(1.0 + len(tokens) / rate + seconds / 2, analyze)
+    timer.start()
+    try:
+        asyncio.run(run_phase(port, slug, tokens, rate, seconds, sampler))
+    finally:
+        timer.join()
+    time.sleep(2)
+
+
 def double_assignments(slug: str) -> int:
     from django.db import connection
 
@@ -391,6 +415,9 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="claims/s of further phases (a sweep), e.g. 75,100")
     parser.add_argument("--web", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--raw-claims", type=int, default=4000)
+    parser.add_argument("--warmup", type=float, default=30.0,
+                        help="seconds of claiming at the first rate before the measured phases (not reported), "
+                             "followed by the statistics autovacuum would have gathered by then; 0: none")
     parser.add_argument("--database-url", default=os.environ.get("VEIL_BENCH_DATABASE_URL", BENCH_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("VEIL_BENCH_REDIS_URL", BENCH_REDIS_URL))
     args = parser.parse_args()
@@ -406,6 +433,8 @@ def main() -> None:
     database_url = args.database_url.rsplit("/", 1)[0] + "/veil_bench_http"
     fresh_database(database_url)
     needed = int(sum(r * (args.seconds + 2 * args.moderators / r) for r in rates) * 1.2) + args.moderators
+    if args.warmup:
+        needed += int(rates[0] * (args.warmup + 2 * args.period) * 1.2)
     with tempfile.TemporaryDirectory(prefix="veil-bench-http-") as data_dir:
         env = configure(database_url, args.redis_url, data_dir)
         import django
@@ -430,6 +459,8 @@ def main() -> None:
         sampler.trees.append(TreeCpu(stack.process.pid))
         phases: list[Phase] = []
         try:
+            if args.warmup:
+                warm_up(port, slug, tokens, rates[0], args.warmup, sampler, database_url)
             for rate in rates:
                 phases.append(asyncio.run(run_phase(port, slug, tokens, rate, args.seconds, sampler)))
                 time.sleep(2)
@@ -455,7 +486,8 @@ def _report(header: str, args: argparse.Namespace, phases: list[Phase], raw_cpu:
     pool = os.environ.get("VEIL_DB_POOL_SIZE") or "8 (shipped)"
     print(f"Through HTTP on `python -m config.stack --web {args.web}` (worker and beat running, pool {pool} per "
           f"process); {args.moderators} moderators, open loop, each claiming every ~{args.period:g} s at the first "
-          f"rate and deciding 50-90 % of the way to the next claim; steady part {args.seconds:g} s per phase")
+          f"rate and deciding 50-90 % of the way to the next claim; steady part {args.seconds:g} s per phase, after "
+          f"{f'{args.warmup:g} s of warm-up and ANALYZE' if args.warmup else 'no warm-up (a new database)'}")
     print()
     print("| claims/s (target) | claims | claim p50 ms | claim p99 ms | claim max ms | first claims p99 ms | "
           "decision p50 ms | decision p99 ms | errors | PG connections (peak) | CPU ms per claim+decision: Veil + "

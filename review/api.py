@@ -73,7 +73,7 @@ class QueueClaim(APIView):
             claim = services.item_claim(reviewer=user, queue=queue, escalated=escalated)
         except ReviewError as exc:
             raise ApiError.from_refusal(exc) from None
-        return Response(ClaimedItemSerializer(claim.item).data)
+        return Response(ClaimedItemSerializer(claim.item, context={"claim": claim}).data)
 
 
 class ItemLease(APIView):

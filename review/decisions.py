@@ -22,7 +22,13 @@ from review.viewing import _open_claim
 def check_decision(*, item: ContentItem, reviewer: User, action: str, policy: Policy | None, reason: str) -> str:
     """May this reviewer record this decision on this item now? The action, the policy it cites, the reason, and the
     reviewer's live lease. Raises ReviewError saying what to change; returns the reason as it will be stored. Reads
-    the item as given: do_decision checks the lease again under the item's row lock."""
+    the item as given (the dry run); do_decision makes the same check under the item's row lock."""
+    return _checked(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)[0]
+
+
+def _checked(*, item: ContentItem, reviewer: User, action: str, policy: Policy | None,
+             reason: str) -> tuple[str, Claim]:
+    """check_decision's checks, in its order; also returns the live lease it found, for do_decision to end."""
     reason = reason.strip()
     if action not in Decision.Action.values:
         raise ReviewError("invalid_action", gettext("Unknown action %(action)s: use approve, remove, escalate or "
@@ -36,26 +42,25 @@ def check_decision(*, item: ContentItem, reviewer: User, action: str, policy: Po
         raise ReviewError("reason_required", gettext("Give a short reason, so the next person knows why."), status=400)
     if len(reason) > 4000:
         raise ReviewError("reason_too_long", gettext("Keep the reason under 4,000 characters."), status=400)
-    _open_claim(item=item, reviewer=reviewer)
+    claim = _open_claim(item=item, reviewer=reviewer)
     if action == Decision.Action.ESCALATE and item.escalated_at is not None:
         raise ReviewError("already_escalated", gettext("This item is already with a lead; approve or remove it."),
                           status=400)
-    return reason
+    return reason, claim
 
 
 
 def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Policy | None, reason: str) -> Decision:
-    """Record a decision by the lease holder and end the lease (check_decision first, then again under the lock).
+    """Record a decision by the lease holder and end the lease: check_decision's checks, made once, under the item's
+    row lock (so the lease they find is still the reviewer's when it ends).
 
     approve/remove are final. escalate sends the item to a team lead; second_opinion sends it back to the queue
     for someone else.
     """
-    reason = check_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
-    now = timezone.now()
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().get(pk=item.pk)
-        check_decision(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
-        claim = _open_claim(item=item, reviewer=reviewer)
+        now = timezone.now()  # once the lock is held: the lease ends at the moment it is checked
+        reason, claim = _checked(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
         is_final = action in Decision.FINAL_ACTIONS
         decision = Decision.objects.create(
             item=item, reviewer=reviewer, action=action, policy=policy, reason=reason, is_final=is_final

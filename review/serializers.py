@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from intake.models import Category, ContentItem, Decision, Severity
@@ -82,12 +83,19 @@ class ClaimedItemSerializer(serializers.ModelSerializer[ContentItem]):
     policies = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
     reveal_url = serializers.SerializerMethodField()
-    lease_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    lease_expires_at = serializers.SerializerMethodField()
 
     class Meta:
         model = ContentItem
         fields = ["id", "status", "queue", "category", "severity", "lease_expires_at", "policies", "preview_url",
                   "reveal_url", "escalated_at"]
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True, "readOnly": True})
+    def get_lease_expires_at(self, item: ContentItem) -> str | None:
+        # The claim just made (context "claim") is the item's open lease: no need to read it back.
+        claim = self.context.get("claim")
+        expires = claim.expires_at if claim is not None and claim.item_id == item.pk else item.lease_expires_at
+        return None if expires is None else serializers.DateTimeField().to_representation(expires)
 
     def get_policies(self, item: ContentItem) -> list[dict[str, Any]]:
         return list(PolicySerializer(item.queue.policies.all(), many=True).data)

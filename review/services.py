@@ -116,7 +116,7 @@ def item_claim(*, reviewer: User, queue: Queue, escalated: bool = False) -> Clai
         try:
             allowed = check_item_claim(reviewer=reviewer, queue=queue, escalated=escalated)
             if isinstance(allowed, wellbeing.HeldClaim):
-                return Claim.objects.select_related("item").get(pk=allowed.claim_id)
+                return Claim.objects.select_related("item__queue").get(pk=allowed.claim_id)
             return do_item_claim(reviewer=reviewer, queue=queue, constraints=allowed, escalated=escalated)
         except ReviewError as exc:
             refusal = exc  # leave the block normally: what the gate recorded on the way is committed
@@ -222,6 +222,7 @@ def _lease_first(
             if not updated:
                 continue
             item.status = ContentItem.Status.IN_REVIEW
+            item.queue = queue  # the candidates are this queue's
             claim = Claim.objects.create(item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
             claim.item = item
             audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
