@@ -48,33 +48,34 @@ def _as_keys(keys: Iterable[int] | npt.NDArray[np.integer]) -> U64:
 
 
 def _stable_order(values: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.intp]:
-    """np.argsort(values, kind="stable") for values below 2**bits.
+    """np.argsort(values, kind="stable") for non-negative values below 2**bits.
 
-    Each value is packed with its row number into one 64-bit word (value << 32 | row) and the words are sorted
-    with numpy's default sort: ties are broken by the row number, so the order is stable, and numpy sorts 64-bit
-    integers with SIMD (x86-simd-sort), where a stable int64 sort is a timsort about 10-20x slower. The start-up
-    rebuild of a 10M-row index is three such sorts. Beyond 2**32 rows, a radix sort on 16-bit digits."""
-    n = len(values)
-    if bits <= 16:
-        return np.argsort(values.astype(np.uint16), kind="stable")
-    if bits <= 32 and n <= 1 << 32:
-        packed = values.astype(np.uint64) << np.uint64(32)
-        packed |= np.arange(n, dtype=np.uint64)
-        packed.sort()
-        packed &= np.uint64(0xFFFF_FFFF)
-        return packed.view(np.intp)
-    order = np.argsort(values.astype(np.uint16), kind="stable")  # the low 16 bits (astype wraps)
-    high = (values >> 16).astype(np.uint16)
-    return np.take(order, np.argsort(np.take(high, order), kind="stable"))
+    A least-significant-digit radix sort: stably by the low 16 bits, then stably by the next 16 (or fewer), and so
+    on. numpy sorts 8- and 16-bit integers stably with a counting sort, one pass per byte, so a 21-bit chunk costs
+    three passes plus two gathers (about 0.4 s for 10M rows). Sorting the 64-bit words (value << 32 | row) is a
+    comparison sort, and where numpy has no SIMD sort for them (this AMD EPYC host) it took 0.65 s per chunk and
+    its temporary words touched another 240 MB at start-up."""
+    def digits(low: int) -> npt.NDArray[np.unsignedinteger]:
+        # astype keeps the low 8 or 16 bits: the digit, whatever lies above it.
+        return ((values >> low) if low else values).astype(np.uint8 if bits - low <= 8 else np.uint16)
+
+    order = np.argsort(digits(0), kind="stable")
+    for low in range(16, bits, 16):
+        order = order[np.argsort(digits(low)[order], kind="stable")]
+    return order
 
 
 @functools.cache
 def _flip_masks(bits: int, radius: int) -> npt.NDArray[np.int64]:
-    """Every value of ``bits`` bits with at most ``radius`` bits set (XOR masks for the neighbours of a chunk)."""
+    """Every value of ``bits`` bits with at most ``radius`` bits set (XOR masks for the neighbours of a chunk).
+
+    In increasing order: masks that differ only in their low bits follow each other, so a search reads the buckets
+    of nearby values (neighbouring offsets and rows in memory) one after the other, about 8 % faster at 10M rows
+    than in order of weight."""
     masks = [0]
     for r in range(1, radius + 1):
         masks.extend(sum(1 << b for b in combo) for combo in itertools.combinations(range(bits), r))
-    return np.array(masks, dtype=np.int64)
+    return np.sort(np.array(masks, dtype=np.int64))
 
 
 def best_per_item(ids: npt.NDArray[np.integer], dist: npt.NDArray[np.integer]) -> list[tuple[int, int]]:
@@ -235,18 +236,18 @@ class HashIndex:
         buckets = ((values ^ flips[None, :]) + bases[None, :]).ravel()
         starts = self._offsets[buckets]
         counts = self._offsets[buckets + 1] - starts
-        nonempty = np.flatnonzero(counts)
-        starts, counts = starts[nonempty], counts[nonempty]
-        owners = query[nonempty // values.shape[1]]  # the query key each probe came from
         ends = np.cumsum(counts)
-        total = int(ends[-1]) if len(ends) else 0
+        total = int(ends[-1])
         if total == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        # Expand the [start, start + count) ranges into row positions without a Python loop.
+        # Expand the [start, start + count) ranges into row positions without a Python loop. Empty buckets repeat
+        # nothing, so they are not filtered out first (at 10M rows almost none is empty).
         positions = np.repeat(starts - (ends - counts), counts)
         positions += np.arange(total, dtype=np.int64)
+        # The probes are grouped by query key, and so are the rows they read: each key is repeated over its rows.
+        rows_per_key = np.diff(ends[len(flips) - 1 :: len(flips)], prepend=0)
         keys = self._keys[positions]
-        keys ^= np.repeat(owners, counts)
+        keys ^= np.repeat(query, rows_per_key)
         distance = np.bitwise_count(keys)
         hit = distance <= radius
         return self._ids[positions[hit]], distance[hit]
@@ -272,14 +273,16 @@ class HashIndex:
         if len(ids) == 0:
             return
         if self._rows == 0 or len(ids) > self._rows // 4:
-            old_ids, old_keys = self._ids[: self._rows], self._keys[: self._rows]  # first section: insertion order
-            self._build(np.concatenate([old_ids, ids]), np.concatenate([old_keys, keys]))
+            if self._rows:  # the first section holds every row once
+                ids = np.concatenate([self._ids[: self._rows], ids])
+                keys = np.concatenate([self._keys[: self._rows], keys])
+            self._build(ids, keys)  # at start-up, the caller's arrays as they are: no 160 MB copy at 10M rows
             return
         positions, new_keys, new_ids = [], [], []
         offsets = self._offsets.copy()
         for c, bits in enumerate(self._bits):
             values = self._chunk_values(keys, c)
-            order = np.argsort(values, kind="stable")
+            order = _stable_order(values, bits)
             section = slice(self._bases[c], self._bases[c] + (1 << bits) + 1)
             # Insert at the end of each bucket; every later bucket (and later section) shifts by the rows before it.
             positions.append(self._offsets[section][values[order] + 1])

@@ -922,10 +922,11 @@ def _sample_channels(image: FloatArray, u: FloatArray, v: FloatArray) -> FloatAr
     fy = (v - y0)[:, None]
     flat = image.reshape(h * w, k)
     i = y0 * w + x0
-    top = flat[i]
-    top += (flat[i + 1] - top) * fx
-    bottom = flat[i + w]
-    bottom += (flat[i + w + 1] - bottom) * fx
+    # np.take along the rows: the same values as flat[i], in about half the time for one or two channels.
+    top = np.take(flat, i, axis=0)
+    top += (np.take(flat, i + 1, axis=0) - top) * fx
+    bottom = np.take(flat, i + w, axis=0)
+    bottom += (np.take(flat, i + w + 1, axis=0) - bottom) * fx
     return np.asarray(top + (bottom - top) * fy)
 
 

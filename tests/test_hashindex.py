@@ -195,7 +195,7 @@ def test_rejects_bad_arguments():
         HashIndex(chunks=1)
 
 
-@pytest.mark.parametrize("bits", [16, 21, 22])
+@pytest.mark.parametrize("bits", [1, 5, 8, 9, 16, 17, 21, 22, 24, 32])
 def test_rebuild_sort_is_a_stable_argsort(bits):
     from intake.hashindex import _stable_order
 
@@ -204,3 +204,22 @@ def test_rebuild_sort_is_a_stable_argsort(bits):
         values = rng.integers(0, 1 << bits, n).astype(np.int64)
         values[: n // 2] = values[n // 2 : 2 * (n // 2)]  # plenty of ties
         assert np.array_equal(_stable_order(values, bits), np.argsort(values, kind="stable"))
+
+
+@pytest.mark.parametrize("chunks", [3, 8])
+def test_crowded_and_empty_buckets_equal_brute_force(chunks):
+    """The search expands every probed bucket, empty or not, into rows and repeats each query key over the rows of
+    its own probes: keys crowded into a few chunk values (dozens of rows per bucket), duplicated query keys and
+    query keys whose probes find nothing must all give what a scan gives."""
+    rng = np.random.default_rng(31 + chunks)
+    high = rng.integers(0, 2**64, 6, dtype=np.uint64) & np.uint64(0xFFFF_FFFF_0000_0000)
+    keys = high[rng.integers(0, len(high), 3_000)] | rng.integers(0, 2**16, 3_000, dtype=np.uint64)
+    ids = rng.integers(0, 400, len(keys)).astype(np.int64)
+    index = HashIndex(chunks=chunks)
+    index.add_many(ids, keys)
+    lonely = rng.integers(0, 2**64, 3, dtype=np.uint64)  # nothing near these
+    near = keys[:5] ^ np.uint64(0b1011)
+    query = np.concatenate([lonely, near, near[:2], keys[5:7]])
+    for radius in (0, 1, 2, 3, 7, 8, 9, 16):
+        assert as_dict(index.search(query, radius)) == brute_force(ids, keys, query, radius), f"radius {radius}"
+        assert index.search(lonely, radius) == []
