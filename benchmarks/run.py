@@ -32,7 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "realtime": (["--consoles", "200", "--baseline-consoles", "50", "--rounds", "10", "--web", "2", "--at-once"],
                  ("postgres", "redis")),
     # Through HTTP on the stack as deployed (python -m config.stack): 200 moderators claiming every 4 s = 50/s.
-    "http_load": (["--moderators", "200", "--period", "4", "--seconds", "20", "--raw-claims", "2000"],
+    "http_load": (["--moderators", "200", "--period", "4", "--seconds", "20", "--raw-claims", "2000", "--warmup", "10"],
                   ("postgres", "redis")),
 }
 
