@@ -16,6 +16,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core import compiled
+
 
 class Role(StrEnum):
     MODERATOR = "moderator"
@@ -34,7 +36,9 @@ def has_role(user: Any, *roles: Role) -> bool:
         return False
     cached: set[str] | None = getattr(user, "_veil_roles", None)
     if cached is None:
-        cached = set(Group.objects.filter(user=user.pk).values_list("name", flat=True))
+        # Read on every request that checks a role (each claim and decision): compiled once per process.
+        cached = {row["name"] for row in compiled.rows(
+            "core.roles", lambda *, user_id: Group.objects.filter(user=user_id).values("name"), user_id=user.pk)}
         user._veil_roles = cached
     if any(role.value in cached for role in roles):
         return True

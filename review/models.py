@@ -141,10 +141,22 @@ class Claim(models.Model):
                 claim_id=self.pk, at=at, outcome=outcome):
             return False
         self.ended_at, self.outcome = at, outcome
-        compiled.update("review_queue.claim_end.reveals", lambda *, claim_id, at: (
-            RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
-            claim_id=self.pk, at=at)
-        wellbeing_services.exposure_settle_claim(claim_id=self.pk)
+        # The claim's reveals, read once: those still open end with the lease, and what they showed is what the
+        # exposure is settled from. Every caller holds the item's row lock, which a new reveal takes too.
+        shown, still_open = [], False
+        for row in compiled.rows("review_queue.claim_end.reveals", lambda *, claim_id: RevealEvent.objects.filter(
+                claim_id=claim_id).values(*compiled.model_paths(RevealEvent, "")), claim_id=self.pk):
+            reveal = compiled.instance(RevealEvent, row, "")
+            if reveal is None:
+                continue
+            if reveal.ended_at is None:
+                reveal.ended_at, still_open = at, True
+            shown.append(reveal.seconds_shown)
+        if still_open:
+            compiled.update("review_queue.claim_end.reveals_end", lambda *, claim_id, at: (
+                RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
+                claim_id=self.pk, at=at)
+        wellbeing_services.exposure_settle_claim(claim_id=self.pk, shown=shown)
         return True
 
 

@@ -223,7 +223,8 @@ def _lease_first(
                 continue
             item.status = ContentItem.Status.IN_REVIEW
             item.queue = queue  # the candidates are this queue's
-            claim = Claim.objects.create(item=item, queue=queue, reviewer=reviewer, claimed_at=now, expires_at=expires)
+            claim = compiled.create("review_queue.claim", Claim, item=item, queue=queue, reviewer=reviewer,
+                                    claimed_at=now, expires_at=expires)
             claim.item = item
             audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
                          expires_at=expires.isoformat())

@@ -77,10 +77,14 @@ def _with_own_policies(reviewer_id: int) -> QuerySet[User]:
     return User.objects.filter(pk=reviewer_id).select_related("wellbeing_policy", "team_membership__team__policy")
 
 
+def _queue_policy_row(queue_id: int) -> QuerySet[QueuePolicy]:
+    return QueuePolicy.objects.filter(queue_id=queue_id)
+
+
 def queue_policy_of(*, queue_id: int) -> QueuePolicy | None:
-    """The queue's own wellbeing policy, if it has one. Read on every claim: compiled once per process."""
-    return compiled.first("wellbeing.queue_policy", QueuePolicy,
-                          lambda *, queue_id: QueuePolicy.objects.filter(queue_id=queue_id), queue_id=queue_id)
+    """The queue's own wellbeing policy, if it has one. Compiled once per process."""
+    return compiled.first("wellbeing.queue_policy", QueuePolicy, lambda *, queue_id: _queue_policy_row(queue_id),
+                          queue_id=queue_id)
 
 
 def _rows_of(user: User | None, queue: Queue | None) -> PolicyRows:
@@ -99,11 +103,13 @@ def policy_rows(*, reviewer: User | int, queue: Queue | None = None) -> PolicyRo
     return _rows_of(_with_own_policies(reviewer_id).first(), queue)
 
 
-def settlement_policy() -> rules.EffectivePolicy:
+def settlement_policy(*, organisation: OrganisationPolicy | None = None) -> rules.EffectivePolicy:
     """What settling an item needs of the policy: only the organisation's own settings (rules.ORGANISATION_ONLY:
     the bounds of one item and the extra for revealed seconds; the weight was fixed on the entry at claim), so one
-    read instead of every layer."""
-    return rules.policy_combine([rules.PolicyLayer.from_model("organisation", OrganisationPolicy.objects.current())])
+    read instead of every layer. `organisation`: the row as a read of the caller's loaded it (or its defaults);
+    read here when not given."""
+    row = organisation if organisation is not None else OrganisationPolicy.objects.current()
+    return rules.policy_combine([rules.PolicyLayer.from_model("organisation", row)])
 
 
 def policy_layers(*, reviewer: User | int, queue: Queue | None = None) -> list[rules.PolicyLayer]:
@@ -445,9 +451,10 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
     in the statement that waited for it: in READ COMMITTED a statement sees what was committed when it started.
 
     The reads above, each the one definition of its figure, go to the database as scalar subqueries of one
-    statement, with the reviewer's personal and team policies (one round trip on the hottest path Veil has), then
-    the organisation's and the queue's policies."""
+    statement, with the reviewer's personal and team policies (joined) and the organisation's and the queue's
+    (compiled.columns_of): one round trip on the hottest path Veil has."""
     personal, team = "wellbeing_policy__", "team_membership__team__policy__"
+    organisation, queue_layer = "organisation_policy_", "queue_policy_"
 
     def build(*, reviewer_id: int, queue_id: int, shift_id: int | None, now: datetime) -> QuerySet[User, Any]:
         severe_hour = _severe_in_last_hour(reviewer_id, now).order_by()
@@ -467,11 +474,15 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
                 severe_oldest=Subquery(severe_hour.values(oldest=Func("claimed_at", function="MIN"))),
                 severe_end=Subquery(_severe_ended(reviewer_id).order_by("-ended_at").values("ended_at")[:1]),
                 expired=Exists(_lapsed_in(queue_id, now)),
+                **compiled.columns_of(OrganisationPolicy, OrganisationPolicy.objects.row(), organisation),
+                **compiled.columns_of(QueuePolicy, _queue_policy_row(queue_id), queue_layer),
             )
             # The policy rows select_related would load, as columns: compiled once, bound on every claim.
             .values("held", "spoken", "break_rows", "finished_at", "finished_severity", "severe_count",
                     "severe_oldest", "severe_end", "expired", "team_membership__team_id",
-                    *compiled.model_paths(PersonalPolicy, personal), *compiled.model_paths(TeamPolicy, team))
+                    *compiled.model_paths(PersonalPolicy, personal), *compiled.model_paths(TeamPolicy, team),
+                    *compiled.model_paths(OrganisationPolicy, organisation),
+                    *compiled.model_paths(QueuePolicy, queue_layer))
         )
         return query
 
@@ -482,8 +493,8 @@ def gate_snapshot(*, reviewer: User, queue: Queue, shift: Shift | None, now: dat
     found = found_rows[0]
     finished_at = found["finished_at"]
     rows = PolicyRows(
-        organisation=OrganisationPolicy.objects.current(),
-        queue=queue_policy_of(queue_id=queue.pk),
+        organisation=OrganisationPolicy.objects.or_defaults(compiled.instance(OrganisationPolicy, found, organisation)),
+        queue=compiled.instance(QueuePolicy, found, queue_layer),
         team_id=found["team_membership__team_id"],
         team=compiled.instance(TeamPolicy, found, team),
         personal=compiled.instance(PersonalPolicy, found, personal),
@@ -691,22 +702,25 @@ class Settlement:
     exposure: int
 
 
-def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> dict[int, Settlement]:
+def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
+                shown: dict[int, list[float]] | None = None) -> dict[int, Settlement]:
     """Compute, without writing, what finished entries count for: from the claim's own times and the logged
-    reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been."""
-    reveals_of = reveal_model()
-    paths = compiled.model_paths(reveals_of, "")
+    reveals. Entries whose claim is gone (content purged) count their reservation, the most they could have been.
+    `shown`: the seconds each reveal showed, by claim, when the caller has read the reveals already (Claim.end)."""
+    reveals: dict[int, list[float]] = dict(shown or {})
+    claim_ids = [e.claim_id for e in entries if e.claim_id and e.claim_id not in reveals]
+    if claim_ids:
+        reveals_of = reveal_model()
+        paths = compiled.model_paths(reveals_of, "")
 
-    def build(*, claim_ids: list[int]) -> QuerySet[Any, Any]:
-        query: QuerySet[Any, Any] = reveals_of._default_manager.filter(claim_id__in=claim_ids).values(*paths)
-        return query
+        def build(*, claim_ids: list[int]) -> QuerySet[Any, Any]:
+            query: QuerySet[Any, Any] = reveals_of._default_manager.filter(claim_id__in=claim_ids).values(*paths)
+            return query
 
-    reveals: dict[int, list[float]] = {}
-    claim_ids = [e.claim_id for e in entries if e.claim_id]
-    for row in compiled.rows("wellbeing.settlements.reveals", build, claim_ids=claim_ids):
-        reveal: Any = compiled.instance(reveals_of, row, "")
-        if reveal is not None:
-            reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
+        for row in compiled.rows("wellbeing.settlements.reveals", build, claim_ids=claim_ids):
+            reveal: Any = compiled.instance(reveals_of, row, "")
+            if reveal is not None:
+                reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
     found: dict[int, Settlement] = {}
     for entry in entries:
         claim = entry.claim

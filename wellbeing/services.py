@@ -431,7 +431,8 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
     team_id = constraints.team_id
     if team_id is not None:
         transaction.on_commit(lambda: team_realtime.team_changed(team_id=team_id))
-    return ExposureEntry.objects.create(
+    return compiled.create(
+        "wellbeing.exposure_entry", ExposureEntry,
         reviewer_id=claim.reviewer_id,
         shift_id=constraints.shift_id,
         claim=claim,
@@ -450,23 +451,30 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
 SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "exposure")
 
 
-def exposure_settle_claim(*, claim_id: int) -> int:
+def exposure_settle_claim(*, claim_id: int, shown: list[float] | None = None) -> int:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
     its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
-    totals. Returns the entries written (0 when the claim had none, or it was settled already)."""
+    totals. `shown`: the seconds each of the claim's reveals showed, when the caller has read them (else read here).
+    Returns the entries written (0 when the claim had none, or it was settled already)."""
     from django.db.models import QuerySet
 
     claim_of = selectors.claim_model()
-    paths = [*compiled.model_paths(ExposureEntry, ""), *compiled.model_paths(claim_of, "claim__")]
+    organisation = "organisation_policy_"
+    paths = [*compiled.model_paths(ExposureEntry, ""), *compiled.model_paths(claim_of, "claim__"),
+             *compiled.model_paths(OrganisationPolicy, organisation)]
 
     def build(*, claim_id: int) -> QuerySet[ExposureEntry, Any]:
-        # The entries with their claim, as select_related("claim") loads them: compiled once, bound on each end.
-        query: QuerySet[ExposureEntry, Any] = (ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
-                                               .values(*paths))
+        # The entries with their claim, as select_related("claim") loads them, and the organisation's policy that
+        # settles them (selectors.settlement_policy): compiled once, bound on each end.
+        query: QuerySet[ExposureEntry, Any] = (
+            ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
+            .annotate(**compiled.columns_of(OrganisationPolicy, OrganisationPolicy.objects.row(), organisation))
+            .values(*paths))
         return query
 
     entries = []
-    for row in compiled.rows("wellbeing.exposure_settle_claim", build, claim_id=claim_id):
+    found = compiled.rows("wellbeing.exposure_settle_claim", build, claim_id=claim_id)
+    for row in found:
         entry = compiled.instance(ExposureEntry, row, "")
         claim: Any = compiled.instance(claim_of, row, "claim__")
         if entry is not None:
@@ -475,12 +483,15 @@ def exposure_settle_claim(*, claim_id: int) -> int:
             entries.append(entry)
     if not entries:
         return 0
-    return _settlements_write(entries, policy=selectors.settlement_policy())
+    policy = selectors.settlement_policy(organisation=OrganisationPolicy.objects.or_defaults(
+        compiled.instance(OrganisationPolicy, found[0], organisation)))
+    return _settlements_write(entries, policy=policy, shown=None if shown is None else {claim_id: shown})
 
 
-def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> int:
+def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
+                       shown: dict[int, list[float]] | None = None) -> int:
     written = 0
-    for pk, found in selectors.settlements(entries, policy=policy).items():
+    for pk, found in selectors.settlements(entries, policy=policy, shown=shown).items():
         values = {name: getattr(found, name) for name in SETTLED_FIELDS}
         # Compiled once per process, bound for each entry.
         written += compiled.update("wellbeing.settlements_write", lambda *, pk, changes: (
