@@ -2,12 +2,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
-from config import http_limits
+from config import http_handler, http_limits
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+# Django's ASGI handler, each request served in one thread as its WSGI handler would (see config/http_handler.py).
+django_asgi_app = http_handler.get_application()
 # Daphne reads request bodies before Django: bound them there (VEIL_MAX_REQUEST_BYTES), for every request, and
 # leave multipart parsing to Django (a malformed body gets the API's JSON 400, not Twisted's bare one).
 http_limits.install()

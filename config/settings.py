@@ -162,6 +162,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # deployment behind an external pooler such as PgBouncer.
 VEIL_DB_POOL_SIZE = env_int("VEIL_DB_POOL_SIZE", 8, minimum=0, maximum=500)
 VEIL_DB_POOL_TIMEOUT_SECONDS = env_int("VEIL_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# Threads per web process that serve HTTP requests (config/http_handler.py). More than the pool, so a request over
+# the database's capacity waits on the pool, with its timeout and 503, rather than in a queue of its own.
+VEIL_HTTP_THREADS = env_int("VEIL_HTTP_THREADS", 32, minimum=1, maximum=512)
 # The claim path's statements run prepared on PostgreSQL (core.compiled: planning the gate's read cost more than
 # running it). Off behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21,
 # or without max_prepared_statements): `manage.py check --deploy` warns, veil.W005.
