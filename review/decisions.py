@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core import compiled
 from core.audit import audit_record
 from core.errors import ReviewError
 from core.models import AuditEvent
@@ -58,13 +59,16 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
     for someone else.
     """
     with transaction.atomic():
-        item = ContentItem.objects.select_for_update().get(pk=item.pk)
+        locked = compiled.first("review.decision.item", ContentItem, lambda *, item_id: ContentItem.objects
+                                .select_for_update().filter(pk=item_id), item_id=item.pk)
+        if locked is None:
+            raise ContentItem.DoesNotExist("ContentItem matching query does not exist.")
+        item = locked
         now = timezone.now()  # once the lock is held: the lease ends at the moment it is checked
         reason, claim = _checked(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
         is_final = action in Decision.FINAL_ACTIONS
-        decision = Decision.objects.create(
-            item=item, reviewer=reviewer, action=action, policy=policy, reason=reason, is_final=is_final
-        )
+        decision = compiled.create("review.decision", Decision, item=item, reviewer=reviewer, action=action,
+                                   policy=policy, reason=reason, is_final=is_final)
         if is_final:
             item.status = ContentItem.Status.DECIDED
             outcome = Claim.Outcome.DECIDED

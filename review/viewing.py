@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
+from core import compiled
 from core.audit import audit_record
 from core.errors import ReviewError
 from core.models import AuditEvent
@@ -30,7 +31,9 @@ _REVEAL_SALT = "veil.reveal"
 
 def _open_claim(*, item: ContentItem, reviewer: User) -> Claim:
     """The reviewer's live lease on the item, or a ReviewError saying why there is none."""
-    claim = Claim.objects.filter(item=item, reviewer=reviewer, ended_at__isnull=True).first()
+    # Read on every decision, reveal and renewal: compiled once per process (core.compiled).
+    claim = compiled.first("review_queue.open_claim", Claim, lambda *, item_id, reviewer_id: Claim.objects.filter(
+        item_id=item_id, reviewer_id=reviewer_id, ended_at__isnull=True), item_id=item.pk, reviewer_id=reviewer.pk)
     if claim is None:
         raise ReviewError("not_lease_holder", gettext("You do not hold this item. Claim the next item from its queue."),
                           status=409)
