@@ -256,16 +256,14 @@ async def _client(port: int, at_once: bool) -> None:
     # Counted and reported; the consoles that did open are still measured (a lost console is one that opened).
     consoles = [c for c in consoles if c.ws is not None]
     listeners = [asyncio.create_task(c.listen()) for c in consoles]
-    cpu_before = time.process_time()
     print(json.dumps({"connect_seconds": connect_seconds, "failed_handshakes": failed_handshakes,
                       "first_failure": first_failure}), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
-    cpu = time.process_time() - cpu_before
     for task in listeners:
         task.cancel()
     received = sum(await asyncio.gather(*listeners))
     await asyncio.gather(*(c.ws.close() for c in consoles), return_exceptions=True)
-    print(json.dumps({"cpu": cpu, "received": received,
+    print(json.dumps({"received": received,
                       "consoles": [[c.user_id, c.counts, c.breaks] for c in consoles]}), flush=True)
 
 
@@ -345,11 +343,13 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
     pids = server_pids or []
     settle_seconds = await _settle(pids)
     budget = rounds * (COUNTS_INTERVAL + BREAK_INTERVAL) + 120
-    samples: list[tuple[float, float, float]] = []  # (wall clock, web processes' CPU, the machine's busy CPU)
+    # (wall clock, web processes' CPU, the machine's busy CPU, client processes' CPU)
+    samples: list[tuple[float, float, float, float]] = []
+    client_pids = [client.pid for client in clients]
 
     async def sample() -> None:
         while True:
-            samples.append((time.time(), _cpu_seconds(pids), machine_busy_seconds()))
+            samples.append((time.time(), _cpu_seconds(pids), machine_busy_seconds(), _cpu_seconds(client_pids)))
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())
@@ -394,13 +394,14 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
                 missing["break"] += 1
             else:
                 break_lat.append(arrived - event["at"])
-    received = sum(part["received"] for part in heard)
-    # CPU over the queue-count phase: from its first broadcast to the first break push (or the end).
+    # CPU over the queue-count phase (web processes, client processes, the whole machine): from its first
+    # broadcast to the first break push (or the end).
     counts_at = [e["at"] for e in sent if e["kind"] == "counts"]
     after = [e["at"] for e in sent if e["kind"] != "counts"] or [samples[-1][0]]
     phase = [sample for sample in samples if counts_at[0] - 0.05 <= sample[0] <= min(after)] if counts_at else []
     server_cpu = phase[-1][1] - phase[0][1] if len(phase) > 1 else float("nan")
     machine_cpu = phase[-1][2] - phase[0][2] if len(phase) > 1 else float("nan")
+    client_cpu = phase[-1][3] - phase[0][3] if len(phase) > 1 else float("nan")
     phase_seconds = phase[-1][0] - phase[0][0] if len(phase) > 1 else float("nan")
     first_failure = next((o["first_failure"] for o in opened if o["first_failure"]), "")
     return {"counts": counts_lat, "break": break_lat, "missing": missing,
@@ -408,7 +409,7 @@ async def _measure(port: int, users: list[tuple[int, str]], rounds: int, waiting
             "failed_sends": sum(1 for e in sent if not e["ok"]),
             "failed_handshakes": sum(o["failed_handshakes"] for o in opened), "first_failure": first_failure,
             "settle_seconds": settle_seconds, "client_processes": len(clients),
-            "client_cpu_per_message_us": 1e6 * sum(part["cpu"] for part in heard) / max(1, received),
+            "client_cpu_per_message_us": 1e6 * client_cpu / max(1, len(counts_at) * len(consoles)),
             "server_cpu_per_broadcast_ms": 1000 * server_cpu / max(1, len(counts_at)),
             "machine_busy_cores": machine_cpu / phase_seconds if phase_seconds else float("nan")}
 
@@ -510,8 +511,8 @@ def main() -> None:
               f"{sum(result['missing'].values())} deliveries missing; {result['failed_sends']} sends refused by the "
               f"layer; web processes idle {result['settle_seconds']:.1f} s after the last console opened; CPU per "
               f"queue-count broadcast, all web processes: {result['server_cpu_per_broadcast_ms']:.1f} ms; client CPU "
-              f"per message received: {result['client_cpu_per_message_us']:.0f} us; machine busy during the "
-              f"broadcasts: {result['machine_busy_cores']:.2f} of {os.cpu_count()} cores")
+              f"per queue-count message received: {result['client_cpu_per_message_us']:.0f} us; machine busy during "
+              f"the broadcasts: {result['machine_busy_cores']:.2f} of {os.cpu_count()} cores")
     if any(sum(r["missing"].values()) or r["failed_sends"] or r["failed_handshakes"] for r in results):
         sys.exit("some pushes were lost or some consoles could not connect")
 
