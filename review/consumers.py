@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import weakref
@@ -90,6 +91,8 @@ class QueuesHub:
 
     # channels_redis forgets a group member after its group_expiry (a day by default): join again well before.
     REJOIN_SECONDS = 3600.0
+    # Turns of the event loop given to Twisted to write the frames out before garbage collection may run again.
+    FLUSH_TURNS = 2
     BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
     def __init__(self) -> None:
@@ -155,12 +158,33 @@ class QueuesHub:
             await self.send_all(json.dumps({"type": "queue.counts", "counts": counts}))
 
     async def send_all(self, frame: str) -> None:
-        consoles = list(self.consoles)
-        results = await asyncio.gather(*(console.send(text_data=frame) for console in consoles),
-                                       return_exceptions=True)
-        for console, result in zip(consoles, results, strict=True):
-            if isinstance(result, Exception):  # closing as we sent: its disconnect takes it off the list
-                log.info("console %s: could not send the counts", console.channel_name, exc_info=result)
+        """Write one frame to every console of this process, one after another, in this task.
+
+        Daphne's ASGI send only hands the frame to Twisted, which buffers it and writes it out on the next turn of
+        the event loop; it does not wait for the client. A task per console (asyncio.gather, as before) added a task,
+        a future and a turn of the loop per console for nothing, and garbage for the collector. A console whose
+        send fails (closing as we sent) is logged and skipped; its disconnect takes it off the list.
+
+        Cyclic garbage collection is held off while the frames are handed over and until the loop has written
+        them: a full collection in a process serving hundreds of sockets takes tens of milliseconds, and one that
+        fell due in the middle of a broadcast held back every console after that point (docs/benchmarks.md,
+        issue 20). It runs, if due, right after.
+        """
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
+        try:
+            for console in list(self.consoles):
+                try:
+                    await console.send(text_data=frame)
+                except Exception:  # closing as we sent: its disconnect takes it off the list
+                    log.info("console %s: could not send the counts", console.channel_name, exc_info=True)
+            # The frames leave in the writers that Twisted registered on this loop: let the loop run them.
+            for _ in range(self.FLUSH_TURNS):
+                await asyncio.sleep(0)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, QueuesHub] = weakref.WeakKeyDictionary()

@@ -362,3 +362,91 @@ def test_the_hub_subscribes_again_after_the_layer_fails(moderator, monkeypatch):
 
     got = run(scenario)
     assert got == {"type": "queue.counts", "counts": {"live": {"waiting": 1, "escalated": 0}}}
+
+
+def test_a_console_whose_send_fails_does_not_stop_the_broadcast_to_the_others():
+    """The hub hands the frame to each console of the process in turn: one whose socket fails as it is written to
+    is logged and skipped, and every other console still gets the frame. Garbage collection is held off while the
+    frames go out and is on again afterwards (and stays off if something else had turned it off)."""
+    import asyncio
+    import gc
+
+    from review import consumers
+
+    class FakeConsole:
+        def __init__(self, name: str, *, fails: bool = False) -> None:
+            self.channel_name = name
+            self.fails = fails
+            self.got: list[tuple[str, bool]] = []
+
+        async def send(self, text_data: str) -> None:
+            if self.fails:
+                raise ConnectionError("the socket closed as we wrote")
+            self.got.append((text_data, gc.isenabled()))
+
+    async def scenario() -> list[FakeConsole]:
+        hub = consumers.QueuesHub()
+        consoles = [FakeConsole(f"c{n}", fails=n in {0, 3}) for n in range(6)]
+        hub.consoles.update(consoles)  # type: ignore[arg-type]
+        await hub.send_all('{"type": "queue.counts", "counts": {}}')
+        return consoles
+
+    assert gc.isenabled()
+    consoles = asyncio.run(scenario())
+    assert gc.isenabled()
+    for console in consoles:
+        expected = [] if console.fails else [('{"type": "queue.counts", "counts": {}}', False)]
+        assert console.got == expected, console.channel_name
+
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+        assert not gc.isenabled()  # not the hub's to turn on
+    finally:
+        gc.enable()
+
+
+def test_a_console_whose_socket_fails_does_not_stop_the_counts_reaching_the_others(moderator, moderator2,
+                                                                                   monkeypatch):
+    """Three real consoles on one process; writing to one of them fails. The other two still hear the change."""
+
+    from channels.db import database_sync_to_async
+
+    from review import consumers
+
+    queue = make_queue(slug="live")
+    for seed in range(3):
+        make_item(queue, seed=seed)
+    cookie = session_cookie(moderator)
+
+    async def scenario() -> tuple[list[Any], bool]:
+        comms = [communicator(cookie) for _ in range(3)]
+        for comm in comms:
+            connected, _ = await comm.connect()
+            assert connected
+            await comm.receive_json_from(timeout=5)
+        hub = consumers.queues_hub()
+        victim = next(iter(hub.consoles))
+        real_send = victim.send
+
+        async def failing_send(text_data: Any = None, bytes_data: Any = None, close: bool = False) -> None:
+            if text_data and '"queue.counts"' in text_data:
+                raise ConnectionError("the socket closed as we wrote")
+            await real_send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+        monkeypatch.setattr(victim, "send", failing_send)
+        await database_sync_to_async(item_claim)(reviewer=moderator2, queue=queue)
+        heard: list[Any] = []
+        silent = 0
+        for comm in comms:
+            if await comm.receive_nothing(timeout=1):
+                silent += 1
+            else:
+                heard.append(await comm.receive_json_from(timeout=2))
+        for comm in comms:
+            await comm.disconnect()
+        return heard, silent == 1
+
+    heard, one_silent = run(scenario)
+    assert heard == [{"type": "queue.counts", "counts": {"live": {"waiting": 2, "escalated": 0}}}] * 2
+    assert one_silent
