@@ -316,7 +316,7 @@ VEIL_MIN_GROUP_SIZE = env_int("VEIL_MIN_GROUP_SIZE", 5, minimum=5, maximum=100)
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.token_auth.CompiledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

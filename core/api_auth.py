@@ -11,16 +11,16 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from core.roles import HasRole, Role
+from core.token_auth import CompiledTokenAuthentication
 
 
-class ApiKeyAuthentication(TokenAuthentication):
+class ApiKeyAuthentication(CompiledTokenAuthentication):
     """The same DRF tokens, read from the X-API-KEY header."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
@@ -64,7 +64,7 @@ class IntegrationThrottle(SimpleRateThrottle):
 
 
 class IntegrationView(APIView):
-    authentication_classes = [ApiKeyAuthentication, TokenAuthentication]
+    authentication_classes = [ApiKeyAuthentication, CompiledTokenAuthentication]
     permission_classes = [HasRole.for_roles(Role.REQUESTER)]
     throttle_classes = [IntegrationThrottle]
     # HMA's clients read errors from "message"; Veil's from "error"/"detail". HMA views carry both.

@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import compiled
 from core.api_errors import ApiError
 from core.errors import ReviewError
 from core.roles import HasRole, Role, signed_in
@@ -36,7 +37,8 @@ class QueueClaim(APIView):
 
     @staticmethod
     def _queue(slug: str) -> Queue:
-        queue = Queue.objects.filter(slug=slug).first()
+        queue = compiled.first("review.queue_by_slug", Queue, lambda *, slug: Queue.objects.filter(slug=slug),
+                               slug=slug)
         if queue is None:
             raise ApiError("unknown_queue", gettext("There is no queue %(slug)s.") % {"slug": repr(slug)}, 404)
         return queue

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import Count, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
+from core import compiled
 from core.roles import Role, has_role
 from intake.models import ContentItem
 from review.models import Claim, Queue, ViewingPreference
@@ -80,8 +82,21 @@ def items_visible_to(*, user: User) -> QuerySet[ContentItem]:
 
 
 def item_held_by(*, user: User, item_id: int) -> ContentItem | None:
-    return (ContentItem.objects.select_related("queue")
-            .filter(pk=item_id, claims__reviewer=user, claims__ended_at__isnull=True).first())
+    """The item, with its queue, if the user holds its lease. Read on every decision and renewal: compiled once per
+    process (core.compiled), the queryset its definition."""
+
+    def build(*, item_id: int, user_id: int) -> QuerySet[ContentItem, Any]:
+        held = (ContentItem.objects.filter(pk=item_id, claims__reviewer_id=user_id, claims__ended_at__isnull=True)
+                .order_by("created_at", "id"))  # first()'s order, the model's
+        query: QuerySet[ContentItem, Any] = held.values(*compiled.model_paths(ContentItem, ""),
+                                                       *compiled.model_paths(Queue, "queue__"))[:1]
+        return query
+
+    found = compiled.rows("review.item_held_by", build, item_id=item_id, user_id=user.pk)
+    item = compiled.instance(ContentItem, found[0], "") if found else None
+    if item is not None:
+        item.queue = compiled.instance(Queue, found[0], "queue__")  # type: ignore[assignment]
+    return item
 
 
 

@@ -6,6 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core import compiled
 from intake.models import Category, ContentItem, Decision, Severity
 from review.models import Policy, Queue
 
@@ -98,7 +99,11 @@ class ClaimedItemSerializer(serializers.ModelSerializer[ContentItem]):
         return None if expires is None else serializers.DateTimeField().to_representation(expires)
 
     def get_policies(self, item: ContentItem) -> list[dict[str, Any]]:
-        return list(PolicySerializer(item.queue.policies.all(), many=True).data)
+        # The queue's policies, as item.queue.policies.all() reads them: compiled once per process (every claim).
+        found = compiled.rows("review.queue_policies", lambda *, queue_id: Policy.objects.filter(
+            queue_id=queue_id).values(*compiled.model_paths(Policy, "")), queue_id=item.queue_id)
+        policies = [compiled.instance(Policy, row, "") for row in found]
+        return list(PolicySerializer([p for p in policies if p is not None], many=True).data)
 
     def get_preview_url(self, item: ContentItem) -> str:
         return reverse("media-preview", args=[item.pk])
