@@ -269,6 +269,18 @@ def first(name: str, model: type[M], build: Callable[..., QuerySet[M]], /, *, us
     return instance(model, found[0], "", using=using) if found else None
 
 
+def instances(name: str, model: type[M], build: Callable[..., QuerySet[M]], /, *, using: str = DEFAULT_DB_ALIAS,
+              **values: Any) -> list[M]:
+    """What `list(build(**values))` returns (`model` instances, in the queryset's order), from SQL compiled once per
+    shape: every concrete field loaded, nothing related."""
+
+    def loaded(**bound: Any) -> QuerySet[M, Any]:
+        return build(**bound).values(*model_paths(model, ""))
+
+    found = (instance(model, row, "", using=using) for row in rows(name, loaded, using=using, **values))
+    return [obj for obj in found if obj is not None]
+
+
 def instance(model: type[M], row: Mapping[str, Any], prefix: str, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
     """The `model` row that `row` holds under `prefix` + each concrete field's attname (the columns of
     `model_paths(model, prefix)`), as select_related would have loaded it; None when its primary key is None (no

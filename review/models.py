@@ -144,11 +144,8 @@ class Claim(models.Model):
         # The claim's reveals, read once: those still open end with the lease, and what they showed is what the
         # exposure is settled from. Every caller holds the item's row lock, which a new reveal takes too.
         shown, still_open = [], False
-        for row in compiled.rows("review_queue.claim_end.reveals", lambda *, claim_id: RevealEvent.objects.filter(
-                claim_id=claim_id).values(*compiled.model_paths(RevealEvent, "")), claim_id=self.pk):
-            reveal = compiled.instance(RevealEvent, row, "")
-            if reveal is None:
-                continue
+        for reveal in compiled.instances("review_queue.claim_end.reveals", RevealEvent, lambda *, claim_id:
+                                         RevealEvent.objects.filter(claim_id=claim_id), claim_id=self.pk):
             if reveal.ended_at is None:
                 reveal.ended_at, still_open = at, True
             shown.append(reveal.seconds_shown)

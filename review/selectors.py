@@ -94,8 +94,9 @@ def item_held_by(*, user: User, item_id: int) -> ContentItem | None:
 
     found = compiled.rows("review.item_held_by", build, item_id=item_id, user_id=user.pk)
     item = compiled.instance(ContentItem, found[0], "") if found else None
-    if item is not None:
-        item.queue = compiled.instance(Queue, found[0], "queue__")  # type: ignore[assignment]
+    queue = compiled.instance(Queue, found[0], "queue__") if found else None
+    if item is not None and queue is not None:
+        item.queue = queue
     return item
 
 

@@ -100,10 +100,9 @@ class ClaimedItemSerializer(serializers.ModelSerializer[ContentItem]):
 
     def get_policies(self, item: ContentItem) -> list[dict[str, Any]]:
         # The queue's policies, as item.queue.policies.all() reads them: compiled once per process (every claim).
-        found = compiled.rows("review.queue_policies", lambda *, queue_id: Policy.objects.filter(
-            queue_id=queue_id).values(*compiled.model_paths(Policy, "")), queue_id=item.queue_id)
-        policies = [compiled.instance(Policy, row, "") for row in found]
-        return list(PolicySerializer([p for p in policies if p is not None], many=True).data)
+        policies = compiled.instances("review.queue_policies", Policy, lambda *, queue_id: Policy.objects.filter(
+            queue_id=queue_id), queue_id=item.queue_id)
+        return list(PolicySerializer(policies, many=True).data)
 
     def get_preview_url(self, item: ContentItem) -> str:
         return reverse("media-preview", args=[item.pk])

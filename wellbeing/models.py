@@ -83,8 +83,7 @@ class OrganisationPolicyManager(models.Manager["OrganisationPolicy"]):
     def current(self) -> OrganisationPolicy:
         """The organisation's policy, or its defaults when nobody has saved one yet (not saved by reading it). Read on
         every claim: compiled once per process (core.compiled), the queryset staying its definition."""
-        return self.or_defaults(compiled.first("wellbeing.organisation_policy", OrganisationPolicy,
-                                               lambda *, pk: self.filter(pk=pk), pk=OrganisationPolicy.SINGLETON_PK))
+        return self.or_defaults(compiled.first("wellbeing.organisation_policy", OrganisationPolicy, self.row))
 
     def row(self) -> models.QuerySet[OrganisationPolicy]:
         """The one row, when saved: what current() reads, for reads that load it with theirs (compiled.columns_of)."""

@@ -710,17 +710,11 @@ def settlements(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
     reveals: dict[int, list[float]] = dict(shown or {})
     claim_ids = [e.claim_id for e in entries if e.claim_id and e.claim_id not in reveals]
     if claim_ids:
-        reveals_of = reveal_model()
-        paths = compiled.model_paths(reveals_of, "")
-
-        def build(*, claim_ids: list[int]) -> QuerySet[Any, Any]:
-            query: QuerySet[Any, Any] = reveals_of._default_manager.filter(claim_id__in=claim_ids).values(*paths)
-            return query
-
-        for row in compiled.rows("wellbeing.settlements.reveals", build, claim_ids=claim_ids):
-            reveal: Any = compiled.instance(reveals_of, row, "")
-            if reveal is not None:
-                reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
+        reveals_of: Any = reveal_model()
+        for reveal in compiled.instances("wellbeing.settlements.reveals", reveals_of, lambda *, claim_ids:
+                                         reveals_of._default_manager.filter(claim_id__in=claim_ids),
+                                         claim_ids=claim_ids):
+            reveals.setdefault(reveal.claim_id, []).append(reveal.seconds_shown)
     found: dict[int, Settlement] = {}
     for entry in entries:
         claim = entry.claim
