@@ -129,3 +129,31 @@ def test_the_sqlite_data_folder_is_0700_and_its_files_0600(tmp_path: Path) -> No
                  if name.startswith("veil.sqlite3")}
         assert {"veil.sqlite3", "veil.sqlite3-wal", "veil.sqlite3-shm"} <= set(modes), modes
         assert set(modes.values()) == {0o600}, modes
+
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "path", "header"), [
+    ("moderator", "/api/v1/queues/", "HTTP_AUTHORIZATION"),
+    ("requester", "/m/lookup?signal_type=pdq&signal=" + "0" * 64, "HTTP_AUTHORIZATION"),
+    ("requester", "/m/lookup?signal_type=pdq&signal=" + "0" * 64, "HTTP_X_API_KEY"),
+])
+def test_tokens_are_checked_by_the_compiled_read_as_drf_checks_them(request, role, path, header) -> None:
+    """core.token_auth reads the token with its user in one compiled statement. A valid token is let in; an unknown
+    one and the token of a deactivated account are refused with 401 and DRF's words (in French for a French
+    reader), on the moderator API and on an integration endpoint, with either header an integration accepts."""
+    user = request.getfixturevalue(role)
+
+    def asked(key: str, **extra: str) -> Any:
+        meta: dict[str, Any] = {header: f"Token {key}" if header == "HTTP_AUTHORIZATION" else key, **extra}
+        return Client().get(path, **meta)
+
+    key = token_of(user)
+    assert asked(key).status_code == 200
+    unknown = asked("f" * 40)
+    assert unknown.status_code == 401 and "Invalid token." in unknown.content.decode()
+    assert "Jeton non valide." in asked("f" * 40, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    refused = asked(key)
+    assert refused.status_code == 401 and "User inactive or deleted." in refused.content.decode()
