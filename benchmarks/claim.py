@@ -5,8 +5,11 @@ gate's snapshot (held claim, exposure sums, severe items in the last hour, break
 the policy rows), the break schedule and the exposure cap, then the ORM's SKIP LOCKED pick, the lease, the claim,
 its audit event and the exposure reservation, and after commit the "queue changed" broadcast through channels_redis
 (the counts themselves are read by the console processes, see benchmarks/realtime.py). The items are rated "none",
-so the default exposure policy never stops anyone, but every check still runs. A request's loads (user, queue,
-roles) are timed with the claim. The baseline is one statement in autocommit:
+so the default exposure policy never stops anyone, but every check still runs. A request's loads are timed with
+the claim, made as the claim API makes them: the token's user with the user's roles (core.token_auth), and the
+queue by its slug (review.api.QueueClaim). Until 2026-12-07 they were stood in for by ORM gets of the user and the
+queue by key, then the roles read; the API's own loads cost that much before they were compiled. The baseline is one
+statement in autocommit:
 
     UPDATE item SET status = 'in_review', ... WHERE id = (SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 1)
 
@@ -91,6 +94,7 @@ def _setup(args: argparse.Namespace) -> None:
 
 def _seed(items: int, claimers: int, history_days: int = 0) -> tuple[int, list[int]]:
     from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
 
     from intake.models import ContentItem, Severity
     from review.models import Queue
@@ -102,6 +106,7 @@ def _seed(items: int, claimers: int, history_days: int = 0) -> tuple[int, list[i
     for n in range(claimers):
         user = User.objects.create_user(username=f"bench-{n}", password=None)
         user.groups.add(group)
+        Token.objects.create(user=user, key=_token_key(user.pk))  # each claims through the API's token read
         users.append(user.pk)
     ContentItem.objects.bulk_create(
         [ContentItem(queue=queue, status=ContentItem.Status.READY, severity=Severity.NONE, sha256=f"{n:064x}",
@@ -201,21 +206,47 @@ def _raw_claim(user_id: int, queue_id: int) -> int | None:
     return int(row[0]) if row else None
 
 
+RETIRE = "UPDATE moderation_contentitem SET status = 'decided' WHERE id = %s"
+
+
 def _raw_finish(item_id: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE moderation_contentitem SET status = 'decided' WHERE id = %s", [item_id])
+        cursor.execute(RETIRE, [item_id])
+
+
+def _warm(queue_id: int) -> None:
+    """One claim and finish in the parent process, by a reviewer of its own, before any claimer process is forked:
+    the claimer processes start as a server process that has served a request, with Django initialised and the claim
+    path's querysets compiled (core.compiled; once in a process's life). Each claimer's first claim still starts its
+    shift and prepares the statements on its new connection. Without it, on a 2-core host the five processes
+    compiled at once and their first claims took 1-2 s, which pushed every later claim of the open loop late (open-
+    loop p99 1.1-1.4 s on 2026-12-07). Added 2026-12-07; the SQL twins' code (5d70fb9) has no such step."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user(username="bench-warm", password=None)
+    user.groups.add(Group.objects.get(name="moderator"))
+    Token.objects.create(user=user, key=_token_key(user.pk))
+    claimed = _veil_claim(user.pk, queue_id)
+    assert claimed is not None
+    _veil_finish(claimed)
+
+
+def _token_key(user_id: int) -> str:
+    return f"bench{user_id:035d}"
 
 
 def _veil_claim(user_id: int, queue_id: int) -> tuple[int, int] | None:
-    from django.contrib.auth.models import User
-
-    from review.models import Queue
+    from core.token_auth import CompiledTokenAuthentication
+    from review.api import QueueClaim
     from review.services import NothingToClaim, item_claim
 
-    reviewer = User.objects.get(pk=user_id)  # a request loads its user and the queue too
-    queue = Queue.objects.get(pk=queue_id)
+    # A request of the claim API loads its user (the token's, with the user's roles) and the queue, as the API does.
+    reviewer, _token = CompiledTokenAuthentication().authenticate_credentials(_token_key(user_id))
+    queue = QueueClaim._queue("bench")
+    assert queue.pk == queue_id
     try:
         claim = item_claim(reviewer=reviewer, queue=queue)
     except NothingToClaim:
@@ -227,16 +258,16 @@ def _veil_finish(ids: tuple[int, int]) -> None:
     """End the claim the one way Veil ends a lease (review.models.Claim.end, which settles its exposure) and
     retire the item, in one transaction: the finish is the benchmark's, not what is measured (a real decision
     writes more: the decision, its audit event, the webhook)."""
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
-    from intake.models import ContentItem
     from review.models import Claim
 
     item_id, claim_id = ids
     with transaction.atomic():
         Claim(pk=claim_id).end(outcome="decided", at=timezone.now())  # end() needs only the claim's key
-        ContentItem.objects.filter(pk=item_id).update(status=ContentItem.Status.DECIDED)
+        with connection.cursor() as cursor:  # retired as the baseline retires it (a decision's own write)
+            cursor.execute(RETIRE, [item_id])
 
 
 def _ready_left(queue_id: int) -> bool:
@@ -467,6 +498,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     queue_id, users = _seed(args.items, args.claimers, args.history_days)
+    _warm(queue_id)
     paths = ["raw", "veil"]
     procs = max(1, min(args.procs, args.claimers))
     timeout = 600

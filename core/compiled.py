@@ -52,7 +52,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -158,9 +159,12 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
     connection = connections[using]
     obj = model(**values)
     meta = model._meta
+    if _batch.pending and not _batching(using, connection):
+        _flush()
     if (obj.pk is not None or meta.parents or signals.pre_save.has_listeners(model)
             or signals.post_save.has_listeners(model)
             or any(hasattr(value, "resolve_expression") for value in values.values())):
+        _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)
         return obj
     key = ("create", name, using, connection.vendor)
@@ -175,16 +179,106 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
                     found = _cache.setdefault(key, found)
                 if isinstance(found, _Compiled):
                     # Compiling ran the fields' pre_save on obj already: bind what it stamped.
+                    _flush()  # what waits in a together() block goes first
                     return _insert_run(found, obj, [f.get_db_prep_save(getattr(obj, f.attname), connection=connection)
                                                     for f in fields], using, connection)
     if isinstance(found, _Plain):
+        _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)
         return obj
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
     if any(hasattr(param, "resolve_expression") for param in params):  # a field's default made an expression
+        _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)
         return obj
+    if _batching(using, connection):
+        _batch.pending.append((found, obj, params))
+        return obj
     return _insert_run(found, obj, params, using, connection)
+
+
+class _Batch(threading.local):
+    """This thread's together() block: its database, and the inserts waiting for its end."""
+
+    def __init__(self) -> None:
+        self.using: str | None = None
+        self.pending: list[tuple[_Compiled, Model, list[Any]]] = []
+
+
+_batch = _Batch()
+
+
+def _batching(using: str, connection: BaseDatabaseWrapper) -> bool:
+    return (_batch.using == using and connection.vendor == "postgresql" and connection.in_atomic_block
+            and _prepares())
+
+
+@contextmanager
+def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """The rows create() writes inside the block go to the database in one statement at its end, not one each: on
+    PostgreSQL their INSERTs, each compiled as create() compiles it, become the data-modifying CTEs of one statement
+    (one round trip where there were several; the claim writes its audit event and exposure reservation so). Their
+    primary keys are set at the end of the block, so code inside it must not read them. Everything else is as
+    create() does it: the same INSERTs with the same parameters, in the same transaction, in call order (a create()
+    that cannot be compiled, or any other database access through create(), first sends what is waiting). The block
+    must run inside a transaction; elsewhere (SQLite, autocommit, prepared statements off) every create() runs where
+    it is called. The waiting rows are written when the block ends by an exception too, so a caller that handles the
+    exception and commits loses nothing; if writing them fails then, the first exception is the one raised."""
+    if _batch.using is not None:  # nested: the outer block writes them
+        yield
+        return
+    _batch.using, _batch.pending = using, []
+    try:
+        yield
+    except BaseException:
+        try:
+            _flush()
+        except DatabaseError:
+            logger.exception("compiled.together: the waiting inserts could not be written after an error")
+        raise
+    else:
+        _flush()
+    finally:
+        _batch.using, _batch.pending = None, []
+
+
+def _flush() -> None:
+    pending, using = _batch.pending, _batch.using
+    _batch.pending = []
+    if not pending or using is None:
+        return
+    connection = connections[using]
+    if len(pending) == 1:
+        found, obj, params = pending[0]
+        _insert_run(found, obj, params, using, connection)
+        return
+    sql = _together_sql(tuple(found.sql for found, _obj, _params in pending))
+    together_found = _Compiled(updates=False, sql=sql, slots=(), names=(), converters=())
+    with transaction.mark_for_rollback_on_error(using=using):
+        returned = _execute(together_found, [param for _found, _obj, params in pending for param in params],
+                            connection)
+    assert isinstance(returned, list) and len(returned) == 1 and len(returned[0]) == len(pending)
+    for (_found, obj, _params), pk in zip(pending, returned[0], strict=True):
+        setattr(obj, obj._meta.pk.attname, pk)
+        obj._state.adding = False
+        obj._state.db = using
+
+
+_together: dict[tuple[str, ...], str] = {}
+
+
+def _together_sql(statements: tuple[str, ...]) -> str:
+    """`INSERT ... RETURNING pk` statements as one: `WITH i0 AS (...), i1 AS (...) SELECT i0.*, i1.* FROM i0, i1`
+    (each CTE returns its one row's key; the CTEs all run, in one snapshot, whatever the final SELECT reads)."""
+    found = _together.get(statements)
+    if found is None:
+        names = [f"veil_insert_{n}" for n in range(len(statements))]
+        ctes = ", ".join(f"{name} AS ({sql})" for name, sql in zip(names, statements, strict=True))
+        # Django-compiled INSERTs (parameters as placeholders) and names of our own: nothing from outside.
+        found = f"WITH {ctes} SELECT {', '.join(f'{name}.*' for name in names)} FROM {', '.join(names)}"  # noqa: S608
+        with _lock:
+            _together[statements] = found
+    return found
 
 
 def _insert_compiled(key: tuple[Any, ...], obj: Model, fields: list[Any], using: str,

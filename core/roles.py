@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from functools import wraps
 from typing import Any, TypeVar
@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext, gettext_lazy
 from rest_framework.permissions import BasePermission
@@ -36,13 +37,31 @@ def has_role(user: Any, *roles: Role) -> bool:
         return False
     cached: set[str] | None = getattr(user, "_veil_roles", None)
     if cached is None:
-        # Read on every request that checks a role (each claim and decision): compiled once per process.
+        # Read on every request that checks a role (each claim and decision), unless the request's user was loaded
+        # with them (role_columns): compiled once per process.
         cached = {row["name"] for row in compiled.rows(
-            "core.roles", lambda *, user_id: Group.objects.filter(user=user_id).values("name"), user_id=user.pk)}
+            "core.roles", lambda *, user_id: role_groups(user_id).values("name"), user_id=user.pk)}
         user._veil_roles = cached
     if any(role.value in cached for role in roles):
         return True
     return bool(user.is_superuser) and Role.OCCUPATIONAL_HEALTH not in roles
+
+
+def role_groups(user: Any) -> QuerySet[Group]:
+    """The groups that give a user their roles: the one definition has_role reads, and role_columns loads."""
+    return Group.objects.filter(user=user)
+
+
+def role_columns(user_path: str, prefix: str) -> dict[str, Exists]:
+    """Annotations that load the roles of the user at `user_path` (e.g. "user" from a token) with the read that
+    loads the user: a boolean column `prefix` + role for each role, from role_groups. Give them to the user with
+    roles_loaded, so has_role reads nothing more."""
+    return {prefix + role.value: Exists(role_groups(OuterRef(user_path)).filter(name=role.value)) for role in Role}
+
+
+def roles_loaded(user: Any, row: Mapping[str, Any], prefix: str) -> None:
+    """The roles read by role_columns, kept on the user as has_role keeps what it reads."""
+    user._veil_roles = {role.value for role in Role if row[prefix + role.value]}
 
 
 def roles_of(user: Any) -> set[str]:

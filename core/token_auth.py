@@ -23,9 +23,13 @@ class CompiledTokenAuthentication(TokenAuthentication):
         from django.contrib.auth.models import User
         from rest_framework.authtoken.models import Token
 
+        from core.roles import Role, role_columns, roles_loaded
+
         def build(*, key: str) -> Any:
-            return Token.objects.filter(key=key).values(*compiled.model_paths(Token, ""),
-                                                        *compiled.model_paths(User, "user__"))
+            # The token, its user and the user's roles (which every API view checks next): one read.
+            return (Token.objects.filter(key=key).annotate(**role_columns("user", "role_"))
+                    .values(*compiled.model_paths(Token, ""), *compiled.model_paths(User, "user__"),
+                            *(f"role_{role.value}" for role in Role)))
 
         found = compiled.rows("core.api_token", build, key=key)
         token = compiled.instance(Token, found[0], "") if found else None
@@ -33,6 +37,7 @@ class CompiledTokenAuthentication(TokenAuthentication):
         if token is None or user is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         token.user = user
+        roles_loaded(user, found[0], "role_")
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return (user, token)

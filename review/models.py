@@ -141,19 +141,17 @@ class Claim(models.Model):
                 claim_id=self.pk, at=at, outcome=outcome):
             return False
         self.ended_at, self.outcome = at, outcome
-        # The claim's reveals, read once: those still open end with the lease, and what they showed is what the
-        # exposure is settled from. Every caller holds the item's row lock, which a new reveal takes too.
-        shown, still_open = [], False
-        for reveal in compiled.instances("review_queue.claim_end.reveals", RevealEvent, lambda *, claim_id:
-                                         RevealEvent.objects.filter(claim_id=claim_id), claim_id=self.pk):
-            if reveal.ended_at is None:
-                reveal.ended_at, still_open = at, True
-            shown.append(reveal.seconds_shown)
+        # The exposure is settled from the claim's reveals, read with its ledger entry; those still open end with the
+        # lease. Every caller holds the item's row lock, which a new reveal takes too.
+        still_open = wellbeing_services.exposure_settle_claim(claim_id=self.pk).reveals_open
+        if still_open is None:  # no entry to settle (a claim from before the ledger): its reveals were not read
+            still_open = compiled.rows("review_queue.claim_end.reveals_open", lambda *, claim_id: RevealEvent.objects
+                                       .filter(claim_id=claim_id, ended_at__isnull=True).values("pk")[:1],
+                                       claim_id=self.pk) != []
         if still_open:
             compiled.update("review_queue.claim_end.reveals_end", lambda *, claim_id, at: (
                 RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
                 claim_id=self.pk, at=at)
-        wellbeing_services.exposure_settle_claim(claim_id=self.pk, shown=shown)
         return True
 
 

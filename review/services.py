@@ -207,31 +207,39 @@ def _lease_first(
                                                   reviewer=User(pk=reviewer_id)), bound, batch)
             if _supports_skip_locked():
                 candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            query: QuerySet[ContentItem, Any] = candidates.values(*paths)[:5]
+            query: QuerySet[ContentItem, Any] = candidates.values(*paths)[:1]
             return query
 
-        found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
-                              queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
-                              max_severity=constraints.max_severity, excluded=sorted(constraints.excluded_categories))
-        for item in (compiled.instance(ContentItem, row, "") for row in found):
+        for _attempt in range(3):  # the conditional update below cannot fail under the pick's lock; bounded anyway
+            found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
+                                  queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
+                                  max_severity=constraints.max_severity,
+                                  excluded=sorted(constraints.excluded_categories))
+            item = compiled.instance(ContentItem, found[0], "") if found else None
             if item is None:
-                continue
-            updated = compiled.update("review_queue.lease_first.item", lambda *, item_id, wanted: (
-                ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
-                item_id=item.pk, wanted=wanted)
-            if not updated:
-                continue
-            item.status = ContentItem.Status.IN_REVIEW
-            item.queue = queue  # the candidates are this queue's
-            claim = compiled.create("review_queue.claim", Claim, item=item, queue=queue, reviewer=reviewer,
-                                    claimed_at=now, expires_at=expires)
-            claim.item = item
-            audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
-                         expires_at=expires.isoformat())
-            wellbeing.exposure_open(claim=claim, constraints=constraints)
-            _counts_change_on_commit(queue)
-            return claim
+                break
+            if compiled.update("review_queue.lease_first.item", lambda *, item_id, wanted: (
+                    ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
+                    item_id=item.pk, wanted=wanted):
+                return _lease(item=item, reviewer=reviewer, queue=queue, now=now, expires=expires,
+                              constraints=constraints)
     return None
+
+
+def _lease(*, item: ContentItem, reviewer: User, queue: Queue, now: datetime, expires: datetime,
+           constraints: wellbeing.ClaimConstraints) -> Claim:
+    """The picked item, its status already set: the claim, its audit event and its exposure reservation."""
+    item.status = ContentItem.Status.IN_REVIEW
+    item.queue = queue  # the candidates are this queue's
+    claim = compiled.create("review_queue.claim", Claim, item=item, queue=queue, reviewer=reviewer,
+                            claimed_at=now, expires_at=expires)
+    claim.item = item
+    with compiled.together():  # the audit event and the exposure reservation: one statement
+        audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
+                     expires_at=expires.isoformat())
+        wellbeing.exposure_open(claim=claim, constraints=constraints)
+    _counts_change_on_commit(queue)
+    return claim
 
 
 def _counts_change_on_commit(queue: Queue) -> None:

@@ -196,7 +196,7 @@ def test_the_claim_path_reads_what_its_querysets_read(checked, moderator):
     assert not ExposureEntry.objects.filter(exposure__isnull=True, claim__ended_at__isnull=False).exists()
     assert Claim.objects.filter(reviewer=moderator, ended_at__isnull=False).count() == 3
     assert {"wellbeing.gate_snapshot", "wellbeing.shift_locked", "wellbeing.exposure_settle_claim",
-            "review_queue.claim_end.reveals", "review_queue.lease_first:False:created_at,id",
+            "review_queue.lease_first:False:created_at,id",
             "core.roles"} <= set(checked)
 
 
@@ -366,4 +366,104 @@ def test_a_refused_insert_raises_and_spoils_the_transaction_as_create_does(moder
         with pytest.raises(IntegrityError):
             compiled.create("test.claim_twice", Claim, **values)
         assert transaction.get_rollback()  # the block rolls back, as after a failed create()
+    assert Claim.objects.filter(item=item).count() == 1
+
+
+def _inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"]]
+
+
+def test_together_writes_the_same_rows_in_one_statement_on_postgresql(moderator):
+    """Inside together(), the creates of a transaction go to the database at the block's end, as one statement on
+    PostgreSQL (the data-modifying CTEs of their compiled INSERTs); each row is the one create() writes, and each
+    instance gets its key at the end of the block. Elsewhere every create() runs where it is called."""
+    from django.db import connection, transaction
+
+    from core.models import AuditEvent
+
+    queue = make_queue()
+    item = ready_item(queue)
+    on_postgresql = connection.vendor == "postgresql"
+    with time_machine.travel(T0, tick=False):
+        for n in range(3):  # the first compiles each insert, later ones bind them
+            claim_values = {"queue": queue, "reviewer": moderator, "claimed_at": T0, "expires_at": T0 + MIN}
+            claimed = ready_item(queue)
+            with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+                with compiled.together():
+                    event = compiled.create("test.together_audit", AuditEvent, action=AuditEvent.Action.CLAIMED,
+                                            actor=moderator, item=item, data={"n": n, "note": "é ✓"})
+                    claim = compiled.create("test.together_claim", Claim, item=claimed, **claim_values)
+                    assert (event.pk is None and claim.pk is None) == on_postgresql
+                assert event.pk is not None and claim.pk is not None
+                assert not event._state.adding and not claim._state.adding
+            inserts = _inserts(queries)
+            assert len(inserts) == (1 if on_postgresql else 2), inserts
+            theirs = AuditEvent.objects.create(action=AuditEvent.Action.CLAIMED, actor=moderator, item=item,
+                                               data={"n": n, "note": "é ✓"})
+            assert _stored(AuditEvent, event.pk) == _stored(AuditEvent, theirs.pk)
+            other = Claim.objects.create(item=ready_item(queue), **claim_values)
+            assert {**_stored(Claim, claim.pk), "item": None} == {**_stored(Claim, other.pk), "item": None}
+
+
+def test_together_outside_a_transaction_writes_each_row_where_it_is_created(moderator):
+    from core.models import AuditEvent
+
+    with compiled.together():
+        event = compiled.create("test.together_alone", AuditEvent, action=AuditEvent.Action.CLAIMED, actor=moderator)
+        assert event.pk is not None and AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_together_keeps_the_order_when_a_create_cannot_wait(moderator):
+    """A create() that runs save() (a signal listens) sends what waits first: the rows keep their call order."""
+    from django.db import transaction
+    from django.db.models.signals import post_save
+
+    from core.models import AuditEvent
+
+    heard: list[int] = []
+
+    def receiver(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+        heard.append(instance.pk)
+
+    queue = make_queue()
+    with transaction.atomic(), compiled.together():
+        first = compiled.create("test.together_first", Claim, item=ready_item(queue), queue=queue,
+                                reviewer=moderator, claimed_at=T0, expires_at=T0 + MIN)
+        post_save.connect(receiver, sender=AuditEvent)
+        try:
+            second = compiled.create("test.together_second", AuditEvent, action=AuditEvent.Action.CLAIMED)
+        finally:
+            post_save.disconnect(receiver, sender=AuditEvent)
+        assert first.pk is not None  # written before the save() that could not wait
+    assert heard == [second.pk]
+
+
+def test_together_writes_what_waits_when_the_block_ends_by_an_exception(moderator):
+    """A caller that handles the exception and commits loses nothing (the claim gate commits what it recorded before
+    a refusal)."""
+    from django.db import transaction
+
+    from core.models import AuditEvent
+
+    with transaction.atomic(), pytest.raises(LookupError), compiled.together():
+        event = compiled.create("test.together_raised", AuditEvent, action=AuditEvent.Action.CLAIMED,
+                                actor=moderator)
+        raise LookupError("refused")
+    assert event.pk is not None and AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_together_a_refused_insert_spoils_the_transaction_as_create_does(moderator):
+    from django.db import IntegrityError, transaction
+
+    from core.models import AuditEvent
+
+    queue = make_queue()
+    item = ready_item(queue)
+    values = {"item": item, "queue": queue, "reviewer": moderator, "claimed_at": T0, "expires_at": T0 + MIN}
+    compiled.create("test.together_twice", Claim, **values)  # one open claim per item is a constraint
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), compiled.together():
+            compiled.create("test.together_event", AuditEvent, action=AuditEvent.Action.CLAIMED)
+            compiled.create("test.together_twice", Claim, **values)
+        assert transaction.get_rollback()
     assert Claim.objects.filter(item=item).count() == 1

@@ -157,3 +157,27 @@ def test_tokens_are_checked_by_the_compiled_read_as_drf_checks_them(request, rol
     user.save(update_fields=["is_active"])
     refused = asked(key)
     assert refused.status_code == 401 and "User inactive or deleted." in refused.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_token_read_loads_the_users_roles_as_has_role_reads_them(moderator, lead, health, requester) -> None:
+    """The token's read brings the user's roles (core.roles.role_columns, from the same groups has_role reads), so a
+    request's role checks read nothing more; a role taken away counts from the next request."""
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.roles import Role, has_role, roles_of
+    from core.token_auth import CompiledTokenAuthentication
+
+    both = make_user("both", "moderator")
+    both.groups.add(Group.objects.get_or_create(name="team_lead")[0])
+    for user in (moderator, lead, health, requester, both):
+        loaded, _token = CompiledTokenAuthentication().authenticate_credentials(token_of(user))
+        with CaptureQueriesContext(connection) as queries:
+            checked = roles_of(loaded)
+        assert len(queries) == 0
+        assert checked == roles_of(User.objects.get(pk=user.pk)) and checked  # read by has_role itself
+    both.groups.remove(Group.objects.get(name="team_lead"))
+    loaded, _token = CompiledTokenAuthentication().authenticate_credentials(token_of(both))
+    assert has_role(loaded, Role.MODERATOR) and not has_role(loaded, Role.TEAM_LEAD)

@@ -62,6 +62,46 @@ def test_settlement_measures_claim_to_decision_and_reveals(moderator):
     assert entry.ended_at == T0 + 40 * S
 
 
+def test_a_claim_that_ends_settles_every_reveal_once_and_ends_the_open_one(moderator):
+    """Claim.end settles from the claim's reveals as read with its ledger entry (one row per reveal): each counts
+    once, and the one still open ends with the claim and counts up to its end, as the general settlement would."""
+    queue = make_queue()
+    ready_item(queue, severity=3)
+    with time_machine.travel(T0, tick=False) as clock:
+        claim = item_claim(reviewer=moderator, queue=queue)
+        for start, end in ((5, 9), (12, 20)):
+            RevealEvent.objects.create(item=claim.item, claim=claim, reviewer=moderator, started_at=T0 + start * S,
+                                       allowed_seconds=10, ended_at=T0 + end * S)
+        still_open = RevealEvent.objects.create(item=claim.item, claim=claim, reviewer=moderator,
+                                                started_at=T0 + 30 * S, allowed_seconds=10)
+        clock.shift(33 * S)
+        assert claim.end(outcome=Claim.Outcome.DECIDED, at=T0 + 33 * S)
+        assert not claim.end(outcome=Claim.Outcome.DECIDED, at=T0 + 34 * S)  # once only
+    still_open.refresh_from_db()
+    assert still_open.ended_at == T0 + 33 * S
+    entry = ExposureEntry.objects.get()
+    assert (entry.screen_seconds, entry.reveal_count, entry.reveal_seconds) == (33, 3, 4 + 8 + 3)
+    assert entry.counted_seconds == 33 + 15 and entry.exposure == 48 and entry.ended_at == T0 + 33 * S
+    # The general settlement, from the same rows read its own way, gives the same figures.
+    expected = selectors.settlements([ExposureEntry(pk=0, claim=claim, claimed_at=T0, weight_percent=100,
+                                                    reserved=entry.reserved)],
+                                     policy=selectors.settlement_policy())[0]
+    assert (expected.reveal_count, expected.reveal_seconds, expected.exposure) == (3, 15, 48)
+
+
+def test_a_claim_with_no_ledger_entry_still_ends_its_open_reveal(moderator):
+    queue = make_queue()
+    ready_item(queue, severity=1)
+    with time_machine.travel(T0, tick=False):
+        claim = item_claim(reviewer=moderator, queue=queue)
+        ExposureEntry.objects.filter(claim=claim).delete()  # as before the ledger existed
+        reveal = RevealEvent.objects.create(item=claim.item, claim=claim, reviewer=moderator, started_at=T0,
+                                            allowed_seconds=10)
+        assert claim.end(outcome=Claim.Outcome.RELEASED, at=T0 + 4 * S)
+    reveal.refresh_from_db()
+    assert reveal.ended_at == T0 + 4 * S
+
+
 @pytest.mark.parametrize(("seconds", "counted"), [(2, 15), (900, 300)])
 def test_time_on_screen_is_bounded(moderator, seconds, counted):
     queue = make_queue()

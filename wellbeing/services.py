@@ -451,41 +451,69 @@ def exposure_open(*, claim: Claim, constraints: ClaimConstraints) -> ExposureEnt
 SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds", "counted_seconds", "exposure")
 
 
-def exposure_settle_claim(*, claim_id: int, shown: list[float] | None = None) -> int:
+@dataclass(frozen=True)
+class ClaimSettled:
+    """What exposure_settle_claim did: the entries it wrote, and whether the claim had reveals still open (None when
+    there was no entry to settle, so the reveals were not read)."""
+
+    written: int
+    reveals_open: bool | None
+
+
+def exposure_settle_claim(*, claim_id: int) -> ClaimSettled:
     """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
-    its one place a lease ends): from then on the ledger holds what the item counted for, and the gate reads settled
-    totals. `shown`: the seconds each of the claim's reveals showed, when the caller has read them (else read here).
-    Returns the entries written (0 when the claim had none, or it was settled already)."""
+    its one place a lease ends, after closing the claim): from then on the ledger holds what the item counted for,
+    and the gate reads settled totals. One statement reads the claim's unsettled entry, the claim, its reveals and
+    the organisation's policy that settles it. A reveal still open when its claim ends ends with it: it counts up to
+    the claim's end (the caller writes that end, and learns from `reveals_open` whether it has to)."""
     from django.db.models import QuerySet
 
     claim_of = selectors.claim_model()
+    reveal_of = selectors.reveal_model()
     organisation = "organisation_policy_"
+    reveal = "claim__reveals__"
     paths = [*compiled.model_paths(ExposureEntry, ""), *compiled.model_paths(claim_of, "claim__"),
-             *compiled.model_paths(OrganisationPolicy, organisation)]
+             *compiled.model_paths(reveal_of, reveal), *compiled.model_paths(OrganisationPolicy, organisation)]
 
     def build(*, claim_id: int) -> QuerySet[ExposureEntry, Any]:
-        # The entries with their claim, as select_related("claim") loads them, and the organisation's policy that
-        # settles them (selectors.settlement_policy): compiled once, bound on each end.
+        # The entries with their claim, as select_related("claim") loads them, a row for each of the claim's reveals
+        # (a LEFT JOIN: one row with none), and the organisation's policy that settles them
+        # (selectors.settlement_policy): compiled once, bound on each end.
         query: QuerySet[ExposureEntry, Any] = (
             ExposureEntry.objects.filter(claim_id=claim_id, exposure__isnull=True)
             .annotate(**compiled.columns_of(OrganisationPolicy, OrganisationPolicy.objects.row(), organisation))
             .values(*paths))
         return query
 
-    entries = []
+    entries: dict[int, ExposureEntry] = {}
+    shown: dict[int, list[float]] = {}
+    seen: set[int] = set()
+    still_open = False
     found = compiled.rows("wellbeing.exposure_settle_claim", build, claim_id=claim_id)
     for row in found:
         entry = compiled.instance(ExposureEntry, row, "")
-        claim: Any = compiled.instance(claim_of, row, "claim__")
-        if entry is not None:
+        if entry is None:
+            continue
+        if entry.pk not in entries:
+            claim: Any = compiled.instance(claim_of, row, "claim__")
             if claim is not None:
                 entry.claim = claim
-            entries.append(entry)
+            entries[entry.pk] = entry
+            shown.setdefault(claim_id, [])
+        revealed: Any = compiled.instance(reveal_of, row, reveal)
+        if revealed is None or revealed.pk in seen:
+            continue
+        seen.add(revealed.pk)
+        if revealed.ended_at is None:
+            ended_with: Any = entries[entry.pk].claim  # the row came with its reveal through this claim
+            revealed.ended_at, still_open = ended_with.ended_at, True
+        shown[claim_id].append(revealed.seconds_shown)
     if not entries:
-        return 0
+        return ClaimSettled(written=0, reveals_open=None)
     policy = selectors.settlement_policy(organisation=OrganisationPolicy.objects.or_defaults(
         compiled.instance(OrganisationPolicy, found[0], organisation)))
-    return _settlements_write(entries, policy=policy, shown=None if shown is None else {claim_id: shown})
+    written = _settlements_write(list(entries.values()), policy=policy, shown=shown)
+    return ClaimSettled(written=written, reveals_open=still_open)
 
 
 def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
