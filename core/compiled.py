@@ -170,6 +170,7 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
     key = ("create", name, using, connection.vendor)
     found = _cache.get(key)
     fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    params: list[Any] | None = None
     if found is None:
         with _compiling:
             found = _cache.get(key)
@@ -179,14 +180,13 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
                     found = _cache.setdefault(key, found)
                 if isinstance(found, _Compiled):
                     # Compiling ran the fields' pre_save on obj already: bind what it stamped.
-                    _flush()  # what waits in a together() block goes first
-                    return _insert_run(found, obj, [f.get_db_prep_save(getattr(obj, f.attname), connection=connection)
-                                                    for f in fields], using, connection)
+                    params = [f.get_db_prep_save(getattr(obj, f.attname), connection=connection) for f in fields]
     if isinstance(found, _Plain):
         _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)
         return obj
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+    if params is None:
+        params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
     if any(hasattr(param, "resolve_expression") for param in params):  # a field's default made an expression
         _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)

@@ -405,6 +405,7 @@ def test_together_writes_the_same_rows_in_one_statement_on_postgresql(moderator)
             assert {**_stored(Claim, claim.pk), "item": None} == {**_stored(Claim, other.pk), "item": None}
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as outside a request's transaction
 def test_together_outside_a_transaction_writes_each_row_where_it_is_created(moderator):
     from core.models import AuditEvent
 
