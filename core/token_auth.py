@@ -23,13 +23,13 @@ class CompiledTokenAuthentication(TokenAuthentication):
         from django.contrib.auth.models import User
         from rest_framework.authtoken.models import Token
 
-        from core.roles import Role, role_columns, roles_loaded
+        from core.roles import role_columns, roles_loaded
 
         def build(*, key: str) -> Any:
             # The token, its user and the user's roles (which every API view checks next): one read.
-            return (Token.objects.filter(key=key).annotate(**role_columns("user", "role_"))
-                    .values(*compiled.model_paths(Token, ""), *compiled.model_paths(User, "user__"),
-                            *(f"role_{role.value}" for role in Role)))
+            roles = role_columns("user", "role_")
+            return (Token.objects.filter(key=key).annotate(**roles)
+                    .values(*compiled.model_paths(Token, ""), *compiled.model_paths(User, "user__"), *roles))
 
         found = compiled.rows("core.api_token", build, key=key)
         token = compiled.instance(Token, found[0], "") if found else None
