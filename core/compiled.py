@@ -122,6 +122,8 @@ class _Unsupported(Exception):
 def rows(name: str, build: Builder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[dict[str, Any]]:
     """What `list(build(**values).using(using))` returns, from SQL compiled once per shape of values (see above)."""
     connection = connections[using]
+    if _batch.pending:
+        _flush()  # a read inside a together() block sees what the block wrote before it
     leaves: list[Any] = []
     found = _lookup(name, build, values, leaves, using, connection, updates=False)
     if found is None:
@@ -133,6 +135,8 @@ def update(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS,
     """What `queryset.using(using).update(**changes)` returns (the rows updated), for `queryset, changes =
     build(**values)`, from SQL compiled once per shape of values: the changes are values like any other."""
     connection = connections[using]
+    if _batch.pending:
+        _flush()  # in call order: what waits in a together() block goes first
     leaves: list[Any] = []
     found = _lookup(name, build, values, leaves, using, connection, updates=True)
     if found is None:
@@ -142,6 +146,36 @@ def update(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS,
         count = _execute(found, _params(found, leaves, connection), connection)
     assert isinstance(count, int)
     return count
+
+
+class Counted:
+    """The rows an update_later() updated: known at once where it ran at once, else when its together() block
+    ends."""
+
+    def __init__(self, value: int | None = None) -> None:
+        self._value = value
+
+    @property
+    def value(self) -> int:
+        if self._value is None:
+            raise RuntimeError("compiled.update_later: its row count is known when the together() block ends")
+        return self._value
+
+
+def update_later(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> Counted:
+    """update(), but inside a together() block that batches (see together) the UPDATE waits for the block's end and
+    goes with its other writes, in one statement; its row count is then in the returned Counted. Elsewhere it runs at
+    once, as update() does."""
+    connection = connections[using]
+    if not _batching(using, connection):
+        return Counted(update(name, build, using=using, **values))
+    leaves: list[Any] = []
+    found = _lookup(name, build, values, leaves, using, connection, updates=True)
+    if found is None:  # this shape runs the queryset: at once, after what waits
+        return Counted(update(name, build, using=using, **values))
+    counted = Counted()
+    _batch.pending.append(_Waiting(found, _params(found, leaves, connection), None, counted))
+    return counted
 
 
 def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> M:
@@ -154,22 +188,26 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
     parameters are exactly those (else that model runs create() from then on, with a warning); later calls bind
     them. The instance comes back as create() returns it: its primary key set, `_state` saved.
 
-    create() runs as it is when the model has save signals listening, is a child of a concrete model, is given its
-    primary key, or a value is an expression (these take paths of save() this does not take)."""
+    Given its automatic primary key (a value the caller took from the key's sequence), the INSERT names that key too,
+    as `save(force_insert=True)` would write it: compiled once per model and kind. create() runs as it is when the
+    model has save signals listening, is a child of a concrete model, is given a primary key that is not its
+    automatic one, or a value is an expression (these take paths of save() this does not take)."""
     connection = connections[using]
     obj = model(**values)
     meta = model._meta
     if _batch.pending and not _batching(using, connection):
         _flush()
-    if (obj.pk is not None or meta.parents or signals.pre_save.has_listeners(model)
+    given_pk = obj.pk is not None
+    if ((given_pk and (meta.auto_field is None or meta.pk is not meta.auto_field or type(obj.pk) is not int))
+            or meta.parents or signals.pre_save.has_listeners(model)
             or signals.post_save.has_listeners(model)
             or any(hasattr(value, "resolve_expression") for value in values.values())):
         _flush()  # what waits in a together() block goes first
         obj.save(force_insert=True, using=using)
         return obj
-    key = ("create", name, using, connection.vendor)
+    key = ("create", name, using, connection.vendor, given_pk)
     found = _cache.get(key)
-    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    fields = [f for f in meta.local_concrete_fields if (given_pk or f is not meta.auto_field) and not f.generated]
     params: list[Any] | None = None
     if found is None:
         with _compiling:
@@ -192,38 +230,58 @@ def create(name: str, model: type[M], /, *, using: str = DEFAULT_DB_ALIAS, **val
         obj.save(force_insert=True, using=using)
         return obj
     if _batching(using, connection):
-        _batch.pending.append((found, obj, params))
+        _batch.pending.append(_Waiting(found, params, obj, None))
         return obj
     return _insert_run(found, obj, params, using, connection)
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A write waiting in a together() block: an insert (its instance, to set its key on) or an update (its count)."""
+
+    found: _Compiled
+    params: list[Any]
+    obj: Model | None
+    counted: Counted | None
+
+
 class _Batch(threading.local):
-    """This thread's together() block: its database, and the inserts waiting for its end."""
+    """This thread's together() block: its database, and the writes waiting for its end."""
 
     def __init__(self) -> None:
         self.using: str | None = None
-        self.pending: list[tuple[_Compiled, Model, list[Any]]] = []
+        self.pending: list[_Waiting] = []
 
 
 _batch = _Batch()
 
 
 def _batching(using: str, connection: BaseDatabaseWrapper) -> bool:
-    return (_batch.using == using and connection.vendor == "postgresql" and connection.in_atomic_block
-            and _prepares())
+    return _batch.using == using and together_batches(using=using)
+
+
+def together_batches(*, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Would a together() block opened here send its writes as one statement (PostgreSQL, inside a transaction,
+    prepared statements on)? Elsewhere each write runs where it is called."""
+    connection = connections[using]
+    return connection.vendor == "postgresql" and connection.in_atomic_block and _prepares()
 
 
 @contextmanager
 def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """The rows create() writes inside the block go to the database in one statement at its end, not one each: on
-    PostgreSQL their INSERTs, each compiled as create() compiles it, become the data-modifying CTEs of one statement
-    (one round trip where there were several; the claim writes its audit event and exposure reservation so). Their
-    primary keys are set at the end of the block, so code inside it must not read them. Everything else is as
-    create() does it: the same INSERTs with the same parameters, in the same transaction, in call order (a create()
-    that cannot be compiled, or any other database access through create(), first sends what is waiting). The block
-    must run inside a transaction; elsewhere (SQLite, autocommit, prepared statements off) every create() runs where
-    it is called. The waiting rows are written when the block ends by an exception too, so a caller that handles the
-    exception and commits loses nothing; if writing them fails then, the first exception is the one raised."""
+    """The rows create() writes and the updates update_later() makes inside the block go to the database in one
+    statement at its end, not one each: on PostgreSQL their INSERTs and UPDATEs, each compiled as create() and
+    update() compile it, become the data-modifying CTEs of one statement (one round trip where there were several:
+    a claim's lease, the claim, its audit event and its exposure reservation; a claim's end and its settlement).
+    Primary keys the database gives are set at the end of the block, so code inside it must not read them (a key
+    given to create() is known at once); update_later()'s row counts are known then too. Everything else is as
+    create() and update() do it: the same statements with the same parameters, in the same transaction, in call
+    order (a create() that cannot be compiled, and any compiled read or update(), first sends what is waiting). The
+    CTEs of one statement all see the database as it was before it, so no write in a block may depend on another's
+    effect (a foreign key to a row inserted in the block is checked at the end of the statement, and holds). The
+    block must run inside a transaction; elsewhere (SQLite, autocommit, prepared statements off) every write runs
+    where it is called. The waiting writes are sent when the block ends by an exception too, so a caller that
+    handles the exception and commits loses nothing; if sending them fails then, the first exception is raised."""
     if _batch.using is not None:  # nested: the outer block writes them
         yield
         return
@@ -242,6 +300,11 @@ def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         _batch.using, _batch.pending = None, []
 
 
+def flush() -> None:
+    """Inside a together() block: send what waits now, so that the keys the database gives are known."""
+    _flush()
+
+
 def _flush() -> None:
     pending, using = _batch.pending, _batch.using
     _batch.pending = []
@@ -249,33 +312,48 @@ def _flush() -> None:
         return
     connection = connections[using]
     if len(pending) == 1:
-        found, obj, params = pending[0]
-        _insert_run(found, obj, params, using, connection)
+        waiting = pending[0]
+        if waiting.obj is not None:
+            _insert_run(waiting.found, waiting.obj, waiting.params, using, connection)
+        else:
+            with transaction.mark_for_rollback_on_error(using=using):
+                count = _execute(waiting.found, waiting.params, connection)
+            assert isinstance(count, int) and waiting.counted is not None
+            waiting.counted._value = count
         return
-    sql = _together_sql(tuple(found.sql for found, _obj, _params in pending))
+    sql = _together_sql(tuple((waiting.found.sql, waiting.obj is not None) for waiting in pending))
     together_found = _Compiled(updates=False, sql=sql, slots=(), names=(), converters=())
     with transaction.mark_for_rollback_on_error(using=using):
-        returned = _execute(together_found, [param for _found, _obj, params in pending for param in params],
-                            connection)
+        returned = _execute(together_found, [param for waiting in pending for param in waiting.params], connection)
     assert isinstance(returned, list) and len(returned) == 1 and len(returned[0]) == len(pending)
-    for (_found, obj, _params), pk in zip(pending, returned[0], strict=True):
-        setattr(obj, obj._meta.pk.attname, pk)
+    for waiting, value in zip(pending, returned[0], strict=True):
+        if waiting.obj is None:
+            assert waiting.counted is not None
+            waiting.counted._value = int(value)
+            continue
+        obj = waiting.obj
+        setattr(obj, obj._meta.pk.attname, value)
         obj._state.adding = False
         obj._state.db = using
 
 
-_together: dict[tuple[str, ...], str] = {}
+_together: dict[tuple[tuple[str, bool], ...], str] = {}
 
 
-def _together_sql(statements: tuple[str, ...]) -> str:
-    """`INSERT ... RETURNING pk` statements as one: `WITH i0 AS (...), i1 AS (...) SELECT i0.*, i1.* FROM i0, i1`
-    (each CTE returns its one row's key; the CTEs all run, in one snapshot, whatever the final SELECT reads)."""
+def _together_sql(statements: tuple[tuple[str, bool], ...]) -> str:
+    """`INSERT ... RETURNING pk` and `UPDATE ...` statements (each with whether it inserts) as one: `WITH w0 AS
+    (INSERT ...), w1 AS (UPDATE ... RETURNING 1) SELECT (SELECT pk FROM w0), (SELECT count(*) FROM w1)`: each insert's
+    one row's key, each update's row count, in call order (the CTEs all run, in one snapshot, whatever the final
+    SELECT reads)."""
     found = _together.get(statements)
     if found is None:
-        names = [f"veil_insert_{n}" for n in range(len(statements))]
-        ctes = ", ".join(f"{name} AS ({sql})" for name, sql in zip(names, statements, strict=True))
-        # Django-compiled INSERTs (parameters as placeholders) and names of our own: nothing from outside.
-        found = f"WITH {ctes} SELECT {', '.join(f'{name}.*' for name in names)} FROM {', '.join(names)}"  # noqa: S608
+        ctes, columns = [], []
+        for n, (sql, inserts) in enumerate(statements):
+            name = f"veil_write_{n}"
+            ctes.append(f"{name} AS ({sql})" if inserts else f"{name} AS ({sql} RETURNING 1)")
+            # Django-compiled INSERTs and UPDATEs (parameters as placeholders), names of our own: nothing from outside.
+            columns.append(f"(SELECT * FROM {name})" if inserts else f"(SELECT count(*) FROM {name})")  # noqa: S608
+        found = f"WITH {', '.join(ctes)} SELECT {', '.join(columns)}"
         with _lock:
             _together[statements] = found
     return found

@@ -134,24 +134,30 @@ class Claim(models.Model):
         back): the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled
         (wellbeing.services.exposure_settle_claim), all in the caller's transaction, so the wellbeing gate reads
         settled totals. The item's own status is the caller's to set. Returns False when the claim had ended
-        already (someone else ended it first: the update is conditional). Compiled once per process (core.compiled):
-        the querysets stay the definition."""
-        if not compiled.update("review_queue.claim_end", lambda *, claim_id, at, outcome: (
+        already (someone else ended it first: the update is conditional). Every caller holds the item's row lock.
+
+        The settlement is read first, then the claim's end, the settlement and the reveals' end are written
+        together (core.compiled.together: one statement on PostgreSQL). Compiled once per process
+        (core.compiled): the querysets stay the definition."""
+        with compiled.together():
+            settled = wellbeing_services.exposure_settle_claim(claim_id=self.pk, ended_at=at)
+            if settled.claim_ended:
+                return False
+            ended = compiled.update_later("review_queue.claim_end", lambda *, claim_id, at, outcome: (
                 Claim.objects.filter(pk=claim_id, ended_at__isnull=True), {"ended_at": at, "outcome": outcome}),
-                claim_id=self.pk, at=at, outcome=outcome):
+                claim_id=self.pk, at=at, outcome=outcome)
+            still_open = settled.reveals_open
+            if still_open is None:  # no entry to settle (a claim from before the ledger): its reveals were not read
+                still_open = compiled.rows("review_queue.claim_end.reveals_open", lambda *, claim_id: RevealEvent
+                                           .objects.filter(claim_id=claim_id, ended_at__isnull=True).values("pk")[:1],
+                                           claim_id=self.pk) != []
+            if still_open:
+                compiled.update_later("review_queue.claim_end.reveals_end", lambda *, claim_id, at: (
+                    RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
+                    claim_id=self.pk, at=at)
+        if not ended.value:
             return False
         self.ended_at, self.outcome = at, outcome
-        # The exposure is settled from the claim's reveals, read with its ledger entry; those still open end with the
-        # lease. Every caller holds the item's row lock, which a new reveal takes too.
-        still_open = wellbeing_services.exposure_settle_claim(claim_id=self.pk).reveals_open
-        if still_open is None:  # no entry to settle (a claim from before the ledger): its reveals were not read
-            still_open = compiled.rows("review_queue.claim_end.reveals_open", lambda *, claim_id: RevealEvent.objects
-                                       .filter(claim_id=claim_id, ended_at__isnull=True).values("pk")[:1],
-                                       claim_id=self.pk) != []
-        if still_open:
-            compiled.update("review_queue.claim_end.reveals_end", lambda *, claim_id, at: (
-                RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
-                claim_id=self.pk, at=at)
         return True
 
 

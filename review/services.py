@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -190,16 +191,19 @@ def _lease_first(
     """Lease the first allowed item, in the gate's order. Lock order: the reviewer's shift (the gate holds it), then
     the item, then its claim. On PostgreSQL the pick locks the row it leases and skips rows other claimers hold
     (FOR NO KEY UPDATE SKIP LOCKED: a plain update's lock, which leaves the item's foreign keys free); on SQLite the
-    IMMEDIATE transaction serialises claimers, and the conditional UPDATE is a second guard on both."""
+    IMMEDIATE transaction serialises claimers. Either way the item cannot change between the pick and the lease, and
+    the lease's conditional UPDATE is a second guard on both."""
     from dataclasses import replace
-    from typing import Any
 
     paths = compiled.model_paths(ContentItem, "")
     expires = now + timedelta(seconds=queue.lease_duration_seconds)
+    # Where the lease's writes go as one statement (compiled.together), the claim's key comes with the pick, from the
+    # claims' own sequence, so that its audit event and exposure entry can name it in that statement.
+    with_claim_key = compiled.together_batches()
     for batch in batches:
 
         def build(*, queue_id: int, wanted: str, reviewer_id: int, max_severity: int, excluded: list[str],
-                  batch: _Batch = batch) -> QuerySet[ContentItem, Any]:
+                  claim_key: bool, batch: _Batch = batch) -> QuerySet[ContentItem, Any]:
             # The candidates as _batch_queryset defines them, their columns as the model loads them: compiled once
             # per batch kind and number of excluded categories, bound on each claim.
             bound = replace(constraints, max_severity=max_severity, excluded_categories=frozenset(excluded))
@@ -207,37 +211,60 @@ def _lease_first(
                                                   reviewer=User(pk=reviewer_id)), bound, batch)
             if _supports_skip_locked():
                 candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            query: QuerySet[ContentItem, Any] = candidates.values(*paths)[:1]
+            if claim_key:
+                candidates = candidates.annotate(claim_key=_next_claim_key())
+            query: QuerySet[ContentItem, Any] = candidates.values(*paths, *(["claim_key"] if claim_key else []))[:1]
             return query
 
-        for _attempt in range(3):  # the conditional update below cannot fail under the pick's lock; bounded anyway
-            found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
-                                  queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
-                                  max_severity=constraints.max_severity,
-                                  excluded=sorted(constraints.excluded_categories))
-            item = compiled.instance(ContentItem, found[0], "") if found else None
-            if item is None:
-                break
-            if compiled.update("review_queue.lease_first.item", lambda *, item_id, wanted: (
-                    ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
-                    item_id=item.pk, wanted=wanted):
-                return _lease(item=item, reviewer=reviewer, queue=queue, now=now, expires=expires,
-                              constraints=constraints)
+        found = compiled.rows(f"review_queue.lease_first:{batch.benign_only}:{','.join(batch.order)}", build,
+                              queue_id=queue.pk, wanted=wanted, reviewer_id=reviewer.pk,
+                              max_severity=constraints.max_severity,
+                              excluded=sorted(constraints.excluded_categories), claim_key=with_claim_key)
+        item = compiled.instance(ContentItem, found[0], "") if found else None
+        if item is not None:
+            return _lease(item=item, claim_key=found[0].get("claim_key"), wanted=wanted, reviewer=reviewer,
+                          queue=queue, now=now, expires=expires, constraints=constraints)
     return None
 
 
-def _lease(*, item: ContentItem, reviewer: User, queue: Queue, now: datetime, expires: datetime,
-           constraints: wellbeing.ClaimConstraints) -> Claim:
-    """The picked item, its status already set: the claim, its audit event and its exposure reservation."""
-    item.status = ContentItem.Status.IN_REVIEW
-    item.queue = queue  # the candidates are this queue's
-    claim = compiled.create("review_queue.claim", Claim, item=item, queue=queue, reviewer=reviewer,
-                            claimed_at=now, expires_at=expires)
-    claim.item = item
-    with compiled.together():  # the audit event and the exposure reservation: one statement
+def _next_claim_key() -> Any:
+    """The next value of the claims' primary key sequence, once per pick (an uncorrelated scalar subquery): the ORM
+    has no expression for a sequence, so this is SQL, the only copy, and runs where compiled.together batches
+    (PostgreSQL; the PostgreSQL test pass)."""
+    from django.db.models import BigIntegerField
+    from django.db.models.expressions import RawSQL
+
+    meta = Claim._meta
+    return RawSQL("SELECT nextval(pg_get_serial_sequence(%s, %s))", (meta.db_table, meta.pk.column),
+                  output_field=BigIntegerField())
+
+
+class LeaseLost(RuntimeError):
+    """The picked item changed under its row lock: cannot happen (see _lease_first); the claim's transaction rolls
+    back rather than lease it."""
+
+
+def _lease(*, item: ContentItem, claim_key: int | None, wanted: str, reviewer: User, queue: Queue, now: datetime,
+           expires: datetime, constraints: wellbeing.ClaimConstraints) -> Claim:
+    """The picked item's lease (its conditional status change), the claim, its audit event and its exposure
+    reservation: on PostgreSQL one statement (compiled.together), the claim's key taken with the pick."""
+    with compiled.together():
+        leased = compiled.update_later("review_queue.lease_first.item", lambda *, item_id, wanted: (
+            ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}),
+            item_id=item.pk, wanted=wanted)
+        item.status = ContentItem.Status.IN_REVIEW
+        item.queue = queue  # the candidates are this queue's
+        key: dict[str, Any] = {"id": claim_key} if claim_key is not None else {}
+        claim = compiled.create("review_queue.claim", Claim, **key, item=item, queue=queue, reviewer=reviewer,
+                                claimed_at=now, expires_at=expires)
+        if claim.pk is None:  # its key from the database (no key came with the pick): its audit event names it
+            compiled.flush()
+        claim.item = item
         audit_record(action=AuditEvent.Action.CLAIMED, actor=reviewer, item=item, claim=claim.pk,
                      expires_at=expires.isoformat())
         wellbeing.exposure_open(claim=claim, constraints=constraints)
+    if leased.value != 1:
+        raise LeaseLost(f"item {item.pk} changed under its lock")
     _counts_change_on_commit(queue)
     return claim
 

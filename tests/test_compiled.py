@@ -19,6 +19,8 @@ from django.db.models import Q, QuerySet
 from django.test.utils import CaptureQueriesContext
 
 from core import compiled
+from core.models import AuditEvent
+from intake.models import ContentItem
 from review.models import Claim, RevealEvent
 from review.services import item_claim
 from tests.helpers.factories import make_queue
@@ -46,7 +48,14 @@ def checked(monkeypatch) -> list[str]:
 
     def both(name: str, build: Any, /, *, using: str = "default", **values: Any) -> list[dict[str, Any]]:
         got = real(name, build, using=using, **values)
-        assert got == list(build(**values).using(using)), name
+        expected = list(build(**values).using(using))
+        # The lease's pick takes the next claim key from its sequence: each run takes a new one, in order.
+        keys = [(row.pop("claim_key"), again.pop("claim_key")) for row, again in zip(got, expected, strict=False)
+                if "claim_key" in row]
+        assert all(isinstance(a, int) and isinstance(b, int) and b > a for a, b in keys), (name, keys)
+        assert got == expected, name
+        for row, (key, _again) in zip(got, keys, strict=False):
+            row["claim_key"] = key
         seen.append(name)
         return got
 
@@ -468,3 +477,127 @@ def test_together_a_refused_insert_spoils_the_transaction_as_create_does(moderat
             compiled.create("test.together_twice", Claim, **values)
         assert transaction.get_rollback()
     assert Claim.objects.filter(item=item).count() == 1
+
+
+def _writes(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries
+            if any(word in q["sql"] for word in ("INSERT INTO", "UPDATE \"", "DELETE FROM"))]
+
+
+def test_together_updates_wait_and_count_with_the_inserts(moderator):
+    """update_later() inside together(): on PostgreSQL the UPDATE waits for the block's end and goes in the same
+    statement as the inserts, its row count known then; elsewhere it runs at once. The rows changed are those
+    update() changes, a conditional update that matches nothing counts 0, and an insert given its key (from the
+    claims' sequence, as the lease takes it) is referred to by another insert of the same statement."""
+    from django.db import connection, transaction
+
+    queue = make_queue()
+    on_postgresql = connection.vendor == "postgresql"
+
+    def to_review(*, item_id: int, wanted: str) -> Any:
+        return ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}
+
+    for n in range(3):  # the first compiles each statement, later ones bind them
+        item, taken = ready_item(queue), ready_item(queue)
+        ContentItem.objects.filter(pk=taken.pk).update(status=ContentItem.Status.IN_REVIEW)
+        key = (Claim.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000 + n
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            with compiled.together():
+                leased = compiled.update_later("test.together_lease", to_review, item_id=item.pk,
+                                               wanted=ContentItem.Status.READY)
+                missed = compiled.update_later("test.together_lease", to_review, item_id=taken.pk,
+                                               wanted=ContentItem.Status.READY)
+                claim = compiled.create("test.together_keyed_claim", Claim, id=key, item=item, queue=queue,
+                                        reviewer=moderator, claimed_at=T0, expires_at=T0 + MIN)
+                assert claim.pk == key  # given, so known at once
+                reveal = compiled.create("test.together_reveal", RevealEvent, item=item, claim=claim,
+                                         reviewer=moderator, started_at=T0, allowed_seconds=5)
+                if on_postgresql:
+                    with pytest.raises(RuntimeError):
+                        _ = leased.value
+            assert (leased.value, missed.value) == (1, 0)
+            assert reveal.pk is not None
+        assert len(_writes(queries)) == (1 if on_postgresql else 4), _writes(queries)
+        assert ContentItem.objects.get(pk=item.pk).status == ContentItem.Status.IN_REVIEW
+        assert Claim.objects.get(pk=key).item_id == item.pk
+        assert RevealEvent.objects.get(pk=reveal.pk).claim_id == key
+    assert [k for k in compiled._cache if k[:2] == ("create", "test.together_keyed_claim")]
+
+
+def test_create_given_its_key_writes_the_row_save_writes(moderator):
+    """A claim given its key (compiled once as its own kind of insert) is the row save(force_insert=True) writes."""
+    from django.db import connection
+
+    queue = make_queue()
+    values = {"queue": queue, "reviewer": moderator, "claimed_at": T0, "expires_at": T0 + MIN}
+    top = Claim.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    for n in range(2):
+        ours = compiled.create("test.keyed_claim", Claim, id=top + 100 + n, item=ready_item(queue), **values)
+        theirs = Claim(id=top + 200 + n, item=ready_item(queue), **values)
+        theirs.save(force_insert=True)
+        assert ours.pk == top + 100 + n and not ours._state.adding
+        assert {**_stored(Claim, ours.pk), "item": None} == {**_stored(Claim, theirs.pk), "item": None}
+    assert ("create", "test.keyed_claim", "default", connection.vendor, True) in compiled._cache
+
+
+def test_a_read_inside_a_together_block_sees_what_waits(moderator):
+    from django.db import transaction
+
+    queue = make_queue()
+    item = ready_item(queue)
+    with transaction.atomic(), compiled.together():
+        claim = compiled.create("test.together_then_read", Claim, item=item, queue=queue, reviewer=moderator,
+                                claimed_at=T0, expires_at=T0 + MIN)
+        found = compiled.rows("test.together_read", lambda *, item_id: Claim.objects.filter(item_id=item_id)
+                              .values("pk"), item_id=item.pk)
+        assert found == [{"pk": claim.pk}]
+
+
+def test_a_claim_and_its_end_each_write_in_one_statement_on_postgresql(moderator):
+    """The lease, the claim, its audit event and its exposure reservation: one statement on PostgreSQL; the claim's
+    end and its settlement: one more (review.services._lease, review.models.Claim.end). SQLite writes each where it
+    is made. The rows are checked by the claim and settlement tests; here, the statements."""
+    from django.db import connection
+
+    queue = make_queue()
+    on_postgresql = connection.vendor == "postgresql"
+    for _ in range(2):
+        ready_item(queue)
+    with time_machine.travel(T0, tick=False):
+        finish(item_claim(reviewer=moderator, queue=queue))  # starts the shift; compiles
+    with time_machine.travel(T0 + MIN, tick=False):
+        with CaptureQueriesContext(connection) as queries:
+            claim = item_claim(reviewer=moderator, queue=queue)
+        writes = _writes(queries)
+        assert len(writes) == (1 if on_postgresql else 4), writes
+        claim_key = Claim.objects.get(pk=claim.pk)
+        assert AuditEvent.objects.filter(item=claim.item, action="claimed").latest("id").data["claim"] == claim.pk
+        assert ExposureEntry.objects.get(claim=claim_key).exposure is None
+    with time_machine.travel(T0 + 2 * MIN, tick=False):
+        with CaptureQueriesContext(connection) as queries:
+            assert Claim.objects.get(pk=claim.pk).end(outcome=Claim.Outcome.DECIDED, at=T0 + 2 * MIN)
+        writes = _writes(queries)
+        assert len(writes) == (1 if on_postgresql else 2), writes
+        assert Claim.objects.get(pk=claim.pk).ended_at == T0 + 2 * MIN
+        assert ExposureEntry.objects.get(claim_id=claim.pk).exposure is not None
+        assert not Claim.objects.get(pk=claim.pk).end(outcome=Claim.Outcome.DECIDED, at=T0 + 3 * MIN)  # ended
+
+
+def test_a_lease_whose_item_changed_is_refused_and_leaves_nothing(moderator):
+    """The lease's conditional status change is a guard behind the pick's row lock: an item that is no longer
+    waiting raises LeaseLost, and the claim's transaction leaves no claim, audit event or reservation."""
+    from django.db import transaction
+
+    from review import services as review_services
+
+    queue = make_queue()
+    item = ready_item(queue)
+    ContentItem.objects.filter(pk=item.pk).update(status=ContentItem.Status.IN_REVIEW)
+    with pytest.raises(review_services.LeaseLost), transaction.atomic():
+        constraints = services.claim_gate(reviewer=moderator, queue=queue)
+        assert isinstance(constraints, services.ClaimConstraints)
+        review_services._lease(item=item, claim_key=None, wanted=ContentItem.Status.READY, reviewer=moderator,
+                               queue=queue, now=T0, expires=T0 + MIN, constraints=constraints)
+    assert not Claim.objects.filter(item=item).exists()
+    assert not AuditEvent.objects.filter(item=item, action="claimed").exists()
+    assert not ExposureEntry.objects.filter(item=item).exists()

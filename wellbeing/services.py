@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, transaction
-from django.db.models import Field, Q
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
@@ -453,21 +453,25 @@ SETTLED_FIELDS = ("ended_at", "screen_seconds", "reveal_count", "reveal_seconds"
 
 @dataclass(frozen=True)
 class ClaimSettled:
-    """What exposure_settle_claim did: the entries it wrote, and whether the claim had reveals still open (None when
-    there was no entry to settle, so the reveals were not read)."""
+    """What exposure_settle_claim found and did. `claim_ended`: the claim had ended already (someone else ended it:
+    nothing was written). `reveals_open`: whether the claim had reveals still open (None when there was no entry to
+    settle, so the reveals were not read). `written`: the entries it wrote, counted when the caller's together()
+    block ends."""
 
-    written: int
+    claim_ended: bool
     reveals_open: bool | None
+    written: list[compiled.Counted]
 
 
-def exposure_settle_claim(*, claim_id: int) -> ClaimSettled:
-    """Settle the exposure of a claim that has just ended, in the transaction that ended it (review calls this from
-    its one place a lease ends, after closing the claim): from then on the ledger holds what the item counted for,
-    and the gate reads settled totals. One statement reads the claim's unsettled entry, the claim, its reveals and
-    the organisation's policy that settles it. A reveal still open when its claim ends ends with it: it counts up to
-    the claim's end (the caller writes that end, and learns from `reveals_open` whether it has to)."""
-    from django.db.models import QuerySet
-
+def exposure_settle_claim(*, claim_id: int, ended_at: datetime) -> ClaimSettled:
+    """Settle the exposure of a claim that ends at `ended_at`, in the transaction that ends it. Review calls this
+    from its one place a lease ends, just before writing the claim's end, inside the same compiled.together() block,
+    so the claim's end and its settlement go to the database as one statement. From then on the ledger holds what
+    the item counted for, and the gate reads settled totals. One statement reads the claim's unsettled entry, the
+    claim, its reveals and the organisation's policy that settles it; the claim counts as ended at `ended_at`. A
+    reveal still open when its claim ends ends with it: it counts up to the claim's end (the caller writes that end,
+    and learns from `reveals_open` whether it has to). The caller holds the item's row lock, which ending a claim
+    and opening a reveal both take, so what was read still holds when the writes go."""
     claim_of = selectors.claim_model()
     reveal_of = selectors.reveal_model()
     organisation = "organisation_policy_"
@@ -497,6 +501,9 @@ def exposure_settle_claim(*, claim_id: int) -> ClaimSettled:
         if entry.pk not in entries:
             claim: Any = compiled.instance(claim_of, row, "claim__")
             if claim is not None:
+                if claim.ended_at is not None:  # ended by someone else already, and settled by them
+                    return ClaimSettled(claim_ended=True, reveals_open=None, written=[])
+                claim.ended_at = ended_at  # as the caller is about to write it
                 entry.claim = claim
             entries[entry.pk] = entry
             shown.setdefault(claim_id, [])
@@ -505,26 +512,31 @@ def exposure_settle_claim(*, claim_id: int) -> ClaimSettled:
             continue
         seen.add(revealed.pk)
         if revealed.ended_at is None:
-            ended_with: Any = entries[entry.pk].claim  # the row came with its reveal through this claim
-            revealed.ended_at, still_open = ended_with.ended_at, True
+            revealed.ended_at, still_open = ended_at, True
         shown[claim_id].append(revealed.seconds_shown)
     if not entries:
-        return ClaimSettled(written=0, reveals_open=None)
+        return ClaimSettled(claim_ended=False, reveals_open=None, written=[])
     policy = selectors.settlement_policy(organisation=OrganisationPolicy.objects.or_defaults(
         compiled.instance(OrganisationPolicy, found[0], organisation)))
-    written = _settlements_write(list(entries.values()), policy=policy, shown=shown)
-    return ClaimSettled(written=written, reveals_open=still_open)
+    written = [compiled.update_later("wellbeing.settlements_write", _settlement_write, pk=pk, changes=changes)
+               for pk, changes in _settlement_changes(list(entries.values()), policy=policy, shown=shown)]
+    return ClaimSettled(claim_ended=False, reveals_open=still_open, written=written)
 
 
-def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
-                       shown: dict[int, list[float]] | None = None) -> int:
-    written = 0
-    for pk, found in selectors.settlements(entries, policy=policy, shown=shown).items():
-        values = {name: getattr(found, name) for name in SETTLED_FIELDS}
-        # Compiled once per process, bound for each entry.
-        written += compiled.update("wellbeing.settlements_write", lambda *, pk, changes: (
-            ExposureEntry.objects.filter(pk=pk, exposure__isnull=True), changes), pk=pk, changes=values)
-    return written
+def _settlement_changes(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy,
+                        shown: dict[int, list[float]] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    return [(pk, {name: getattr(found, name) for name in SETTLED_FIELDS})
+            for pk, found in selectors.settlements(entries, policy=policy, shown=shown).items()]
+
+
+def _settlement_write(*, pk: int, changes: dict[str, Any]) -> tuple[QuerySet[ExposureEntry], dict[str, Any]]:
+    # An entry's settlement, written once: compiled once per process, bound for each entry.
+    return ExposureEntry.objects.filter(pk=pk, exposure__isnull=True), changes
+
+
+def _settlements_write(entries: list[ExposureEntry], *, policy: rules.EffectivePolicy) -> int:
+    return sum(compiled.update("wellbeing.settlements_write", _settlement_write, pk=pk, changes=changes)
+               for pk, changes in _settlement_changes(entries, policy=policy))
 
 
 def exposure_settle(*, reviewer: User) -> int:
