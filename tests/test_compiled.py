@@ -601,3 +601,14 @@ def test_a_lease_whose_item_changed_is_refused_and_leaves_nothing(moderator):
     assert not Claim.objects.filter(item=item).exists()
     assert not AuditEvent.objects.filter(item=item, action="claimed").exists()
     assert not ExposureEntry.objects.filter(item=item).exists()
+
+
+@pytest.mark.postgres
+def test_prepared_statements_get_their_generic_plan_from_the_first_run(moderator):
+    """The shipped settings open PostgreSQL connections with plan_cache_mode=force_generic_plan (config.settings):
+    compiled statements are planned once per connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)

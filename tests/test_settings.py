@@ -81,6 +81,22 @@ def test_postgres_database_url(tmp_path: Path) -> None:
     assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == ("veil", "u", "p", "h", "5433")
 
 
+def test_prepared_statements_are_planned_once_per_connection(tmp_path: Path) -> None:
+    """PostgreSQL gets plan_cache_mode=force_generic_plan as a startup option while prepared statements are on (the
+    only statements it changes); off with VEIL_DB_GENERIC_PLANS=0 or with prepared statements off. SQLite: nothing."""
+    url = "postgres://u:p@h:5433/veil"
+
+    def options(**overrides: str | None) -> dict[str, Any]:
+        found: dict[str, Any] = settings_of(tmp_path, "DATABASES", **overrides)["DATABASES"]["default"]
+        return found.get("OPTIONS") or {}
+
+    assert options(DATABASE_URL=url)["options"] == "-c plan_cache_mode=force_generic_plan"
+    assert "options" not in options(DATABASE_URL=url, VEIL_DB_GENERIC_PLANS="0")
+    assert "options" not in options(DATABASE_URL=url, VEIL_DB_PREPARED_STATEMENTS="0")
+    assert "options" not in options(DATABASE_URL=url + "?sslmode=disable", VEIL_DB_PREPARED_STATEMENTS="0")
+    assert "options" not in options()
+
+
 def test_unknown_database_scheme_is_refused_by_name(tmp_path: Path) -> None:
     message = refusal(tmp_path, DATABASE_URL="mysql://u:p@h:3306/veil")
     assert "DATABASE_URL" in message
