@@ -196,7 +196,8 @@ if (DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and VEIL_D
         and VEIL_DB_GENERIC_PLANS):
     # Not type-checked below: the env reader types OPTIONS as object
     _db_options: dict[str, Any] = dict(DATABASES["default"].get("OPTIONS") or {})  # type: ignore[call-overload]
-    _db_options["options"] = f"{_db_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
+    if "plan_cache_mode" not in str(_db_options.get("options", "")):  # not when the URL sets it already
+        _db_options["options"] = f"{_db_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
     DATABASES["default"]["OPTIONS"] = _db_options
 
 REDIS_URL = env_str("REDIS_URL")

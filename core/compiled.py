@@ -280,24 +280,26 @@ def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     CTEs of one statement all see the database as it was before it, so no write in a block may depend on another's
     effect (a foreign key to a row inserted in the block is checked at the end of the statement, and holds). The
     block must run inside a transaction; elsewhere (SQLite, autocommit, prepared statements off) every write runs
-    where it is called. The waiting writes are sent when the block ends by an exception too, so a caller that
-    handles the exception and commits loses nothing; if sending them fails then, the first exception is raised."""
-    if _batch.using is not None:  # nested: the outer block writes them
-        yield
-        return
-    _batch.using, _batch.pending = using, []
+    where it is called. A block inside another sends what waits at its own end. The waiting writes are sent when
+    the block ends by an exception too, so a caller that handles the exception and commits loses nothing; if
+    sending them fails then, the first exception is raised."""
+    # Nested: what waits is sent at this block's end too, so its keys and counts are known there.
+    outermost = _batch.using is None
+    if outermost:
+        _batch.using, _batch.pending = using, []
     try:
         yield
     except BaseException:
         try:
             _flush()
         except DatabaseError:
-            logger.exception("compiled.together: the waiting inserts could not be written after an error")
+            logger.exception("compiled.together: the waiting writes could not be sent after an error")
         raise
     else:
         _flush()
     finally:
-        _batch.using, _batch.pending = None, []
+        if outermost:
+            _batch.using, _batch.pending = None, []
 
 
 def flush() -> None:

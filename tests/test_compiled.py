@@ -612,3 +612,17 @@ def test_prepared_statements_get_their_generic_plan_from_the_first_run(moderator
     with connection.cursor() as cursor:
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone() == ("force_generic_plan",)
+
+
+def test_a_nested_together_block_sends_at_its_own_end(moderator):
+    """A block inside another sends what waits when it ends, so its caller can read its counts and keys (Claim.end
+    reads its update's count after its own block, whoever called it)."""
+    from django.db import transaction
+
+    queue = make_queue()
+    item = ready_item(queue)
+    with transaction.atomic(), compiled.together():
+        with compiled.together():
+            counted = compiled.update_later("test.nested_lease", lambda *, item_id: (
+                ContentItem.objects.filter(pk=item_id), {"status": ContentItem.Status.IN_REVIEW}), item_id=item.pk)
+        assert counted.value == 1

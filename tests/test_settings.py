@@ -95,6 +95,8 @@ def test_prepared_statements_are_planned_once_per_connection(tmp_path: Path) -> 
     assert "options" not in options(DATABASE_URL=url, VEIL_DB_PREPARED_STATEMENTS="0")
     assert "options" not in options(DATABASE_URL=url + "?sslmode=disable", VEIL_DB_PREPARED_STATEMENTS="0")
     assert "options" not in options()
+    given = url + "?options=-c%20plan_cache_mode%3Dauto"  # the operator's own choice is kept
+    assert options(DATABASE_URL=given)["options"] == "-c plan_cache_mode=auto"
 
 
 def test_unknown_database_scheme_is_refused_by_name(tmp_path: Path) -> None:

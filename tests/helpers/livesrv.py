@@ -83,7 +83,8 @@ def shared_database_url() -> str:
         host = str(conf.get("HOST") or "")
         port = f":{conf['PORT']}" if conf.get("PORT") else ""
         options = {key: str(value) for key, value in (conf.get("OPTIONS") or {}).items() if isinstance(value, str)}
-        query = f"?{urlencode(options)}" if options else ""
+        # Spaces as %20, not "+": libpq reads the URL too (the stack's database check), and decodes only %XX.
+        query = f"?{urlencode(options, quote_via=quote)}" if options else ""
         return f"postgres://{auth}@{host}{port}/{quote(str(conf['NAME']), safe='')}{query}"
     pytest.fail(f"browser tests do not know how to share a {connection.vendor} test database", pytrace=False)
 
