@@ -257,13 +257,16 @@ _batch = _Batch()
 
 
 def _batching(using: str, connection: BaseDatabaseWrapper) -> bool:
-    return _batch.using == using and together_batches(using=using)
+    return _batch.using == using and _batches_on(connection)
 
 
 def together_batches(*, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Would a together() block opened here send its writes as one statement (PostgreSQL, inside a transaction,
     prepared statements on)? Elsewhere each write runs where it is called."""
-    connection = connections[using]
+    return _batches_on(connections[using])
+
+
+def _batches_on(connection: BaseDatabaseWrapper) -> bool:
     return connection.vendor == "postgresql" and connection.in_atomic_block and _prepares()
 
 
