@@ -258,16 +258,23 @@ def _veil_finish(ids: tuple[int, int]) -> None:
     """End the claim the one way Veil ends a lease (review.models.Claim.end, which settles its exposure) and
     retire the item, in one transaction: the finish is the benchmark's, not what is measured (a real decision
     writes more: the decision, its audit event, the webhook)."""
-    from django.db import connection, transaction
+    from django.db import transaction
     from django.utils import timezone
 
+    from core import compiled
     from review.models import Claim
 
     item_id, claim_id = ids
-    with transaction.atomic():
+    with transaction.atomic(), compiled.together():  # as review.decisions.do_decision writes its own
         Claim(pk=claim_id).end(outcome="decided", at=timezone.now())  # end() needs only the claim's key
-        with connection.cursor() as cursor:  # retired as the baseline retires it (a decision's own write)
-            cursor.execute(RETIRE, [item_id])
+        # Retired as the baseline retires it (a decision's own write), with the claim's end: one statement.
+        compiled.update_later("bench.retire", _retire, item_id=item_id)
+
+
+def _retire(*, item_id: int) -> tuple[Any, dict[str, Any]]:
+    from intake.models import ContentItem
+
+    return ContentItem.objects.filter(pk=item_id), {"status": ContentItem.Status.DECIDED}
 
 
 def _ready_left(queue_id: int) -> bool:

@@ -148,12 +148,30 @@ def update(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS,
     return count
 
 
+class WrongCount(RuntimeError):
+    """An update_later() given `expect` updated another number of rows: what the caller read under its locks no
+    longer held when the write went. Raised where the count becomes known (at once, or when the together() block
+    sends its writes), so the transaction rolls back rather than commit writes made on a wrong premise."""
+
+    def __init__(self, name: str, expected: int, updated: int) -> None:
+        super().__init__(f"{name}: expected to update {expected} row(s), updated {updated}")
+        self.name, self.expected, self.updated = name, expected, updated
+
+
 class Counted:
     """The rows an update_later() updated: known at once where it ran at once, else when its together() block
-    ends."""
+    sends its writes."""
 
-    def __init__(self, value: int | None = None) -> None:
+    def __init__(self, value: int | None = None, *, name: str = "", expect: int | None = None) -> None:
+        self._value: int | None = None
+        self._name, self._expect = name, expect
+        if value is not None:
+            self._set(value)
+
+    def _set(self, value: int) -> None:
         self._value = value
+        if self._expect is not None and value != self._expect:
+            raise WrongCount(self._name, self._expect, value)
 
     @property
     def value(self) -> int:
@@ -162,18 +180,26 @@ class Counted:
         return self._value
 
 
-def update_later(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> Counted:
+def _counted_now(name: str, count: int, expect: int | None, using: str) -> Counted:
+    with transaction.mark_for_rollback_on_error(using=using):  # a wrong count: the transaction cannot commit
+        return Counted(count, name=name, expect=expect)
+
+
+def update_later(name: str, build: UpdateBuilder, /, *, using: str = DEFAULT_DB_ALIAS, expect: int | None = None,
+                 **values: Any) -> Counted:
     """update(), but inside a together() block that batches (see together) the UPDATE waits for the block's end and
     goes with its other writes, in one statement; its row count is then in the returned Counted. Elsewhere it runs at
-    once, as update() does."""
+    once, as update() does. With `expect`, a row count other than that raises WrongCount when it becomes known: for
+    a conditional write whose outcome the caller already knows from what it read under its locks, so nobody has to
+    wait for the count."""
     connection = connections[using]
     if not _batching(using, connection):
-        return Counted(update(name, build, using=using, **values))
+        return _counted_now(name, update(name, build, using=using, **values), expect, using)
     leaves: list[Any] = []
     found = _lookup(name, build, values, leaves, using, connection, updates=True)
     if found is None:  # this shape runs the queryset: at once, after what waits
-        return Counted(update(name, build, using=using, **values))
-    counted = Counted()
+        return _counted_now(name, update(name, build, using=using, **values), expect, using)
+    counted = Counted(name=name, expect=expect)
     _batch.pending.append(_Waiting(found, _params(found, leaves, connection), None, counted))
     return counted
 
@@ -271,7 +297,7 @@ def _batches_on(connection: BaseDatabaseWrapper) -> bool:
 
 
 @contextmanager
-def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def together(*, using: str = DEFAULT_DB_ALIAS, join: bool = False) -> Iterator[None]:
     """The rows create() writes and the updates update_later() makes inside the block go to the database in one
     statement at its end, not one each: on PostgreSQL their INSERTs and UPDATEs, each compiled as create() and
     update() compile it, become the data-modifying CTEs of one statement (one round trip where there were several:
@@ -283,11 +309,15 @@ def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     CTEs of one statement all see the database as it was before it, so no write in a block may depend on another's
     effect (a foreign key to a row inserted in the block is checked at the end of the statement, and holds). The
     block must run inside a transaction; elsewhere (SQLite, autocommit, prepared statements off) every write runs
-    where it is called. A block inside another sends what waits at its own end. The waiting writes are sent when
-    the block ends by an exception too, so a caller that handles the exception and commits loses nothing; if
-    sending them fails then, the first exception is raised."""
-    # Nested: what waits is sent at this block's end too, so its keys and counts are known there.
+    where it is called. A block inside another sends what waits at its own end, so its keys and counts are known
+    there; with `join`, it adds its writes to the enclosing block's instead, to go when that one ends (for code that
+    needs neither, such as a claim's end, whose count is checked by `expect`). The waiting writes are sent when the
+    block ends by an exception too, so a caller that handles the exception and commits loses nothing; if sending
+    them fails then, the first exception is raised."""
     outermost = _batch.using is None
+    if not outermost and join and _batch.using == using:
+        yield  # the enclosing block sends these writes with its own
+        return
     if outermost:
         _batch.using, _batch.pending = using, []
     try:
@@ -295,7 +325,7 @@ def together(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     except BaseException:
         try:
             _flush()
-        except DatabaseError:
+        except (DatabaseError, WrongCount):
             logger.exception("compiled.together: the waiting writes could not be sent after an error")
         raise
     else:
@@ -321,25 +351,29 @@ def _flush() -> None:
         if waiting.obj is not None:
             _insert_run(waiting.found, waiting.obj, waiting.params, using, connection)
         else:
-            with transaction.mark_for_rollback_on_error(using=using):
+            with transaction.mark_for_rollback_on_error(using=using):  # a wrong count too: no commit
                 count = _execute(waiting.found, waiting.params, connection)
-            assert isinstance(count, int) and waiting.counted is not None
-            waiting.counted._value = count
+                assert isinstance(count, int) and waiting.counted is not None
+                waiting.counted._set(count)
         return
     sql = _together_sql(tuple((waiting.found.sql, waiting.obj is not None) for waiting in pending))
     together_found = _Compiled(updates=False, sql=sql, slots=(), names=(), converters=())
     with transaction.mark_for_rollback_on_error(using=using):
         returned = _execute(together_found, [param for waiting in pending for param in waiting.params], connection)
     assert isinstance(returned, list) and len(returned) == 1 and len(returned[0]) == len(pending)
+    counted: list[tuple[Counted, int]] = []
     for waiting, value in zip(pending, returned[0], strict=True):
         if waiting.obj is None:
             assert waiting.counted is not None
-            waiting.counted._value = int(value)
+            counted.append((waiting.counted, int(value)))
             continue
         obj = waiting.obj
         setattr(obj, obj._meta.pk.attname, value)
         obj._state.adding = False
         obj._state.db = using
+    with transaction.mark_for_rollback_on_error(using=using):  # a wrong count: the transaction cannot commit
+        for counts, value in counted:  # every key and count set before a wrong count is raised
+            counts._set(value)
 
 
 _together: dict[tuple[tuple[str, bool], ...], str] = {}
@@ -466,6 +500,20 @@ def instance(model: type[M], row: Mapping[str, Any], prefix: str, *, using: str 
     if row[prefix + model._meta.pk.attname] is None:
         return None
     return model.from_db(using, [f.attname for f in fields], [row[prefix + f.attname] for f in fields])
+
+
+def next_key(model: type[Model]) -> Any:
+    """The next value of `model`'s automatic primary key sequence (PostgreSQL), as an expression to annotate on a
+    read that comes before a together() block: an uncorrelated scalar subquery, run once per statement. With the key
+    known before its row is written, the other writes of the block can name the row in the same statement (a claim's
+    audit event and exposure entry; a decision's audit event). The ORM has no expression for a sequence, so this is
+    SQL, the only copy; annotate it only where together_batches() (the PostgreSQL test pass runs it)."""
+    from django.db.models import BigIntegerField
+    from django.db.models.expressions import RawSQL
+
+    meta = model._meta
+    return RawSQL("SELECT nextval(pg_get_serial_sequence(%s, %s))", (meta.db_table, meta.pk.column),
+                  output_field=BigIntegerField())
 
 
 def columns_of(model: type[Model], queryset: QuerySet[Any, Any], prefix: str) -> dict[str, Any]:

@@ -3,8 +3,12 @@ carry it over to waiting copies, tell the requester through intake.signals.decis
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -57,18 +61,23 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
 
     approve/remove are final. escalate sends the item to a team lead; second_opinion sends it back to the queue
     for someone else.
+
+    The reads come first (the item under its lock, the lease, the claim's settlement); then the decision, the
+    item's new status, the claim's end with its settlement, and the audit event are written together
+    (core.compiled.together: one statement on PostgreSQL, the decision's key taken with the item's lock so the audit
+    event can name it). The requester is told and waiting copies are decided after that, from what is written.
     """
     with transaction.atomic():
-        locked = compiled.first("review.decision.item", ContentItem, lambda *, item_id: ContentItem.objects
-                                .select_for_update().filter(pk=item_id), item_id=item.pk)
-        if locked is None:
+        keyed = compiled.together_batches()
+        found = compiled.rows("review.decision.item", _locked_item, item_id=item.pk, decision_key=keyed)
+        if not found:
             raise ContentItem.DoesNotExist("ContentItem matching query does not exist.")
+        locked = compiled.instance(ContentItem, found[0], "")
+        assert locked is not None
         item = locked
         now = timezone.now()  # once the lock is held: the lease ends at the moment it is checked
         reason, claim = _checked(item=item, reviewer=reviewer, action=action, policy=policy, reason=reason)
         is_final = action in Decision.FINAL_ACTIONS
-        decision = compiled.create("review.decision", Decision, item=item, reviewer=reviewer, action=action,
-                                   policy=policy, reason=reason, is_final=is_final)
         if is_final:
             item.status = ContentItem.Status.DECIDED
             outcome = Claim.Outcome.DECIDED
@@ -83,10 +92,18 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
             item.second_opinion_excluded_id = reviewer.pk
             outcome = Claim.Outcome.SECOND_OPINION
             audit_action = AuditEvent.Action.SECOND_OPINION
-        item.save(update_fields=["status", "escalated_at", "second_opinion_excluded"])
-        claim.end(outcome=outcome, at=now)
-        audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
-                     policy=policy.code if policy else None, reason=reason)
+        with compiled.together():
+            claim.end(outcome=outcome, at=now)  # its read first: everything after it only writes
+            key: dict[str, Any] = {"id": found[0]["decision_key"]} if keyed else {}
+            decision = compiled.create("review.decision", Decision, **key, item=item, reviewer=reviewer,
+                                       action=action, policy=policy, reason=reason, is_final=is_final)
+            if decision.pk is None:  # its key from the database (SQLite): its audit event names it
+                compiled.flush()
+            compiled.update_later("review.decision.item_status", _item_decided, item_id=item.pk,
+                                  status=item.status, escalated_at=item.escalated_at,
+                                  second_opinion_excluded_id=item.second_opinion_excluded_id)
+            audit_record(action=audit_action, actor=reviewer, item=item, decision=decision.pk, action_taken=action,
+                         policy=policy.code if policy else None, reason=reason)
         if is_final:
             decision_recorded.send(sender=Decision, decision=decision)
         if is_final and item.cluster_id is not None:
@@ -94,6 +111,24 @@ def do_decision(*, item: ContentItem, reviewer: User, action: str, policy: Polic
         queue_id = item.queue_id
         transaction.on_commit(lambda: broadcast_counts(queue_id))
     return decision
+
+
+def _locked_item(*, item_id: int, decision_key: bool) -> QuerySet[ContentItem, Any]:
+    # The item under its row lock, every field as the model loads it, and where the decision's writes go as one
+    # statement the decision's key (compiled.next_key): compiled once per process, bound on each decision.
+    locked = ContentItem.objects.select_for_update().filter(pk=item_id)
+    if decision_key:
+        locked = locked.annotate(decision_key=compiled.next_key(Decision))
+    paths = compiled.model_paths(ContentItem, "")
+    query: QuerySet[ContentItem, Any] = locked.values(*paths, *(["decision_key"] if decision_key else []))
+    return query
+
+
+def _item_decided(*, item_id: int, status: str, escalated_at: datetime | None,
+                  second_opinion_excluded_id: int | None) -> tuple[QuerySet[ContentItem], dict[str, Any]]:
+    # What a decision changes on its item (as item.save(update_fields=...) wrote it): compiled once per process.
+    return ContentItem.objects.filter(pk=item_id), {"status": status, "escalated_at": escalated_at,
+                                                    "second_opinion_excluded_id": second_opinion_excluded_id}
 
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator, URLValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy
 
 from core import compiled
@@ -134,32 +134,44 @@ class Claim(models.Model):
         back): the claim is closed with its outcome, a reveal still open ends, and the item's exposure is settled
         (wellbeing.services.exposure_settle_claim), all in the caller's transaction, so the wellbeing gate reads
         settled totals. The item's own status is the caller's to set. Returns False when the claim had ended
-        already (someone else ended it first: the update is conditional). Every caller holds the item's row lock.
+        already (someone else ended it first). Every caller holds the item's row lock, which ending a claim and
+        opening a reveal both take.
 
-        The settlement is read first, then the claim's end, the settlement and the reveals' end are written
-        together (core.compiled.together: one statement on PostgreSQL). Compiled once per process
-        (core.compiled): the querysets stay the definition."""
-        with compiled.together():
+        The settlement is read first; then the claim's end, the settlement and the reveals' end are written
+        together (core.compiled.together: one statement on PostgreSQL), joining the caller's own together() block
+        if it has one, so a caller's writes (a decision's) go in the same statement. The read tells whether the
+        claim was still open: its ledger entry, unsettled, names the claim with its end. The claim's end is
+        conditional all the same (`ended_at IS NULL`), and a count other than one raises compiled.WrongCount and
+        rolls the transaction back. A claim with no unsettled entry (one that had ended and settled, or one from
+        before the ledger) is ended at once and its count decides. Compiled once per process (core.compiled): the
+        querysets stay the definition."""
+        with compiled.together(join=True):
             settled = wellbeing_services.exposure_settle_claim(claim_id=self.pk, ended_at=at)
             if settled.claim_ended:
                 return False
-            ended = compiled.update_later("review_queue.claim_end", lambda *, claim_id, at, outcome: (
-                Claim.objects.filter(pk=claim_id, ended_at__isnull=True), {"ended_at": at, "outcome": outcome}),
-                claim_id=self.pk, at=at, outcome=outcome)
             still_open = settled.reveals_open
-            if still_open is None:  # no entry to settle (a claim from before the ledger): its reveals were not read
+            if still_open is None:  # no entry read: whether the claim was open is its end's own count
+                if not compiled.update("review_queue.claim_end", _claim_end, claim_id=self.pk, at=at,
+                                       outcome=outcome):
+                    return False
                 still_open = compiled.rows("review_queue.claim_end.reveals_open", lambda *, claim_id: RevealEvent
                                            .objects.filter(claim_id=claim_id, ended_at__isnull=True).values("pk")[:1],
                                            claim_id=self.pk) != []
+            else:  # the entry read shows the claim open, under the item's lock: its end updates one row
+                compiled.update_later("review_queue.claim_end", _claim_end, expect=1, claim_id=self.pk, at=at,
+                                      outcome=outcome)
             if still_open:
                 compiled.update_later("review_queue.claim_end.reveals_end", lambda *, claim_id, at: (
                     RevealEvent.objects.filter(claim_id=claim_id, ended_at__isnull=True), {"ended_at": at}),
                     claim_id=self.pk, at=at)
-        if not ended.value:
-            return False
         self.ended_at, self.outcome = at, outcome
         return True
 
+
+
+def _claim_end(*, claim_id: int, at: datetime, outcome: str) -> tuple[QuerySet[Claim], dict[str, Any]]:
+    # A claim's conditional end (Claim.end): compiled once per process, bound on each end.
+    return Claim.objects.filter(pk=claim_id, ended_at__isnull=True), {"ended_at": at, "outcome": outcome}
 
 
 class RevealEvent(models.Model):

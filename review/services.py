@@ -212,7 +212,7 @@ def _lease_first(
             if _supports_skip_locked():
                 candidates = candidates.select_for_update(skip_locked=True, no_key=True, of=("self",))
             if claim_key:
-                candidates = candidates.annotate(claim_key=_next_claim_key())
+                candidates = candidates.annotate(claim_key=compiled.next_key(Claim))
             query: QuerySet[ContentItem, Any] = candidates.values(*paths, *(["claim_key"] if claim_key else []))[:1]
             return query
 
@@ -225,18 +225,6 @@ def _lease_first(
             return _lease(item=item, claim_key=found[0].get("claim_key"), wanted=wanted, reviewer=reviewer,
                           queue=queue, now=now, expires=expires, constraints=constraints)
     return None
-
-
-def _next_claim_key() -> Any:
-    """The next value of the claims' primary key sequence, once per pick (an uncorrelated scalar subquery): the ORM
-    has no expression for a sequence, so this is SQL, the only copy, and runs where compiled.together batches
-    (PostgreSQL; the PostgreSQL test pass)."""
-    from django.db.models import BigIntegerField
-    from django.db.models.expressions import RawSQL
-
-    meta = Claim._meta
-    return RawSQL("SELECT nextval(pg_get_serial_sequence(%s, %s))", (meta.db_table, meta.pk.column),
-                  output_field=BigIntegerField())
 
 
 class LeaseLost(RuntimeError):

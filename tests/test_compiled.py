@@ -49,13 +49,14 @@ def checked(monkeypatch) -> list[str]:
     def both(name: str, build: Any, /, *, using: str = "default", **values: Any) -> list[dict[str, Any]]:
         got = real(name, build, using=using, **values)
         expected = list(build(**values).using(using))
-        # The lease's pick takes the next claim key from its sequence: each run takes a new one, in order.
-        keys = [(row.pop("claim_key"), again.pop("claim_key")) for row, again in zip(got, expected, strict=False)
-                if "claim_key" in row]
-        assert all(isinstance(a, int) and isinstance(b, int) and b > a for a, b in keys), (name, keys)
+        # The lease's pick and a decision's item lock take the next key from a sequence (compiled.next_key): each
+        # run takes a new one, in order.
+        keys = [(column, row.pop(column), again.pop(column)) for row, again in zip(got, expected, strict=False)
+                for column in ("claim_key", "decision_key") if column in row]
+        assert all(isinstance(a, int) and isinstance(b, int) and b > a for _c, a, b in keys), (name, keys)
         assert got == expected, name
-        for row, (key, _again) in zip(got, keys, strict=False):
-            row["claim_key"] = key
+        for row, (column, key, _again) in zip(got, keys, strict=False):
+            row[column] = key
         seen.append(name)
         return got
 
@@ -615,8 +616,7 @@ def test_prepared_statements_get_their_generic_plan_from_the_first_run(moderator
 
 
 def test_a_nested_together_block_sends_at_its_own_end(moderator):
-    """A block inside another sends what waits when it ends, so its caller can read its counts and keys (Claim.end
-    reads its update's count after its own block, whoever called it)."""
+    """A block inside another sends what waits when it ends, so its caller can read its counts and keys."""
     from django.db import transaction
 
     queue = make_queue()
@@ -626,3 +626,155 @@ def test_a_nested_together_block_sends_at_its_own_end(moderator):
             counted = compiled.update_later("test.nested_lease", lambda *, item_id: (
                 ContentItem.objects.filter(pk=item_id), {"status": ContentItem.Status.IN_REVIEW}), item_id=item.pk)
         assert counted.value == 1
+
+
+def test_a_joined_block_sends_with_the_enclosing_one(moderator):
+    """together(join=True) inside another block adds its writes to that block's: they go when it ends, in the same
+    statement on PostgreSQL. Alone, a joined block is a block of its own."""
+    from django.db import connection, transaction
+
+    queue = make_queue()
+    on_postgresql = connection.vendor == "postgresql"
+
+    def to_review(*, item_id: int) -> Any:
+        return ContentItem.objects.filter(pk=item_id), {"status": ContentItem.Status.IN_REVIEW}
+
+    first, second, alone = ready_item(queue), ready_item(queue), ready_item(queue)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        with compiled.together():
+            outer = compiled.update_later("test.joined", to_review, item_id=first.pk)
+            with compiled.together(join=True):
+                inner = compiled.update_later("test.joined", to_review, item_id=second.pk)
+            if on_postgresql:
+                with pytest.raises(RuntimeError):  # still waiting for the enclosing block
+                    _ = inner.value
+        assert (outer.value, inner.value) == (1, 1)
+    assert len(_writes(queries)) == (1 if on_postgresql else 2), _writes(queries)
+    with transaction.atomic(), compiled.together(join=True):
+        counted = compiled.update_later("test.joined", to_review, item_id=alone.pk)
+    assert counted.value == 1
+    assert set(ContentItem.objects.filter(pk__in=[first.pk, second.pk, alone.pk]).values_list("status", flat=True)) \
+        == {ContentItem.Status.IN_REVIEW}
+
+
+def test_an_update_that_counts_other_than_expected_raises_and_rolls_back(moderator):
+    """update_later(expect=n): a count other than n raises WrongCount where it becomes known (at the block's end on
+    PostgreSQL, at once elsewhere), after every key and count of the block is set, and the transaction cannot
+    commit: a caller that catches it inside the transaction still has everything rolled back."""
+    from django.db import transaction
+
+    queue = make_queue()
+    item, taken = ready_item(queue), ready_item(queue)
+    ContentItem.objects.filter(pk=taken.pk).update(status=ContentItem.Status.IN_REVIEW)
+
+    def to_review(*, item_id: int, wanted: str) -> Any:
+        return ContentItem.objects.filter(pk=item_id, status=wanted), {"status": ContentItem.Status.IN_REVIEW}
+
+    with pytest.raises(compiled.WrongCount) as raised, transaction.atomic(), compiled.together():
+        leased = compiled.update_later("test.expect", to_review, expect=1, item_id=item.pk,
+                                       wanted=ContentItem.Status.READY)
+        compiled.update_later("test.expect", to_review, expect=1, item_id=taken.pk,
+                              wanted=ContentItem.Status.READY)
+    assert (raised.value.expected, raised.value.updated) == (1, 0)
+    assert leased.value == 1  # it was written, then rolled back
+    assert ContentItem.objects.get(pk=item.pk).status == ContentItem.Status.READY
+    with transaction.atomic():
+        try:
+            with compiled.together():
+                compiled.update_later("test.expect", to_review, expect=1, item_id=item.pk,
+                                      wanted=ContentItem.Status.READY)
+                compiled.update_later("test.expect", to_review, expect=1, item_id=taken.pk,
+                                      wanted=ContentItem.Status.READY)
+        except compiled.WrongCount:
+            pass
+        assert transaction.get_rollback()
+    assert ContentItem.objects.get(pk=item.pk).status == ContentItem.Status.READY
+    right = compiled.update_later("test.expect", to_review, expect=1, item_id=item.pk,
+                                  wanted=ContentItem.Status.READY)  # autocommit: at once
+    assert right.value == 1
+
+
+def test_a_claims_end_joins_its_callers_block(moderator):
+    """Claim.end inside the caller's together() block (as a decision calls it): its read first, then its writes go
+    with the caller's own, in one statement on PostgreSQL; a claim that ended already is ended at once and its
+    count says so."""
+    from django.db import connection, transaction
+
+    queue = make_queue()
+    on_postgresql = connection.vendor == "postgresql"
+    for _ in range(3):
+        ready_item(queue)
+    with time_machine.travel(T0, tick=False):
+        finish(item_claim(reviewer=moderator, queue=queue))  # starts the shift; compiles
+    for n in range(2):
+        at = T0 + (n + 1) * MIN
+        with time_machine.travel(at, tick=False):
+            claim = item_claim(reviewer=moderator, queue=queue)
+            with transaction.atomic(), CaptureQueriesContext(connection) as queries, compiled.together():
+                assert claim.end(outcome=Claim.Outcome.DECIDED, at=at)
+                compiled.update_later("test.retire", lambda *, item_id: (ContentItem.objects.filter(
+                    pk=item_id), {"status": ContentItem.Status.DECIDED}), item_id=claim.item_id)
+            writes = _writes(queries)
+            assert len(writes) == (1 if on_postgresql else 3), writes
+            assert Claim.objects.get(pk=claim.pk).ended_at == at
+            assert ExposureEntry.objects.get(claim_id=claim.pk).ended_at == at
+            assert ContentItem.objects.get(pk=claim.item_id).status == ContentItem.Status.DECIDED
+            with transaction.atomic(), compiled.together():
+                assert not Claim.objects.get(pk=claim.pk).end(outcome=Claim.Outcome.RELEASED, at=at + MIN)
+            assert Claim.objects.get(pk=claim.pk).outcome == Claim.Outcome.DECIDED
+
+
+def test_a_claims_end_that_its_read_and_write_disagree_on_rolls_back(moderator, monkeypatch):
+    """The claim's conditional end is a guard behind the read: were the read to show the claim open when it had
+    ended (a caller without the item's lock), the end raises WrongCount and nothing of the transaction stays."""
+    from django.db import transaction
+
+    queue = make_queue()
+    ready_item(queue)
+    with time_machine.travel(T0, tick=False):
+        claim = item_claim(reviewer=moderator, queue=queue)
+        Claim.objects.filter(pk=claim.pk).update(ended_at=T0, outcome=Claim.Outcome.RELEASED)
+    stale = services.ClaimSettled(claim_ended=False, reveals_open=False, written=[])
+    monkeypatch.setattr(services, "exposure_settle_claim", lambda **_: stale)  # what review.models calls
+    with pytest.raises(compiled.WrongCount), transaction.atomic(), compiled.together():
+        claim.end(outcome=Claim.Outcome.DECIDED, at=T0 + MIN)
+        ContentItem.objects.filter(pk=claim.item_id).update(status=ContentItem.Status.DECIDED)
+    assert Claim.objects.get(pk=claim.pk).outcome == Claim.Outcome.RELEASED
+    assert ContentItem.objects.get(pk=claim.item_id).status == ContentItem.Status.IN_REVIEW
+
+
+def test_a_decision_writes_in_one_statement_on_postgresql(moderator):
+    """do_decision reads first (the item under its lock with the decision's key, the lease, the settlement), then
+    the decision, the item's status, the claim's end with its settlement and the audit event go as one statement on
+    PostgreSQL; SQLite writes each where it is made. The rows are those the decision tests check; here, each action's
+    rows and the statements."""
+    from django.db import connection
+
+    from review.decisions import do_decision
+
+    queue = make_queue()
+    on_postgresql = connection.vendor == "postgresql"
+    for _ in range(4):
+        ready_item(queue)
+    for n, action in enumerate(("approve", "escalate", "second_opinion", "approve")):
+        at = T0 + n * MIN
+        with time_machine.travel(at, tick=False):
+            claim = item_claim(reviewer=moderator, queue=queue)
+            with CaptureQueriesContext(connection) as queries:
+                decision = do_decision(item=claim.item, reviewer=moderator, action=action, policy=None,
+                                       reason="" if action == "approve" else "needs another look")
+            writes = _writes(queries)
+            if n:  # the first compiles
+                assert len(writes) == (1 if on_postgresql else 5), writes
+        item = ContentItem.objects.get(pk=claim.item_id)
+        assert item.status == {"approve": "decided", "escalate": "escalated", "second_opinion": "ready"}[action]
+        assert (item.escalated_at == at) is (action == "escalate")
+        assert (item.second_opinion_excluded_id == moderator.pk) is (action == "second_opinion")
+        ended = Claim.objects.get(pk=claim.pk)
+        assert ended.ended_at == at and ended.outcome == {"approve": "decided", "escalate": "escalated",
+                                                          "second_opinion": "second_opinion"}[action]
+        assert ExposureEntry.objects.get(claim=ended).exposure is not None
+        event = AuditEvent.objects.filter(item=item).latest("id")
+        assert event.data["decision"] == decision.pk and event.actor_id == moderator.pk
+        assert event.action == {"approve": "decided", "escalate": "escalated", "second_opinion": "second_opinion"}[
+            action]
