@@ -47,7 +47,8 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
             candidates = candidates.select_for_update(skip_locked=True)
         for item in candidates.order_by("id")[:500]:
             # Read again under the item's lock: a renewal may have just extended it. On SQLite (no row locks) the
-            # IMMEDIATE transaction serialises expirers, and Claim.end's conditional update is a second guard.
+            # IMMEDIATE transaction serialises expirers. Claim.end's conditional update is a second guard: a claim
+            # found ended returns False, and a write that disagrees with its read raises compiled.WrongCount.
             claim = lapsed.filter(item=item).first()
             if claim is None or not claim.end(outcome=Claim.Outcome.EXPIRED, at=now):
                 continue
