@@ -15,7 +15,10 @@ statement in autocommit:
 
 Each claimer finishes its item right after claiming it (the baseline retires the item in one statement; Veil's ends
 the claim as Veil does, settling its exposure, and retires the item), because a holder who claims again gets the
-same item back. The finish is the benchmark's own, not what is measured. Latency is the claim call alone.
+same item back. The finish is the benchmark's own, not what is measured. Latency is the claim call alone. Since
+2026-12-07 (seventh session) Veil's finish writes the claim's end, its settlement and the item's retirement as one
+statement, as review.decisions.do_decision writes a decision's (Claim.end joins its caller's compiled.together()
+block); before, the retirement was a statement of its own after the claim's end.
 
 (a) saturation: C claimers (P processes x C/P threads, one database connection each) claim until the queue is
     empty. (b) open loop: each of C moderators claims once a second on a fixed schedule; latency is measured from

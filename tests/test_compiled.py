@@ -554,18 +554,25 @@ def test_a_read_inside_a_together_block_sees_what_waits(moderator):
         assert found == [{"pk": claim.pk}]
 
 
+def _shift_started(moderator: User, *, items: int) -> Any:
+    """A queue of `items` waiting items, the first claimed and finished at T0: the moderator's shift started and the
+    claim path compiled, so what follows is a steady claim's."""
+    queue = make_queue()
+    for _ in range(items):
+        ready_item(queue)
+    with time_machine.travel(T0, tick=False):
+        finish(item_claim(reviewer=moderator, queue=queue))
+    return queue
+
+
 def test_a_claim_and_its_end_each_write_in_one_statement_on_postgresql(moderator):
     """The lease, the claim, its audit event and its exposure reservation: one statement on PostgreSQL; the claim's
     end and its settlement: one more (review.services._lease, review.models.Claim.end). SQLite writes each where it
     is made. The rows are checked by the claim and settlement tests; here, the statements."""
     from django.db import connection
 
-    queue = make_queue()
+    queue = _shift_started(moderator, items=2)
     on_postgresql = connection.vendor == "postgresql"
-    for _ in range(2):
-        ready_item(queue)
-    with time_machine.travel(T0, tick=False):
-        finish(item_claim(reviewer=moderator, queue=queue))  # starts the shift; compiles
     with time_machine.travel(T0 + MIN, tick=False):
         with CaptureQueriesContext(connection) as queries:
             claim = item_claim(reviewer=moderator, queue=queue)
@@ -700,12 +707,8 @@ def test_a_claims_end_joins_its_callers_block(moderator):
     count says so."""
     from django.db import connection, transaction
 
-    queue = make_queue()
+    queue = _shift_started(moderator, items=3)
     on_postgresql = connection.vendor == "postgresql"
-    for _ in range(3):
-        ready_item(queue)
-    with time_machine.travel(T0, tick=False):
-        finish(item_claim(reviewer=moderator, queue=queue))  # starts the shift; compiles
     for n in range(2):
         at = T0 + (n + 1) * MIN
         with time_machine.travel(at, tick=False):
