@@ -72,9 +72,11 @@ class OneHopASGIHandler(ASGIHandler):
         if request is not None:
             response = self.get_response(request)
         assert isinstance(response, HttpResponseBase)
+        # Not type-checked below: an attribute Django's own ASGIHandler sets on every response, not in django-stubs
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         start = self._start(response)
         if not response.streaming:
+            # Not type-checked below: HttpResponseBase has no content; a response that is not streaming has
             body = response.content  # type: ignore[attr-defined]
             response.close()  # request_finished, in the thread whose connection it returns
             return [start, *({"type": "http.response.body", "body": chunk, "more_body": not last}

@@ -41,7 +41,7 @@ def leases_expire(*, queue: Queue | None = None, now: datetime | None = None) ->
     if queue is not None:
         lapsed = lapsed.filter(queue=queue)
     with transaction.atomic():
-        # Lock order: the item, then its claim (as a renewal or a decision takes them).
+        # The item, then its claim (the lock order of _lease_first, as a renewal or a decision takes them).
         candidates = ContentItem.objects.filter(pk__in=lapsed.values("item_id"), status=ContentItem.Status.IN_REVIEW)
         if _supports_skip_locked():
             candidates = candidates.select_for_update(skip_locked=True)

@@ -86,7 +86,8 @@ def _push_later(reviewer_id: int, event: str) -> None:
 
 def _shift_locked(*, reviewer_id: int) -> Shift | None:
     """The reviewer's open shift, its row locked: the first lock every claim, break and shift change of this reviewer
-    takes (lock order: shift, then item, then claim), so one reviewer's requests queue up behind each other."""
+    takes (the lock order is written once, in review.services._lease_first), so one reviewer's requests queue up
+    behind each other."""
     return compiled.first("wellbeing.shift_locked", Shift,
                           lambda *, reviewer_id: Shift.objects.select_for_update().filter(reviewer_id=reviewer_id,
                                                                                           ended_at__isnull=True),
