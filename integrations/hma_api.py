@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import MultiPartParser
@@ -49,12 +50,20 @@ def _signals_of_upload(request: Request) -> dict[str, str]:
     files = request.FILES
     name = next(iter(files.keys()), "")
     if name == "video" and len(files) == 1 and len(files.getlist(name)) == 1:
-        upload = files[name]
+        upload = _upload(files[name])
         try:
             return hma.video_signals(upload, size=int(upload.size or 0))
         except media.UnsafeImage as exc:
             _refuse(exc)
     return {"pdq": _pdq_of_upload(request)}
+
+
+def _upload(found: object) -> UploadedFile[Any]:
+    """The one file of a field that holds one: a request's FILES hold uploaded files (djangorestframework-stubs
+    3.18.2 types an item of it as a file or a list, so this says which)."""
+    if not isinstance(found, UploadedFile):
+        raise ApiError("one_file_only", gettext("Only one file allowed per request."), 400)
+    return found
 
 
 def _pdq_of_upload(request: Request) -> str:
@@ -72,7 +81,7 @@ def _pdq_of_upload(request: Request) -> str:
         raise ApiError("unknown_content_type", gettext("no such content_type: %(names)s (Veil hashes photo and "
                                                        "video).") % {
             "names": repr(names[0][:40])}, 400)
-    upload = files[names[0]]
+    upload = _upload(files[names[0]])
     try:
         return hma.image_pdq(upload, size=int(upload.size or 0))
     except media.UnsafeImage as exc:
